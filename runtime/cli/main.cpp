@@ -1,0 +1,63 @@
+// The tierckpt command. Subcommands are added as the tiers land; each one
+// documents itself in --help and in tierckpt(1).
+#include "config.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "tierckpt/tierckpt.h"
+
+namespace {
+
+constexpr const char *kUsage = R"(Usage: tierckpt COMMAND [ARGS...]
+       tierckpt --help | --version
+
+Managed tiered checkpointing for Slurm clusters.
+
+Commands:
+  info       show the version and which transports and tiers this build has
+  help       show this help
+
+Options:
+  -h, --help     show this help and exit
+  -V, --version  show the version and exit
+
+See tierckpt(1) and tierckpt(7).
+)";
+
+int cmd_info() {
+    const char *features = tierckpt_features();
+    fmt::print("tierckpt {}\n", tierckpt_version());
+    fmt::print("features: {}\n", *features ? features : "(none)");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        std::fputs(kUsage, stderr);
+        return 2;
+    }
+    std::string_view cmd = argv[1];
+    if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    if (cmd == "-V" || cmd == "--version") {
+        fmt::print("tierckpt {}\n", tierckpt_version());
+        return 0;
+    }
+    if (cmd == "info") {
+        if (argc != 2) {
+            fmt::print(stderr, "tierckpt info: takes no arguments\n");
+            return 2;
+        }
+        return cmd_info();
+    }
+    fmt::print(stderr, "tierckpt: unknown command '{}'; run 'tierckpt --help' for the list of commands\n", cmd);
+    return 2;
+}
