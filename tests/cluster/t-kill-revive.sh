@@ -3,6 +3,7 @@
 # shellcheck disable=SC2016  # single-quoted scripts run on the nodes
 # its memory (/dev/shm) with them; "cluster revive" brings it back empty and
 # in service; the other nodes keep their memory throughout.
+# shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
 step "a marker in /dev/shm on n2 and n3"

@@ -4,6 +4,7 @@
 # the unprivileged test user: each rank reports a distinct node of the
 # allocation (two ranks per node, block distribution) and the allreduce of
 # the ranks is right.
+# shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
 step "srun --mpi=pmix -N3 -n6 tierckpt-mpi-probe"

@@ -3,6 +3,7 @@
 # shellcheck disable=SC2016  # single-quoted scripts run on the nodes
 # and runs: srun with the cluster's plugstack.conf is quiet; a plugstack.conf
 # with an unknown key makes the plugin name the key and refuse to start.
+# shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
 conf=$STATE/etc

@@ -3,6 +3,7 @@
 # shellcheck disable=SC2016  # single-quoted scripts run on the nodes
 # namespaces, links, bridge, /etc/hosts lines, the test user if it made
 # it, its state), and the cluster comes up and goes down cleanly again.
+# shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
 check_clean() { # WHAT
