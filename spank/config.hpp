@@ -1,19 +1,45 @@
-// The plugin's plugstack.conf arguments. Parsed again in every context:
-// srun, slurmstepd and the job prolog/epilog share no memory.
+// The plugin's plugstack.conf arguments (admin settings). Parsed again in
+// every context: srun, sbatch, slurmstepd and the job prolog/epilog share
+// no memory. See spank-tierckpt(8) for the meaning of each key.
 #pragma once
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "../runtime/common/log.hpp"
+#include "../runtime/common/size.hpp"
 #include "../runtime/common/status.hpp"
 
 namespace tck::spank {
 
 struct Config {
+    std::string store_dir = "/dev/shm/tierckpt";   // store_dir=
+    SizeSpec max_mem = percent(50);                 // max_mem=: hard cap per node
+    SizeSpec default_mem = percent(10);             // default_mem=: size for a bare --ckpt-mem
+    unsigned default_replicas = 1;                  // default_replicas=
+    std::vector<std::string> persist_dirs;          // persist_dirs=a:b; empty: any absolute path
+    std::uint64_t keep_seconds = 600;               // keep_seconds=: grace after a failed job
+    bool prefault = true;                           // prefault=
     tck::log::Level log_level = tck::log::Level::warn;  // log=
+
+    static SizeSpec percent(double p) {
+        SizeSpec s;
+        s.is_percent = true;
+        s.percent = p;
+        return s;
+    }
 };
 
+// Limits that are part of the interface (documented in spank-tierckpt(8)).
+inline constexpr unsigned kMaxReplicas = 16;
+inline constexpr std::uint64_t kMaxKeepSeconds = 7 * 24 * 3600;
+inline constexpr std::uint64_t kMaxPersistEvery = 1000000;
+
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args);
+
+// "max_mem=50%" or "max_mem=64 GiB", for messages.
+std::string describe(const SizeSpec &spec);
 
 }  // namespace tck::spank

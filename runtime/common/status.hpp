@@ -46,9 +46,12 @@ public:
     bool is_ok() const { return std::holds_alternative<T>(v_); }
     explicit operator bool() const { return is_ok(); }
     const T &value() const & { return std::get<T>(v_); }
+    T &value() & { return std::get<T>(v_); }
     T &&value() && { return std::get<T>(std::move(v_)); }
-    const T &operator*() const { return value(); }
+    const T &operator*() const & { return value(); }
+    T &operator*() & { return value(); }
     const T *operator->() const { return &value(); }
+    T *operator->() { return &value(); }
     // The error; only meaningful when !is_ok().
     const Status &status() const { return std::get<Status>(v_); }
 

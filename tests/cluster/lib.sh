@@ -29,3 +29,29 @@ $1"; fi
 }
 
 node_state() { ck sinfo -h -N -n "$1" -o '%T' | head -n 1; }
+
+# Runs a shell command as the test user on one node.
+on_node() { # NODE COMMAND
+    ck srun -N1 -w "$1" sh -c "$2"
+}
+
+# Waits up to $3 seconds (default 20) until COMMAND's output matches REGEX.
+wait_for() { # COMMAND REGEX [SECONDS]
+    local i out
+    for ((i = 0; i < ${3:-20} * 2; i++)); do
+        out=$(eval "$1" 2>&1 || true)
+        if grep -Eq -- "$2" <<<"$out"; then return 0; fi
+        sleep 0.5
+    done
+    fail "timed out waiting for /$2/ from: $1
+last output: $out"
+}
+
+# Runs a command as root inside NODE's namespaces (its /dev/shm and /tmp),
+# to look at what a user cannot see (e.g. the plugin's private files).
+node_root() { # NODE COMMAND...
+    local node=$1 pid
+    shift
+    pid=$(cat "$STATE/run/slurmd-$node.pid")
+    nsenter -t "$pid" -m -u -n -i "$@"
+}

@@ -2,7 +2,7 @@
 # The SPANK plugin is installed as an admin would (plugstack.conf, required)
 # shellcheck disable=SC2016  # single-quoted scripts run on the nodes
 # and runs: srun with the cluster's plugstack.conf is quiet; a plugstack.conf
-# with an unknown key makes the plugin name the key and refuse to start.
+# with an unknown key makes srun fail with a message naming the key.
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
@@ -30,7 +30,13 @@ trap 'rm -rf "$bad"' EXIT
 sed "s|^PlugStackConfig=.*|PlugStackConfig=$bad/plugstack.conf|" "$conf/slurm.conf" >"$bad/slurm.conf"
 sed 's/log=info/log=info sotre_dir=\/dev\/shm/' "$conf/plugstack.conf" >"$bad/plugstack.conf"
 chmod -R a+rX "$bad"
-out=$(ck env SLURM_CONF="$bad/slurm.conf" srun -N1 true 2>&1 || true)
+set +e
+out=$(ck env SLURM_CONF="$bad/slurm.conf" srun -N1 true 2>&1)
+rc=$?
+set -e
 echo "$out"
+[ "$rc" -ne 0 ] || fail "srun ran with a broken plugstack.conf"
 assert_match "$out" "tierckpt: plugstack.conf: unknown key 'sotre_dir'" "error naming the key"
-assert_match "$out" 'known keys: log' "error listing the known keys"
+assert_match "$out" 'known keys: default_mem, default_replicas, keep_seconds, log, max_mem, persist_dirs, prefault, store_dir' \
+    "error listing the known keys"
+assert_match "$out" 'see spank-tierckpt\(8\)' "error pointing to the man page"

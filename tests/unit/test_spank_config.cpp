@@ -2,22 +2,62 @@
 
 #include "../../spank/config.hpp"
 
-TEST_CASE("plugstack arguments: defaults and log level", "[spank]") {
-    auto def = tck::spank::parse_config({});
-    REQUIRE(def);
-    CHECK(def->log_level == tck::log::Level::warn);
+using tck::spank::parse_config;
 
-    auto dbg = tck::spank::parse_config({"log=debug"});
-    REQUIRE(dbg);
-    CHECK(dbg->log_level == tck::log::Level::debug);
+TEST_CASE("plugstack arguments: defaults", "[spank][config]") {
+    auto def = parse_config({});
+    REQUIRE(def);
+    CHECK(def->store_dir == "/dev/shm/tierckpt");
+    CHECK(def->max_mem.is_percent);
+    CHECK(def->max_mem.percent == 50);
+    CHECK(def->default_mem.percent == 10);
+    CHECK(def->default_replicas == 1);
+    CHECK(def->persist_dirs.empty());
+    CHECK(def->keep_seconds == 600);
+    CHECK(def->prefault);
+    CHECK(def->log_level == tck::log::Level::warn);
 }
 
-TEST_CASE("plugstack arguments: bad input names the problem", "[spank]") {
-    auto unknown = tck::spank::parse_config({"storedir=/x"});
-    REQUIRE_FALSE(unknown);
-    CHECK(unknown.status().message().find("unknown key 'storedir'") != std::string::npos);
+TEST_CASE("plugstack arguments: every key", "[spank][config]") {
+    auto c = parse_config({"store_dir=/dev/hugepages/tck", "max_mem=64G", "default_mem=8G", "default_replicas=2",
+                           "persist_dirs=/lustre:/fsx", "keep_seconds=120", "prefault=no", "log=debug"});
+    REQUIRE(c);
+    CHECK(c->store_dir == "/dev/hugepages/tck");
+    CHECK(c->max_mem.bytes == 64ull << 30);
+    CHECK(c->default_mem.bytes == 8ull << 30);
+    CHECK(c->default_replicas == 2);
+    REQUIRE(c->persist_dirs.size() == 2);
+    CHECK(c->persist_dirs[1] == "/fsx");
+    CHECK(c->keep_seconds == 120);
+    CHECK_FALSE(c->prefault);
+    CHECK(c->log_level == tck::log::Level::debug);
+}
 
-    auto badlvl = tck::spank::parse_config({"log=loud"});
-    REQUIRE_FALSE(badlvl);
-    CHECK(badlvl.status().message() == "log=loud: expected error, warn, info or debug");
+TEST_CASE("plugstack arguments: bad input names the key and the reason", "[spank][config]") {
+    struct Case {
+        const char *arg, *expect;
+    };
+    for (auto [arg, expect] : {
+             Case{"storedir=/x", "unknown key 'storedir'"},
+             Case{"log=loud", "log=loud: expected error, warn, info or debug"},
+             Case{"store_dir=relative", "store_dir=relative: not an absolute path"},
+             Case{"store_dir=/dev/shm/../etc", "'..' component"},
+             Case{"store_dir=/", "store_dir=/: name a directory"},
+             Case{"max_mem=lots", "max_mem: invalid size 'lots'"},
+             Case{"max_mem=0", "max_mem=0: must be more than 0"},
+             Case{"default_replicas=17", "default_replicas=17: out of range"},
+             Case{"keep_seconds=-1", "keep_seconds=-1: not a whole number"},
+             Case{"persist_dirs=/a:rel", "persist_dirs=rel: not an absolute path"},
+             Case{"persist_dirs=/a:", "ends with ':'"},
+             Case{"prefault=maybe", "prefault=maybe: expected yes or no"},
+             Case{"noequals", "not of the form key=value"},
+         }) {
+        INFO(arg);
+        auto r = parse_config({arg});
+        REQUIRE_FALSE(r);
+        CHECK(r.status().message().find(expect) != std::string::npos);
+    }
+    auto order = parse_config({"max_mem=10%", "default_mem=20%"});
+    REQUIRE_FALSE(order);
+    CHECK(order.status().message().find("default_mem (20% of the node's memory) is above max_mem") == 0);
 }

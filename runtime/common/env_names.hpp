@@ -1,0 +1,18 @@
+// The TIERCKPT_* variables the SPANK plugin hands to a job's tasks and the
+// runtime reads. Documented in tierckpt(7); keep the two in step.
+#pragma once
+
+namespace tck::env {
+
+inline constexpr const char *kStore = "TIERCKPT_STORE";                // path of this node's store file
+inline constexpr const char *kStoreBytes = "TIERCKPT_STORE_BYTES";     // its size in bytes
+inline constexpr const char *kStoreCreated = "TIERCKPT_STORE_CREATED"; // 1: this step made it; 0: found it
+inline constexpr const char *kPrefault = "TIERCKPT_PREFAULT";          // 1: map it with MAP_POPULATE
+inline constexpr const char *kReplicas = "TIERCKPT_REPLICAS";          // in-memory copies on other nodes
+inline constexpr const char *kPersistDir = "TIERCKPT_PERSIST_DIR";     // persistent tier ("" or unset: none)
+inline constexpr const char *kPersistEvery = "TIERCKPT_PERSIST_EVERY"; // flush every N committed versions
+inline constexpr const char *kJobId = "TIERCKPT_JOB_ID";
+inline constexpr const char *kRestartCount = "TIERCKPT_RESTART_COUNT"; // the job's requeue count
+inline constexpr const char *kMemlock = "TIERCKPT_MEMLOCK_BYTES";      // the tasks' locked-memory limit
+
+}  // namespace tck::env

@@ -1,0 +1,127 @@
+#include "options.hpp"
+
+#include "../runtime/common/parse.hpp"
+
+namespace tck::spank {
+
+namespace {
+
+constexpr const char *name_of(Opt opt) {
+    switch (opt) {
+    case Opt::mem: return "--ckpt-mem";
+    case Opt::replicas: return "--ckpt-replicas";
+    case Opt::persist: return "--ckpt-persist";
+    case Opt::persist_every: return "--ckpt-persist-every";
+    }
+    return "--ckpt-?";
+}
+
+Status over_cap(const SizeSpec &asked, const Config &cfg, std::string_view where) {
+    return error(TIERCKPT_ERR_INVALID,
+                 "--ckpt-mem asks for {}{}, above the admin's cap max_mem ({}); ask for at most that much", describe(asked),
+                 where, describe(cfg.max_mem));
+}
+
+}  // namespace
+
+Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions &opts) {
+    const char *name = name_of(opt);
+    std::string_view arg = optarg ? optarg : "";
+    switch (opt) {
+    case Opt::mem: {
+        opts.enabled = true;
+        if (!optarg) {  // bare --ckpt-mem: the admin's default size
+            opts.mem.reset();
+            return Status::ok();
+        }
+        auto spec = parse_size(arg);
+        if (!spec) return error(TIERCKPT_ERR_INVALID, "{}: {}", name, spec.status().message());
+        if (!spec->is_percent && spec->bytes == 0) {
+            return error(TIERCKPT_ERR_INVALID, "{}: invalid size '{}': the store must be larger than 0; expected {}",
+                         name, arg, kSizeForm);
+        }
+        opts.mem = *spec;
+        return Status::ok();
+    }
+    case Opt::replicas: {
+        auto n = parse_uint(name, arg, 0, kMaxReplicas);
+        if (!n) return n.status();
+        opts.replicas = static_cast<unsigned>(*n);
+        return Status::ok();
+    }
+    case Opt::persist: {
+        auto p = parse_abs_path(name, arg);
+        if (!p) return p.status();
+        if (!cfg.persist_dirs.empty()) {
+            bool allowed = false;
+            for (const auto &dir : cfg.persist_dirs) allowed = allowed || path_is_under(*p, dir);
+            if (!allowed) {
+                std::string list;
+                for (const auto &dir : cfg.persist_dirs) list += (list.empty() ? "" : ", ") + dir;
+                return error(TIERCKPT_ERR_INVALID,
+                             "{}={}: not below a directory the admin allows for checkpoints; use a directory under: {}",
+                             name, arg, list);
+            }
+        }
+        opts.persist_dir = *p;
+        return Status::ok();
+    }
+    case Opt::persist_every: {
+        auto n = parse_uint(name, arg, 1, kMaxPersistEvery);
+        if (!n) return n.status();
+        opts.persist_every = *n;
+        return Status::ok();
+    }
+    }
+    return error(TIERCKPT_ERR_INTERNAL, "unknown option {}", static_cast<int>(opt));
+}
+
+Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
+    if (!opts.enabled) {
+        const char *orphan = opts.replicas ? "--ckpt-replicas"
+                             : opts.persist_dir ? "--ckpt-persist"
+                             : opts.persist_every ? "--ckpt-persist-every"
+                                                  : nullptr;
+        if (orphan) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "{} is given without --ckpt-mem; tierckpt is on only with --ckpt-mem=SIZE (e.g. --ckpt-mem=8G)",
+                         orphan);
+        }
+        return Settings{};
+    }
+    if (opts.persist_every && !opts.persist_dir) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "--ckpt-persist-every={} needs --ckpt-persist=DIR, the directory to flush checkpoints to",
+                     *opts.persist_every);
+    }
+    Settings s;
+    s.mem = opts.mem ? *opts.mem : cfg.default_mem;
+    s.replicas = opts.replicas ? *opts.replicas : cfg.default_replicas;
+    if (opts.persist_dir) {
+        s.persist_dir = *opts.persist_dir;
+        s.persist_every = opts.persist_every ? *opts.persist_every : kDefaultPersistEvery;
+    }
+    if (s.mem.is_percent == cfg.max_mem.is_percent) {
+        bool over = s.mem.is_percent ? s.mem.percent > cfg.max_mem.percent : s.mem.bytes > cfg.max_mem.bytes;
+        if (over) return over_cap(s.mem, cfg, "");
+    }
+    return s;
+}
+
+Result<std::uint64_t> store_bytes(const Settings &s, const Config &cfg, std::uint64_t node_mem) {
+    std::uint64_t bytes = s.mem.resolve(node_mem);
+    std::uint64_t cap = cfg.max_mem.resolve(node_mem);
+    if (bytes > cap) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "--ckpt-mem asks for {} on this node, above the admin's cap max_mem ({} = {} here); ask for at most "
+                     "that much",
+                     format_size(bytes), describe(cfg.max_mem), format_size(cap));
+    }
+    if (bytes == 0) {
+        return error(TIERCKPT_ERR_INVALID, "--ckpt-mem={} is 0 bytes on a node with {} of memory; ask for more",
+                     describe(s.mem), format_size(node_mem));
+    }
+    return bytes;
+}
+
+}  // namespace tck::spank

@@ -1,0 +1,167 @@
+// slurmstepd (remote context): reserve or re-attach the job's node store
+// before the tasks start, hand it to them, and let them lock it.
+#include <sys/resource.h>
+
+#include <cinttypes>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+
+#include "../runtime/common/env_names.hpp"
+#include "../runtime/common/log.hpp"
+#include "state.hpp"
+
+// From <slurm/slurm.h>, which a SPANK plugin need not include.
+#ifndef SLURM_BATCH_SCRIPT
+#define SLURM_BATCH_SCRIPT 0xfffffffb
+#endif
+#ifndef SLURM_EXTERN_CONT
+#define SLURM_EXTERN_CONT 0xfffffffc
+#endif
+
+namespace tck::spank {
+
+namespace {
+
+// Room for the runtime's own pinned buffers beyond the store.
+constexpr std::uint64_t kMemlockSlack = 64ull << 20;
+
+std::string get_env(spank_t sp, const char *name) {
+    char buf[4096] = {};
+    if (spank_getenv(sp, name, buf, sizeof buf) != ESPANK_SUCCESS) return {};
+    return buf;
+}
+
+Status set_env(spank_t sp, const char *name, const std::string &value) {
+    spank_err_t rc = spank_setenv(sp, name, value.c_str(), 1);
+    if (rc != ESPANK_SUCCESS) return error(TIERCKPT_ERR_INTERNAL, "cannot set {}: {}", name, spank_strerror(rc));
+    return Status::ok();
+}
+
+Status setup_store(spank_t sp, PluginState &s) {
+    if (!s.cfg_status) {
+        return error(TIERCKPT_ERR_INVALID, "plugstack.conf: {}; ask the admin to fix the tierckpt line",
+                     s.cfg_status.message());
+    }
+    if (!s.opt_status) return s.opt_status;
+    auto settings = settle(s.opts, s.cfg);
+    if (!settings) return settings.status();
+
+    std::uint32_t job_id = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS || spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS ||
+        spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS) {
+        return error(TIERCKPT_ERR_INTERNAL, "cannot read the job id, uid or gid from Slurm");
+    }
+    auto mem = read_meminfo();
+    if (!mem) return mem.status();
+    auto bytes = store_bytes(*settings, s.cfg, mem->total);
+    if (!bytes) return bytes.status();
+
+    auto dir = StoreDir::open(s.cfg.store_dir, true);
+    if (!dir) return dir.status();
+    auto freed = dir->free_expired(static_cast<std::int64_t>(std::time(nullptr)));
+    if (!freed) log::warn("freeing expired stores: {}", freed.status().message());
+
+    StoreRequest req;
+    req.job_id = job_id;
+    req.uid = uid;
+    req.gid = gid;
+    req.bytes = *bytes;
+    req.prefault = s.cfg.prefault;
+    req.mem = *mem;
+    auto info = dir->create_or_attach(req);
+    if (!info) return info.status();
+    log::info("job {}: {} store {} ({})", job_id, info->created ? "created" : "re-attached", info->path,
+              format_size(info->bytes));
+    s.store = *info;
+
+    std::string restarts = get_env(sp, "SLURM_RESTART_COUNT");
+    for (auto [name, value] : {
+             std::pair<const char *, std::string>{env::kStore, info->path},
+             {env::kStoreBytes, std::to_string(info->bytes)},
+             {env::kStoreCreated, info->created ? "1" : "0"},
+             {env::kPrefault, s.cfg.prefault ? "1" : "0"},
+             {env::kReplicas, std::to_string(settings->replicas)},
+             {env::kPersistDir, settings->persist_dir},
+             {env::kPersistEvery, std::to_string(settings->persist_every)},
+             {env::kJobId, std::to_string(job_id)},
+             {env::kRestartCount, restarts.empty() ? "0" : restarts},
+         }) {
+        Status st = set_env(sp, name, value);
+        if (!st) return st;
+    }
+    return Status::ok();
+}
+
+bool is_task_zero(spank_t sp) {
+    int local_id = 1;
+    return spank_get_item(sp, S_TASK_ID, &local_id) == ESPANK_SUCCESS && local_id == 0;
+}
+
+}  // namespace
+
+int remote_init_post_opt(spank_t sp) {
+    PluginState &s = state();
+    if (!s.opts.enabled) return ESPANK_SUCCESS;
+    std::uint32_t step_id = 0;
+    if (spank_get_item(sp, S_JOB_STEPID, &step_id) == ESPANK_SUCCESS &&
+        (step_id == SLURM_BATCH_SCRIPT || step_id == SLURM_EXTERN_CONT)) {
+        return ESPANK_SUCCESS;  // the batch script and the extern step get no store; job steps do
+    }
+    Status st = setup_store(sp, s);
+    if (!st) {
+        // Failing here loses the message and srun exits 0 (see plugin.cpp):
+        // task_init reports it and fails the tasks.
+        s.remote_error = st;
+        log::error("{}", st.message());
+    }
+    return ESPANK_SUCCESS;
+}
+
+int remote_task_init_privileged(spank_t sp) {
+    PluginState &s = state();
+    if (!s.store) return ESPANK_SUCCESS;
+    // The tasks pin the whole store (cudaHostRegister, RDMA registration):
+    // raise their locked-memory limit to cover it. The store is within the
+    // admin's cap, so this is too.
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_MEMLOCK, &rl) != 0) return ESPANK_SUCCESS;
+    std::uint64_t want = s.store->bytes + kMemlockSlack;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) {
+        (void)spank_setenv(sp, env::kMemlock, rl.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(rl.rlim_cur).c_str(), 1);
+        return ESPANK_SUCCESS;
+    }
+    struct rlimit raised = rl;
+    raised.rlim_cur = want;
+    if (raised.rlim_max != RLIM_INFINITY && raised.rlim_max < want) raised.rlim_max = want;
+    if (::setrlimit(RLIMIT_MEMLOCK, &raised) != 0) {
+        // No CAP_SYS_RESOURCE here: go as far as the hard limit allows.
+        raised = rl;
+        raised.rlim_cur = rl.rlim_max;
+        (void)::setrlimit(RLIMIT_MEMLOCK, &raised);
+        ::getrlimit(RLIMIT_MEMLOCK, &raised);
+        if (is_task_zero(sp)) {
+            log::info("cannot raise the locked-memory limit to {} (slurmstepd lacks CAP_SYS_RESOURCE); it stays {}: "
+                      "pinning the whole store may fail",
+                      format_size(want), format_size(raised.rlim_cur));
+        }
+    }
+    ::getrlimit(RLIMIT_MEMLOCK, &raised);
+    (void)spank_setenv(sp, env::kMemlock,
+                       raised.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(raised.rlim_cur).c_str(), 1);
+    return ESPANK_SUCCESS;
+}
+
+int remote_task_init(spank_t sp) {
+    PluginState &s = state();
+    if (s.remote_error) return ESPANK_SUCCESS;
+    if (is_task_zero(sp)) {
+        slurm_error("tierckpt: %s", s.remote_error.message().c_str());
+        slurm_error("tierckpt: no checkpoint store on this node; the step does not start");
+    }
+    return kCallbackFailed;
+}
+
+}  // namespace tck::spank
