@@ -3,8 +3,9 @@
 #
 # Today it shows the ground the checkpointing stands on, and says so: a real
 # 4-node Slurm cluster (one slurmd per network namespace), Open MPI launched
-# by srun with PMIx across three nodes, the tierckpt SPANK plugin loaded
-# from plugstack.conf, and a node killed and revived. The training job that
+# by srun with PMIx across three nodes, the tierckpt SPANK plugin giving a
+# job a node store on every node, and a node killed: its store is gone, the
+# survivors keep theirs. The training job that
 # checkpoints into node memory, loses a node and resumes from the surviving
 # replicas comes with the runtime, replication and failure-handling work.
 #
@@ -44,16 +45,21 @@ banner "the tierckpt SPANK plugin, as plugstack.conf lists it"
 grep -v '^#' "${TIERCKPT_CLUSTER_DIR:-/var/lib/tierckpt-cluster}/etc/plugstack.conf"
 "$CLUSTER" exec tierckpt info
 
-banner "node n2 dies: its processes and its memory are gone"
-"$CLUSTER" exec srun -N1 -w n2 sh -c 'echo checkpoint-bytes > /dev/shm/demo; echo "n2 /dev/shm: $(ls /dev/shm)"'
+banner "a job step with --ckpt-mem=256M: a node store on each of three nodes, written by the job"
+"$CLUSTER" exec srun -N3 -w n1,n2,n3 --ckpt-mem=256M sh -c \
+    'echo "checkpoint of $(hostname)" | dd of="$TIERCKPT_STORE" conv=notrunc status=none
+     echo "$(hostname): $TIERCKPT_STORE $(stat -c "%U %a %s bytes" "$TIERCKPT_STORE")"' | sort
+
+banner "node n2 dies: its processes and its memory are gone; n1 and n3 keep the job's store for a requeue"
 show "$CLUSTER" kill n2
 show "$CLUSTER" revive n2
-"$CLUSTER" exec srun -N1 -w n2 sh -c 'echo "n2 /dev/shm after revive: [$(ls /dev/shm)]"'
+"$CLUSTER" exec srun -N3 -w n1,n2,n3 sh -c \
+    'echo "$(hostname) /dev/shm/tierckpt: $(ls /dev/shm/tierckpt 2>/dev/null | tr "\n" " ")"' | sort
 
 banner "not yet in this release"
 cat <<'MSG'
-The demo stops here, honestly: the node store, the checkpointing runtime,
-replication to partner nodes and the failure handling that resumes a
-training job from the surviving replicas are still being built. What ran
-above is the real cluster, MPI and plugin they will run on.
+The demo stops here, honestly: the checkpointing runtime, replication to
+partner nodes and the failure handling that resumes a training job from the
+surviving replicas are still being built. What ran above is the real
+cluster, MPI, plugin and node stores they will run on.
 MSG

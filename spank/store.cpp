@@ -47,12 +47,9 @@ bool parse_job_dir(const char *name, std::uint64_t &job_id) {
     return true;
 }
 
-// Removes `name` in `dirfd` and, for a directory, everything below it,
-// without following symlinks (unlinkat removes the link, not its target).
-Status remove_tree_at(int dirfd, const char *name, const std::string &shown, int depth = 0) {
-    if (::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return Status::ok();
-    if (errno != EISDIR && errno != EPERM) return sys_error("cannot remove", shown, errno);
-    if (depth > kMaxTreeDepth) return error(TIERCKPT_ERR_IO, "cannot remove {}: nested too deep", shown);
+// The names in directory `name` of `dirfd` (not "." and ".."), opened
+// without following a symlink.
+Result<std::vector<std::string>> read_dir_at(int dirfd, const char *name, const std::string &shown) {
     int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return sys_error("cannot open", shown, errno);
     DIR *dir = ::fdopendir(fd);
@@ -61,14 +58,28 @@ Status remove_tree_at(int dirfd, const char *name, const std::string &shown, int
         ::close(fd);
         return sys_error("cannot read", shown, err);
     }
-    Status st;
+    std::vector<std::string> names;
     while (struct dirent *e = ::readdir(dir)) {
-        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-        st = remove_tree_at(::dirfd(dir), e->d_name, shown + "/" + e->d_name, depth + 1);
-        if (!st) break;
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
     }
     ::closedir(dir);
-    if (!st) return st;
+    return names;
+}
+
+// Removes `name` in `dirfd` and, for a directory, everything below it,
+// without following symlinks (unlinkat removes the link, not its target).
+Status remove_tree_at(int dirfd, const char *name, const std::string &shown, int depth = 0) {
+    if (::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return Status::ok();
+    if (errno != EISDIR && errno != EPERM) return sys_error("cannot remove", shown, errno);
+    if (depth > kMaxTreeDepth) return error(TIERCKPT_ERR_IO, "cannot remove {}: nested too deep", shown);
+    UniqueFd fd(::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) return sys_error("cannot open", shown, errno);
+    auto names = read_dir_at(fd.get(), ".", shown);
+    if (!names) return names.status();
+    for (const auto &n : *names) {
+        Status st = remove_tree_at(fd.get(), n.c_str(), shown + "/" + n, depth + 1);
+        if (!st) return st;
+    }
     if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return sys_error("cannot remove", shown, errno);
     return Status::ok();
 }
@@ -175,22 +186,16 @@ Result<std::uint64_t> StoreDir::fs_free() {
 }
 
 Result<std::vector<JobStore>> StoreDir::list() {
-    int fd = ::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return sys_error("cannot read", path_, errno);
-    DIR *dir = ::fdopendir(fd);
-    if (!dir) {
-        int err = errno;
-        ::close(fd);
-        return sys_error("cannot read", path_, err);
-    }
+    auto names = read_dir_at(root_.get(), ".", path_);
+    if (!names) return names.status();
     std::vector<JobStore> out;
-    while (struct dirent *e = ::readdir(dir)) {
+    for (const auto &name : *names) {
         JobStore js;
-        if (!parse_job_dir(e->d_name, js.job_id)) continue;
+        if (!parse_job_dir(name.c_str(), js.job_id)) continue;
         struct stat st {};
-        if (::fstatat(root_.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+        if (::fstatat(root_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
         js.uid = st.st_uid;
-        std::string file = std::string(e->d_name) + "/" + kStoreFile;
+        std::string file = name + "/" + kStoreFile;
         if (::fstatat(root_.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
             js.bytes = static_cast<std::uint64_t>(st.st_size);
         }
@@ -198,7 +203,6 @@ Result<std::vector<JobStore>> StoreDir::list() {
         js.expires = exp ? *exp : 1;
         out.push_back(js);
     }
-    ::closedir(dir);
     std::sort(out.begin(), out.end(), [](const JobStore &a, const JobStore &b) { return a.job_id < b.job_id; });
     return out;
 }
@@ -251,19 +255,12 @@ Result<unsigned> StoreDir::free_expired(std::int64_t now) {
         }
     }
     // Marks whose store is gone already.
-    int fd = ::openat(expire_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (DIR *dir = ::fdopendir(fd)) {
-            std::vector<std::string> stale;
-            while (struct dirent *e = ::readdir(dir)) {
-                std::uint64_t id = 0;
-                std::string as_dir = std::string("job.") + e->d_name;
-                if (e->d_name[0] != '.' && parse_job_dir(as_dir.c_str(), id) && !has_job(id)) stale.push_back(e->d_name);
+    if (auto marks = read_dir_at(expire_.get(), ".", path_ + "/" + kExpireDir)) {
+        for (const auto &m : *marks) {
+            std::uint64_t id = 0;
+            if (m[0] != '.' && parse_job_dir(("job." + m).c_str(), id) && !has_job(id)) {
+                ::unlinkat(expire_.get(), m.c_str(), 0);
             }
-            ::closedir(dir);
-            for (const auto &s : stale) ::unlinkat(expire_.get(), s.c_str(), 0);
-        } else {
-            ::close(fd);
         }
     }
     return freed;
