@@ -4,10 +4,13 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "store_cmds.hpp"
 #include "tierckpt/tierckpt.h"
 
 namespace {
@@ -18,8 +21,10 @@ constexpr const char *kUsage = R"(Usage: tierckpt COMMAND [ARGS...]
 Managed tiered checkpointing for Slurm clusters.
 
 Commands:
-  info       show the version and which transports and tiers this build has
-  help       show this help
+  ls [--json] [STORE|DIR]...      list what node stores hold (default: $TIERCKPT_STORE)
+  verify [--json] [STORE|DIR]...  re-check every shard's checksum; exit 1 if one is corrupt
+  info                            show the version and which parts this build has
+  help                            show this help
 
 Options:
   -h, --help     show this help and exit
@@ -50,6 +55,9 @@ int main(int argc, char **argv) {
     if (cmd == "-V" || cmd == "--version") {
         fmt::print("tierckpt {}\n", tierckpt_version());
         return 0;
+    }
+    if (cmd == "ls" || cmd == "verify") {
+        return tck::cli::cmd_store(std::vector<std::string>(argv + 2, argv + argc), cmd == "verify");
     }
     if (cmd == "info") {
         if (argc != 2) {

@@ -11,6 +11,9 @@
 #ifndef TIERCKPT_TIERCKPT_H
 #define TIERCKPT_TIERCKPT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -46,6 +49,69 @@ const char *tierckpt_last_error(void);
 /* Which optional parts this library was built with, as a string such as
  * "ucx ofi cuda" (possibly empty). */
 const char *tierckpt_features(void);
+
+/* ---- checkpointing ------------------------------------------------------ */
+
+/* A checkpointer: one per process (MPI rank). Opaque. */
+typedef struct tierckpt_ckpt tierckpt_t;
+/* Explicit settings for use without the SPANK plugin. Opaque. */
+typedef struct tierckpt_options tierckpt_options_t;
+
+tierckpt_options_t *tierckpt_options_new(void);
+/* Keys: "store" (path of the node store file), "store_bytes" (create it
+ * this large when missing, e.g. "1G"), "prefault" ("yes"/"no"), "job_id". */
+tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
+void tierckpt_options_free(tierckpt_options_t *opts);
+
+/* Collective over MPI_COMM_WORLD (tierckpt_mpi.h takes a communicator).
+ * Calls MPI_Init_thread(MPI_THREAD_FUNNELED) when MPI is not initialised,
+ * and then MPI_Finalize in tierckpt_close. opts NULL: the settings come
+ * from the TIERCKPT_* variables the SPANK plugin sets. */
+tierckpt_status_t tierckpt_open(const tierckpt_options_t *opts, tierckpt_t **ckpt);
+
+/* Registers bytes at ptr under name (1 to 55 characters, unique). Every
+ * save stores the registered regions; restore fills them in place. */
+tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes);
+
+/* Collective: every rank calls it with the same version, larger than the
+ * last. Returns once this rank's regions are copied into the node store
+ * (the stall); the checksum and the commit go on in the background and in
+ * later calls. A save while the previous one is still in flight first
+ * waits for that one to commit (its wait shows in the statistics): the
+ * newest committed version is never overwritten by a save in progress. */
+tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version);
+
+/* *committed = 1 once the newest save has committed (or none is in
+ * flight), else 0. Never blocks. */
+tierckpt_status_t tierckpt_test(tierckpt_t *ckpt, int *committed);
+
+/* Blocks until the newest save commits. */
+tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt);
+
+/* Collective: finds the newest version complete across the job, fills the
+ * regions (every byte checked against its checksum; a bad copy is skipped
+ * for another one or an older version) and sets *found = 1 and *version;
+ * *found = 0 when there is none. */
+tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version);
+
+/* Where this rank's restored shard came from: "local" (this node's store),
+ * "peer" (another node's), or "none". */
+const char *tierckpt_restore_source(const tierckpt_t *ckpt);
+
+typedef struct tierckpt_stats {
+    uint64_t version;    /* of the newest save */
+    uint64_t bytes;      /* this rank's shard */
+    double wait_ms;      /* waiting for the previous save to commit */
+    double stall_ms;     /* copying into the node store */
+    double checksum_ms;  /* in the background */
+    double commit_ms;    /* from the copy to the commit (0 until committed) */
+    int committed;
+} tierckpt_stats_t;
+
+tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *stats);
+
+/* Waits for a save in flight, releases everything; NULL is fine. */
+tierckpt_status_t tierckpt_close(tierckpt_t *ckpt);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,11 @@
 // type tierckpt::Error carrying the status code and the library's message.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "tierckpt/tierckpt.h"
 
@@ -29,5 +32,67 @@ inline void check(tierckpt_status_t status) {
 
 inline std::string version() { return tierckpt_version(); }
 inline std::string features() { return tierckpt_features(); }
+
+// Explicit settings (see tierckpt_options_set); without them the settings
+// come from the SPANK plugin's TIERCKPT_* variables.
+class Options {
+public:
+    Options() : p_(tierckpt_options_new()) {
+        if (!p_) throw Error(TIERCKPT_ERR_NO_MEMORY, "out of memory");
+    }
+    ~Options() { tierckpt_options_free(p_); }
+    Options(const Options &) = delete;
+    Options &operator=(const Options &) = delete;
+    Options &set(const std::string &key, const std::string &value) {
+        check(tierckpt_options_set(p_, key.c_str(), value.c_str()));
+        return *this;
+    }
+    const tierckpt_options_t *get() const { return p_; }
+
+private:
+    tierckpt_options_t *p_;
+};
+
+// One per rank. Collective calls (construction, save, restore) must be made
+// by every rank of the job. The destructor waits for a save in flight and
+// never throws; call close() to see its errors.
+class Checkpointer {
+public:
+    explicit Checkpointer(const Options *opts = nullptr) {
+        check(tierckpt_open(opts ? opts->get() : nullptr, &h_));
+    }
+    ~Checkpointer() { tierckpt_close(h_); }
+    Checkpointer(const Checkpointer &) = delete;
+    Checkpointer &operator=(const Checkpointer &) = delete;
+    Checkpointer(Checkpointer &&o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+
+    void add(const std::string &name, void *ptr, std::size_t bytes) {
+        check(tierckpt_register(h_, name.c_str(), ptr, bytes));
+    }
+    void save(std::uint64_t version) { check(tierckpt_save(h_, version)); }
+    bool test() {
+        int c = 0;
+        check(tierckpt_test(h_, &c));
+        return c != 0;
+    }
+    void wait() { check(tierckpt_wait(h_)); }
+    // The restored version, or nothing when no checkpoint exists.
+    std::optional<std::uint64_t> restore() {
+        int found = 0;
+        std::uint64_t v = 0;
+        check(tierckpt_restore(h_, &found, &v));
+        return found ? std::optional<std::uint64_t>(v) : std::nullopt;
+    }
+    std::string restore_source() const { return tierckpt_restore_source(h_); }
+    tierckpt_stats_t stats() const {
+        tierckpt_stats_t s{};
+        check(tierckpt_get_stats(h_, &s));
+        return s;
+    }
+    void close() { check(tierckpt_close(std::exchange(h_, nullptr))); }
+
+private:
+    tierckpt_t *h_ = nullptr;
+};
 
 }  // namespace tierckpt

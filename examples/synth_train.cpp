@@ -1,0 +1,177 @@
+// tierckpt-synth-train: a training loop over deterministic state, for the
+// demo, the tests and the benchmarks. See tierckpt-synth-train(1).
+//
+// Every rank owns --state-mib MiB of 64-bit words. Each step updates every
+// word with a function of the step; every --ckpt-every steps the state is
+// saved as version = step. On start the program restores the newest
+// checkpoint and goes on from there, so the final digest is the same
+// whether the run went straight through or was killed and resumed.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tierckpt/tierckpt.hpp"
+
+namespace {
+
+struct Args {
+    std::uint64_t state_mib = 16;
+    std::uint64_t steps = 20;
+    std::uint64_t ckpt_every = 5;
+    std::uint64_t step_ms = 0;
+    std::string store;        // without Slurm: a store path
+    std::string store_bytes;  // and its size
+};
+
+[[noreturn]] void usage(int rc) {
+    std::fprintf(rc ? stderr : stdout,
+                 "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K] [--step-ms T]\n"
+                 "                            [--store PATH --store-bytes SIZE]\n"
+                 "Run under srun --mpi=pmix --ckpt-mem=SIZE (or mpirun with --store). See tierckpt-synth-train(1).\n");
+    std::exit(rc);
+}
+
+std::uint64_t number(const char *opt, const char *v) {
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(v ? v : "", &end, 10);
+    if (!v || !*v || *end || errno || v[0] == '-') {
+        std::fprintf(stderr, "tierckpt-synth-train: %s needs a whole number, got '%s'\n", opt, v ? v : "");
+        usage(2);
+    }
+    return n;
+}
+
+Args parse(int argc, char **argv) {
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        std::string o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : nullptr;
+        if (o == "-h" || o == "--help") usage(0);
+        else if (o == "--state-mib") a.state_mib = number("--state-mib", v), ++i;
+        else if (o == "--steps") a.steps = number("--steps", v), ++i;
+        else if (o == "--ckpt-every") a.ckpt_every = number("--ckpt-every", v), ++i;
+        else if (o == "--step-ms") a.step_ms = number("--step-ms", v), ++i;
+        else if (o == "--store" && v) a.store = v, ++i;
+        else if (o == "--store-bytes" && v) a.store_bytes = v, ++i;
+        else {
+            std::fprintf(stderr, "tierckpt-synth-train: unknown option '%s'\n", o.c_str());
+            usage(2);
+        }
+    }
+    if (a.state_mib == 0 || a.ckpt_every == 0) {
+        std::fprintf(stderr, "tierckpt-synth-train: --state-mib and --ckpt-every must be at least 1\n");
+        usage(2);
+    }
+    return a;
+}
+
+std::uint64_t splitmix(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// What a step does to the state: deterministic in (rank, step, word).
+void step_state(std::vector<std::uint64_t> &w, std::uint64_t step) {
+    const std::uint64_t add = splitmix(step);
+    for (auto &x : w) x = x * 6364136223846793005ull + add;
+}
+
+std::uint64_t digest(const std::vector<std::uint64_t> &w) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (auto x : w) h = (h ^ x) * 0x100000001b3ull;
+    return h;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    Args a = parse(argc, argv);
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+
+    struct Meta {
+        std::uint64_t step;
+        std::uint64_t rank;
+    } meta{0, static_cast<std::uint64_t>(rank)};
+    std::vector<std::uint64_t> state(a.state_mib * (1ull << 20) / sizeof(std::uint64_t));
+    for (std::size_t i = 0; i < state.size(); ++i) state[i] = splitmix((static_cast<std::uint64_t>(rank) << 40) + i);
+
+    int rc = 0;
+    try {
+        tierckpt::Options opts;
+        if (!a.store.empty()) {
+            opts.set("store", a.store);
+            if (!a.store_bytes.empty()) opts.set("store_bytes", a.store_bytes);
+        }
+        tierckpt::Checkpointer ckpt(a.store.empty() ? nullptr : &opts);
+        ckpt.add("meta", &meta, sizeof meta);
+        ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));
+
+        if (auto v = ckpt.restore()) {
+            std::printf("rank=%d restored version=%" PRIu64 " source=%s\n", rank, *v, ckpt.restore_source().c_str());
+            if (meta.step != *v || meta.rank != static_cast<std::uint64_t>(rank)) {
+                std::fprintf(stderr, "rank %d: restored meta step=%" PRIu64 " rank=%" PRIu64 " does not match\n",
+                             rank, meta.step, meta.rank);
+                MPI_Abort(MPI_COMM_WORLD, 3);
+            }
+        } else {
+            std::printf("rank=%d restored none\n", rank);
+        }
+        std::fflush(stdout);
+
+        for (std::uint64_t s = meta.step + 1; s <= a.steps; ++s) {
+            step_state(state, s);
+            if (a.step_ms) std::this_thread::sleep_for(std::chrono::milliseconds(a.step_ms));
+            meta.step = s;
+            if (s % a.ckpt_every == 0) {
+                ckpt.save(s);
+                tierckpt_stats_t st = ckpt.stats();
+                double stall = st.stall_ms, worst = 0;
+                MPI_Reduce(&stall, &worst, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+                if (rank == 0) {
+                    std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f bytes=%" PRIu64 "\n", s, worst,
+                                st.wait_ms, st.bytes);
+                    std::fflush(stdout);
+                }
+            }
+        }
+        ckpt.wait();
+        tierckpt_stats_t st = ckpt.stats();
+        if (rank == 0 && st.version) {
+            std::printf("committed version=%" PRIu64 " commit_ms=%.2f checksum_ms=%.2f\n", st.version, st.commit_ms,
+                        st.checksum_ms);
+        }
+        ckpt.close();
+    } catch (const tierckpt::Error &e) {
+        std::fprintf(stderr, "tierckpt-synth-train: rank %d: %s\n", rank, e.what());
+        rc = 1;
+    }
+    if (rc) MPI_Abort(MPI_COMM_WORLD, rc);
+
+    std::uint64_t mine = digest(state);
+    std::vector<std::uint64_t> all(static_cast<std::size_t>(size));
+    MPI_Gather(&mine, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    if (rank == 0) {
+        std::uint64_t h = 0;
+        for (auto d : all) h = splitmix(h ^ d);
+        std::printf("final steps=%" PRIu64 " digest=%016" PRIx64 "\n", meta.step, h);
+        std::fflush(stdout);
+    }
+    MPI_Finalize();
+    return 0;
+}

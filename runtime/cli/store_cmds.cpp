@@ -1,0 +1,144 @@
+// tierckpt ls / tierckpt verify: what node stores hold, and whether every
+// shard still matches its checksum.
+#include "store_cmds.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "../common/env_names.hpp"
+#include "../common/size.hpp"
+#include "../lib/crc32c.hpp"
+#include "../lib/store_format.hpp"
+
+namespace tck::cli {
+
+namespace {
+
+std::string json_escape(const std::string &s) {
+    std::string o;
+    for (char c : s) {
+        if (c == '"' || c == '\\') o += '\\';
+        if (static_cast<unsigned char>(c) < 0x20) {
+            o += fmt::format("\\u{:04x}", c);
+            continue;
+        }
+        o += c;
+    }
+    return o;
+}
+
+// PATH is a store file, or a directory holding job.N/store (a store_dir).
+std::vector<std::string> expand(const std::string &path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {path};
+    std::vector<std::string> out;
+    if (DIR *d = ::opendir(path.c_str())) {
+        while (struct dirent *e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name.rfind("job.", 0) != 0) continue;
+            std::string f = path + "/" + name + "/store";
+            if (::stat(f.c_str(), &st) == 0 && S_ISREG(st.st_mode)) out.push_back(f);
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    if (out.empty()) out.push_back(path);  // reported as not a store
+    return out;
+}
+
+struct Row {
+    std::string store;
+    std::uint32_t slot;
+    store::SlotRecord rec;
+    std::string check;  // verify: "ok" / "corrupt"
+};
+
+}  // namespace
+
+int cmd_store(const std::vector<std::string> &args, bool verify) {
+    const char *name = verify ? "verify" : "ls";
+    bool json = false;
+    std::vector<std::string> paths;
+    for (const auto &a : args) {
+        if (a == "--json") json = true;
+        else if (a == "-h" || a == "--help") {
+            fmt::print("Usage: tierckpt {} [--json] [STORE|STORE_DIR]...\n"
+                       "{} what node stores hold (default: $TIERCKPT_STORE). See tierckpt(1).\n",
+                       name, verify ? "Re-checks the checksum of every shard in" : "Lists");
+            return 0;
+        } else if (!a.empty() && a[0] == '-') {
+            fmt::print(stderr, "tierckpt {}: unknown option '{}'; see tierckpt {} --help\n", name, a, name);
+            return 2;
+        } else {
+            paths.push_back(a);
+        }
+    }
+    if (paths.empty()) {
+        const char *env = std::getenv(env::kStore);
+        if (!env || !*env) {
+            fmt::print(stderr, "tierckpt {}: give a store file or store directory ({} is not set)\n", name, env::kStore);
+            return 2;
+        }
+        paths.push_back(env);
+    }
+    std::vector<Row> rows;
+    int failures = 0;
+    for (const auto &p : paths) {
+        for (const auto &file : expand(p)) {
+            auto f = store::StoreFile::open(file, 0, false, true);
+            if (!f) {
+                fmt::print(stderr, "tierckpt {}: {}\n", name, f.status().message());
+                ++failures;
+                continue;
+            }
+            if (!f->header_valid()) {
+                fmt::print(stderr, "tierckpt {}: {}: no tierckpt store header (empty or not a store)\n", name, file);
+                if (verify) ++failures;
+                continue;
+            }
+            for (const auto &s : f->records()) {
+                Row r{file, s.slot, s.rec, ""};
+                if (verify && (s.rec.state == static_cast<std::uint32_t>(store::SlotState::complete) ||
+                               s.rec.state == static_cast<std::uint32_t>(store::SlotState::committed))) {
+                    bool ok = crc32c(f->base() + s.rec.offset, s.rec.payload_bytes) == s.rec.payload_crc;
+                    r.check = ok ? "ok" : "corrupt";
+                    if (!ok) ++failures;
+                } else if (verify) {
+                    r.check = "-";
+                }
+                rows.push_back(r);
+            }
+        }
+    }
+    if (json) {
+        fmt::print("[");
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const auto &r = rows[i];
+            fmt::print("{}\n  {{\"store\": \"{}\", \"slot\": {}, \"rank\": {}, \"world\": {}, \"version\": {}, "
+                       "\"bytes\": {}, \"state\": \"{}\", \"crc32c\": \"{:08x}\"{}}}",
+                       i ? "," : "", json_escape(r.store), r.slot, r.rec.rank, r.rec.world, r.rec.version,
+                       r.rec.payload_bytes, store::state_name(static_cast<store::SlotState>(r.rec.state)),
+                       r.rec.payload_crc, verify ? fmt::format(", \"check\": \"{}\"", r.check) : "");
+        }
+        fmt::print("{}]\n", rows.empty() ? "" : "\n");
+    } else {
+        fmt::print("{:<40} {:>4} {:>5} {:>5} {:>8} {:>10} {:<9}{}\n", "STORE", "SLOT", "RANK", "WORLD", "VERSION",
+                   "BYTES", "STATE", verify ? " CHECK" : "");
+        for (const auto &r : rows) {
+            fmt::print("{:<40} {:>4} {:>5} {:>5} {:>8} {:>10} {:<9}{}\n", r.store, r.slot, r.rec.rank, r.rec.world,
+                       r.rec.version, format_size(r.rec.payload_bytes),
+                       store::state_name(static_cast<store::SlotState>(r.rec.state)), verify ? " " + r.check : "");
+        }
+    }
+    return failures ? 1 : 0;
+}
+
+}  // namespace tck::cli

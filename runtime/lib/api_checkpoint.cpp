@@ -1,0 +1,160 @@
+// The C API of checkpointing: handles around tck::Checkpointer. No
+// exception leaves this file.
+#include <exception>
+#include <memory>
+#include <new>
+
+#include "../common/log.hpp"
+#include "api_edge.hpp"
+#include "checkpointer.hpp"
+#include "tierckpt/tierckpt.h"
+#include "tierckpt/tierckpt_mpi.h"
+
+struct tierckpt_ckpt {
+    std::unique_ptr<tck::Checkpointer> impl;
+    tck::Source source = tck::Source::none;
+};
+struct tierckpt_options {
+    tck::Options opts;
+};
+
+namespace {
+
+template <typename F>
+tierckpt_status_t guarded(F &&f) {
+    try {
+        tck::Status st = f();
+        if (st) return TIERCKPT_OK;
+        return tck::set_last_error(st);
+    } catch (const std::bad_alloc &) {
+        return tck::set_last_error(tck::Status(TIERCKPT_ERR_NO_MEMORY, "out of memory"));
+    } catch (const std::exception &e) {
+        return tck::set_last_error(tck::Status(TIERCKPT_ERR_INTERNAL, e.what()));
+    } catch (...) {
+        return tck::set_last_error(tck::Status(TIERCKPT_ERR_INTERNAL, "unknown exception"));
+    }
+}
+
+tck::Status need(const void *p, const char *what) {
+    if (!p) return tck::Status(TIERCKPT_ERR_INVALID, std::string(what) + " is NULL");
+    return tck::Status::ok();
+}
+
+}  // namespace
+
+extern "C" {
+
+tierckpt_options_t *tierckpt_options_new(void) { return new (std::nothrow) tierckpt_options; }
+void tierckpt_options_free(tierckpt_options_t *opts) { delete opts; }
+
+tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value) {
+    return guarded([&] {
+        if (auto st = need(opts, "opts"); !st) return st;
+        if (auto st = need(key, "key"); !st) return st;
+        if (auto st = need(value, "value"); !st) return st;
+        return opts->opts.set(key, value);
+    });
+}
+
+tierckpt_status_t tierckpt_open_comm(MPI_Comm comm, const tierckpt_options_t *opts, tierckpt_t **ckpt) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        *ckpt = nullptr;
+        tck::Options o;
+        if (opts) {
+            o = opts->opts;
+        } else {
+            auto env = tck::Options::from_env();
+            if (!env) return env.status();
+            o = *env;
+        }
+        if (o.store_path.empty()) return tck::Status(TIERCKPT_ERR_INVALID, "no store path: set the option 'store'");
+        auto c = tck::Checkpointer::open(comm, o);
+        if (!c) return c.status();
+        auto h = std::make_unique<tierckpt_ckpt>();
+        h->impl = std::move(*c);
+        *ckpt = h.release();
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_open(const tierckpt_options_t *opts, tierckpt_t **ckpt) {
+    return tierckpt_open_comm(MPI_COMM_NULL, opts, ckpt);
+}
+
+tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(name, "name"); !st) return st;
+        return ckpt->impl->add_region(name, ptr, bytes);
+    });
+}
+
+tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        return ckpt->impl->save(version);
+    });
+}
+
+tierckpt_status_t tierckpt_test(tierckpt_t *ckpt, int *committed) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(committed, "committed"); !st) return st;
+        auto r = ckpt->impl->test();
+        if (!r) return r.status();
+        *committed = *r ? 1 : 0;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        return ckpt->impl->wait();
+    });
+}
+
+tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(found, "found"); !st) return st;
+        if (auto st = need(version, "version"); !st) return st;
+        auto r = ckpt->impl->restore();
+        if (!r) return r.status();
+        *found = r->found ? 1 : 0;
+        *version = r->version;
+        ckpt->source = r->source;
+        return tck::Status::ok();
+    });
+}
+
+const char *tierckpt_restore_source(const tierckpt_t *ckpt) {
+    return ckpt ? tck::source_name(ckpt->source) : "none";
+}
+
+tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *stats) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(stats, "stats"); !st) return st;
+        const tck::SaveStats &s = ckpt->impl->last_stats();
+        stats->version = s.version;
+        stats->bytes = s.bytes;
+        stats->wait_ms = s.wait_ms;
+        stats->stall_ms = s.stall_ms;
+        stats->checksum_ms = s.checksum_ms;
+        stats->commit_ms = s.commit_ms;
+        stats->committed = s.committed ? 1 : 0;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_close(tierckpt_t *ckpt) {
+    return guarded([&] {
+        if (!ckpt) return tck::Status::ok();
+        std::unique_ptr<tierckpt_ckpt> h(ckpt);
+        return h->impl->close();
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,579 @@
+#include "checkpointer.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "../common/env_names.hpp"
+#include "../common/log.hpp"
+#include "../common/parse.hpp"
+#include "../common/size.hpp"
+#include "crc32c.hpp"
+
+namespace tck {
+
+namespace {
+
+constexpr int kTagHeader = 7101;
+constexpr int kTagData = 7102;
+constexpr std::uint64_t kChunk = 1ull << 30;  // MPI counts are int
+
+double now_ms() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+Status mpi_error(const char *what, int rc) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return error(TIERCKPT_ERR_PEER, "{} failed: {}", what, std::string(msg, static_cast<std::size_t>(len)));
+}
+
+// Test hook (documented in tierckpt(3)): TIERCKPT_TEST_CRASH_IN_SAVE=V:R
+// makes rank R exit in the middle of copying version V, as a killed
+// process would.
+bool crash_requested(std::uint64_t version, int rank) {
+    const char *e = std::getenv("TIERCKPT_TEST_CRASH_IN_SAVE");
+    if (!e) return false;
+    unsigned long long v = 0;
+    int r = -1;
+    return std::sscanf(e, "%llu:%d", &v, &r) == 2 && v == version && r == rank;
+}
+
+}  // namespace
+
+const char *source_name(Source s) {
+    switch (s) {
+    case Source::none: return "none";
+    case Source::local: return "local";
+    case Source::peer: return "peer";
+    }
+    return "?";
+}
+
+Result<Options> Options::from_env() {
+    Options o;
+    const char *store = std::getenv(env::kStore);
+    if (!store || !*store) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "no node store: {} is not set; run the job with srun --ckpt-mem=SIZE (tierckpt's SPANK plugin), "
+                     "or open with an explicit store path",
+                     env::kStore);
+    }
+    o.store_path = store;
+    if (const char *p = std::getenv(env::kPrefault)) o.prefault = std::strcmp(p, "0") != 0;
+    if (const char *j = std::getenv(env::kJobId)) {
+        auto n = parse_uint(env::kJobId, j, 0, std::numeric_limits<std::uint64_t>::max());
+        if (n) o.job_id = *n;
+    }
+    return o;
+}
+
+Status Options::set(const std::string &key, const std::string &value) {
+    if (key == "store") {
+        auto p = parse_abs_path("store", value);
+        if (!p) return p.status();
+        store_path = *p;
+    } else if (key == "store_bytes") {
+        auto s = parse_size(value, false);
+        if (!s) return error(TIERCKPT_ERR_INVALID, "store_bytes: {}", s.status().message());
+        store_bytes = s->bytes;
+    } else if (key == "prefault") {
+        auto b = parse_bool(key, value);
+        if (!b) return b.status();
+        prefault = *b;
+    } else if (key == "job_id") {
+        auto n = parse_uint(key, value, 0, std::numeric_limits<std::uint64_t>::max());
+        if (!n) return n.status();
+        job_id = *n;
+    } else {
+        return error(TIERCKPT_ERR_INVALID, "unknown option '{}' (known: store, store_bytes, prefault, job_id)", key);
+    }
+    return Status::ok();
+}
+
+Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Options &opts) {
+    std::unique_ptr<Checkpointer> c(new Checkpointer());
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        int provided = 0;
+        int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+        if (rc != MPI_SUCCESS) return mpi_error("MPI_Init_thread", rc);
+        c->we_initialized_mpi_ = true;
+        if (comm == MPI_COMM_NULL) comm = MPI_COMM_WORLD;
+    }
+    if (comm == MPI_COMM_NULL) comm = MPI_COMM_WORLD;
+    // Errors come back as codes, never abort the application.
+    MPI_Comm_dup(comm, &c->comm_);
+    MPI_Comm_set_errhandler(c->comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(c->comm_, &c->rank_);
+    MPI_Comm_size(c->comm_, &c->world_);
+    MPI_Comm_split_type(c->comm_, MPI_COMM_TYPE_SHARED, c->rank_, MPI_INFO_NULL, &c->node_comm_);
+    MPI_Comm_rank(c->node_comm_, &c->node_rank_);
+    MPI_Comm_size(c->node_comm_, &c->node_size_);
+    int leader = c->rank_;
+    MPI_Bcast(&leader, 1, MPI_INT, 0, c->node_comm_);
+    c->leader_of_.resize(static_cast<std::size_t>(c->world_));
+    MPI_Allgather(&leader, 1, MPI_INT, c->leader_of_.data(), 1, MPI_INT, c->comm_);
+
+    // Every rank maps the node's store; one formats it if it is new.
+    int ok = 1;
+    Status st;
+    if (c->node_rank_ == 0) {
+        auto f = store::StoreFile::open(opts.store_path, opts.store_bytes, opts.prefault);
+        if (f) {
+            st = f->format_if_needed(opts.job_id);
+            if (st) c->store_.emplace(std::move(*f));
+        } else {
+            st = f.status();
+        }
+        ok = st.is_ok();
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, c->node_comm_);
+    if (ok && c->node_rank_ != 0) {
+        auto f = store::StoreFile::open(opts.store_path, 0, opts.prefault);
+        if (f) c->store_.emplace(std::move(*f));
+        else st = f.status();
+        ok = st.is_ok();
+    }
+    int all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm_);
+    if (!all_ok) {
+        if (st) st = error(TIERCKPT_ERR_IO, "another rank could not open its node store");
+        MPI_Comm_free(&c->node_comm_);
+        MPI_Comm_free(&c->comm_);
+        return st;
+    }
+    c->worker_ = std::thread([p = c.get()] { p->worker_loop(); });
+    return c;
+}
+
+Checkpointer::~Checkpointer() {
+    if (!closed_) (void)close();
+}
+
+Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t bytes) {
+    if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
+    if (name.empty() || name.size() >= store::kRegionNameBytes) {
+        return error(TIERCKPT_ERR_INVALID, "region name '{}': give 1 to {} characters", name,
+                     store::kRegionNameBytes - 1);
+    }
+    if (!ptr && bytes) return error(TIERCKPT_ERR_INVALID, "region '{}': null pointer", name);
+    if (inflight_) return error(TIERCKPT_ERR_INVALID, "region '{}': cannot add a region while a save is in flight", name);
+    for (const auto &r : regions_) {
+        if (r.name == name) return error(TIERCKPT_ERR_INVALID, "region '{}' is registered already", name);
+    }
+    regions_.push_back({name, ptr, bytes});
+    return Status::ok();
+}
+
+std::uint64_t Checkpointer::payload_bytes() const {
+    std::uint64_t n = store::manifest_bytes(regions_.size());
+    for (const auto &r : regions_) n += r.bytes;
+    return n;
+}
+
+void Checkpointer::worker_loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+        cv_.wait(lk, [this] { return stop_ || work_pending_; });
+        if (stop_) return;
+        work_pending_ = false;
+        std::uint32_t slot = inflight_->slot;
+        lk.unlock();
+        double t0 = now_ms();
+        store::SlotRecord rec = store_->read_record(slot);
+        rec.payload_crc = crc32c(store_->base() + rec.offset, rec.payload_bytes);
+        rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
+        store_->write_record(slot, rec);
+        double t1 = now_ms();
+        lk.lock();
+        stats_.checksum_ms = t1 - t0;
+        inflight_->checksummed = true;
+        inflight_->worker_ok = true;
+        cv_.notify_all();
+    }
+}
+
+Status Checkpointer::save(std::uint64_t version) {
+    if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
+    if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
+    double t0 = now_ms();
+    if (inflight_) {
+        Status st = wait();  // documented: a save waits for the previous one
+        if (!st) log::warn("the previous save did not commit: {}", st.message());
+    }
+    double t1 = now_ms();
+    if (have_last_ && version <= last_version_) {
+        return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
+                     last_version_);
+    }
+    std::uint64_t need = payload_bytes();
+    std::uint32_t slot = 0;
+    {
+        auto guard = store_->lock();
+        auto s = store_->allocate(static_cast<std::uint32_t>(rank_), static_cast<std::uint32_t>(world_), version, need,
+                                  have_committed_ ? committed_version_ : 0,
+                                  static_cast<std::uint32_t>(regions_.size()));
+        if (!s) {
+            // Everyone must take part in the vote, even with nothing staged.
+            inflight_.emplace();
+            inflight_->version = version;
+            inflight_->checksummed = true;
+            inflight_->worker_ok = false;
+            inflight_->t_start = t0;
+            have_last_ = true;
+            last_version_ = version;
+            stats_ = SaveStats{};
+            stats_.version = version;
+            return s.status();
+        }
+        slot = *s;
+    }
+    store::SlotRecord rec = store_->read_record(slot);
+    std::uint8_t *dst = store_->base() + rec.offset;
+    // Manifest, then the regions back to back.
+    store::ManifestHead head{};
+    std::memcpy(head.magic, store::kManifestMagic, sizeof head.magic);
+    head.nregions = static_cast<std::uint32_t>(regions_.size());
+    std::memcpy(dst, &head, sizeof head);
+    std::uint64_t off = sizeof head;
+    for (const auto &r : regions_) {
+        store::ManifestEntry e{};
+        std::memcpy(e.name, r.name.data(), r.name.size());
+        e.bytes = r.bytes;
+        std::memcpy(dst + off, &e, sizeof e);
+        off += sizeof e;
+    }
+    bool crash = crash_requested(version, rank_);
+    for (const auto &r : regions_) {
+        if (crash) {
+            std::memcpy(dst + off, r.ptr, r.bytes / 2);
+            ::_exit(86);
+        }
+        std::memcpy(dst + off, r.ptr, r.bytes);
+        off += r.bytes;
+    }
+    double t2 = now_ms();
+
+    stats_ = SaveStats{};
+    stats_.version = version;
+    stats_.bytes = need;
+    stats_.wait_ms = t1 - t0;
+    stats_.stall_ms = t2 - t1;
+    have_last_ = true;
+    last_version_ = version;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        inflight_.emplace();
+        inflight_->version = version;
+        inflight_->slot = slot;
+        inflight_->t_start = t1;
+        work_pending_ = true;
+    }
+    cv_.notify_all();
+    return Status::ok();
+}
+
+Result<bool> Checkpointer::progress(bool block) {
+    if (!inflight_) return true;
+    InFlight &f = *inflight_;
+    if (!f.vote_started) {
+        std::unique_lock<std::mutex> lk(mu_);
+        if (block) cv_.wait(lk, [&] { return f.checksummed; });
+        if (!f.checksummed) return false;
+        f.local_ok = f.worker_ok ? 1 : 0;
+        lk.unlock();
+        int rc = MPI_Iallreduce(&f.local_ok, &f.global_ok, 1, MPI_INT, MPI_MIN, comm_, &f.req);
+        if (rc != MPI_SUCCESS) {
+            inflight_.reset();
+            return mpi_error("the commit vote (MPI_Iallreduce)", rc);
+        }
+        f.vote_started = true;
+    }
+    int done = 0;
+    int rc = block ? MPI_Wait(&f.req, MPI_STATUS_IGNORE) : MPI_Test(&f.req, &done, MPI_STATUS_IGNORE);
+    if (block) done = 1;
+    if (rc != MPI_SUCCESS) {
+        inflight_.reset();
+        return mpi_error("the commit vote", rc);
+    }
+    if (!done) return false;
+
+    std::uint64_t version = f.version;
+    bool ok = f.global_ok == 1;
+    if (ok) {
+        store::SlotRecord rec = store_->read_record(f.slot);
+        rec.state = static_cast<std::uint32_t>(store::SlotState::committed);
+        store_->write_record(f.slot, rec);
+        committed_version_ = version;
+        have_committed_ = true;
+        if (node_rank_ == 0) store_->set_committed_hint(version);
+        stats_.committed = true;
+        stats_.commit_ms = now_ms() - f.t_start;
+    }
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        inflight_.reset();
+    }
+    if (!ok) {
+        return error(TIERCKPT_ERR_IO,
+                     "version {} did not commit: at least one rank could not stage its shard; version {} stays the "
+                     "newest committed",
+                     version, have_committed_ ? std::to_string(committed_version_) : std::string("(none)"));
+    }
+    return true;
+}
+
+Result<bool> Checkpointer::test() { return progress(false); }
+
+Status Checkpointer::wait() {
+    auto r = progress(true);
+    if (!r) return r.status();
+    return Status::ok();
+}
+
+Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc) {
+    if (crc32c(payload, bytes) != crc) return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+    if (bytes < sizeof(store::ManifestHead)) return error(TIERCKPT_ERR_CORRUPT, "shard too short");
+    store::ManifestHead head;
+    std::memcpy(&head, payload, sizeof head);
+    if (std::memcmp(head.magic, store::kManifestMagic, sizeof head.magic) != 0) {
+        return error(TIERCKPT_ERR_CORRUPT, "shard without a manifest");
+    }
+    if (head.nregions != regions_.size()) {
+        return error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered", head.nregions,
+                     regions_.size());
+    }
+    std::uint64_t off = sizeof head, data = store::manifest_bytes(regions_.size());
+    for (const auto &r : regions_) {
+        store::ManifestEntry e;
+        std::memcpy(&e, payload + off, sizeof e);
+        off += sizeof e;
+        std::string name(e.name, strnlen(e.name, sizeof e.name));
+        if (name != r.name || e.bytes != r.bytes) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "the checkpoint's region '{}' ({} bytes) does not match the registered region '{}' ({} bytes)",
+                         name, e.bytes, r.name, r.bytes);
+        }
+        data += e.bytes;
+    }
+    if (data != bytes) return error(TIERCKPT_ERR_CORRUPT, "shard size does not match its manifest");
+    off = store::manifest_bytes(regions_.size());
+    for (const auto &r : regions_) {
+        std::memcpy(r.ptr, payload + off, r.bytes);
+        off += r.bytes;
+    }
+    return Status::ok();
+}
+
+Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
+                                     int &bad_entry, Source &source) {
+    bad_entry = -1;
+    const InventoryEntry &mine = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(rank_)])];
+    bool local = static_cast<int>(mine.holder) == leader_of_[static_cast<std::size_t>(rank_)];
+    source = local ? Source::local : Source::peer;
+
+    // Holders verify what they send; the header says whether it is good.
+    struct Header {
+        std::uint64_t ok;
+        std::uint64_t bytes;
+    };
+    std::vector<MPI_Request> reqs;
+    std::vector<Header> send_heads;
+    std::vector<int> send_to;
+    for (int r = 0; r < world_; ++r) {
+        const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(r)])];
+        if (static_cast<int>(e.holder) != rank_ || leader_of_[static_cast<std::size_t>(r)] == rank_) continue;
+        send_to.push_back(r);
+    }
+    send_heads.resize(send_to.size());
+    for (std::size_t i = 0; i < send_to.size(); ++i) {
+        const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(send_to[i])])];
+        store::SlotRecord rec = store_->read_record(e.slot);
+        bool good = store::StoreFile::record_valid(rec) && rec.version == e.version && rec.rank == e.rank &&
+                    crc32c(store_->base() + rec.offset, e.payload_bytes) == e.crc;
+        send_heads[i] = {good ? 1u : 0u, e.payload_bytes};
+        reqs.emplace_back();
+        MPI_Isend(&send_heads[i], sizeof(Header), MPI_BYTE, send_to[i], kTagHeader, comm_, &reqs.back());
+    }
+    Header my_head{0, 0};
+    if (!local) {
+        reqs.emplace_back();
+        MPI_Irecv(&my_head, sizeof my_head, MPI_BYTE, static_cast<int>(mine.holder), kTagHeader, comm_, &reqs.back());
+    }
+    int rc = MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_error("restore (headers)", rc);
+    reqs.clear();
+
+    // The payloads, in chunks, straight from the holder's store mapping.
+    std::vector<std::uint8_t> buffer;
+    for (std::size_t i = 0; i < send_to.size(); ++i) {
+        if (!send_heads[i].ok) continue;
+        const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(send_to[i])])];
+        const std::uint8_t *src = store_->base() + store_->read_record(e.slot).offset;
+        for (std::uint64_t off = 0; off < e.payload_bytes; off += kChunk) {
+            reqs.emplace_back();
+            MPI_Isend(src + off, static_cast<int>(std::min(kChunk, e.payload_bytes - off)), MPI_BYTE, send_to[i],
+                      kTagData, comm_, &reqs.back());
+        }
+    }
+    if (!local && my_head.ok) {
+        buffer.resize(my_head.bytes);
+        for (std::uint64_t off = 0; off < my_head.bytes; off += kChunk) {
+            reqs.emplace_back();
+            MPI_Irecv(buffer.data() + off, static_cast<int>(std::min(kChunk, my_head.bytes - off)), MPI_BYTE,
+                      static_cast<int>(mine.holder), kTagData, comm_, &reqs.back());
+        }
+    }
+    rc = MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_error("restore (data)", rc);
+
+    Status st;
+    if (local) {
+        store::SlotRecord rec = store_->read_record(mine.slot);
+        if (!store::StoreFile::record_valid(rec) || rec.version != mine.version || rec.rank != mine.rank) {
+            st = error(TIERCKPT_ERR_CORRUPT, "the slot changed under restore");
+        } else {
+            st = unpack(store_->base() + rec.offset, mine.payload_bytes, mine.crc);
+        }
+    } else if (!my_head.ok) {
+        st = error(TIERCKPT_ERR_CORRUPT, "the holder found the copy corrupt");
+    } else {
+        st = unpack(buffer.data(), my_head.bytes, mine.crc);
+    }
+    if (!st && st.code() == TIERCKPT_ERR_CORRUPT) bad_entry = plan[static_cast<std::size_t>(rank_)];
+    if (!st) {
+        st = error(st.code(), "rank {}: shard of version {} from {}: {}", rank_, mine.version,
+                   local ? "this node's store" : "rank " + std::to_string(mine.holder) + "'s node", st.message());
+    }
+    return st;
+}
+
+Result<RestoreResult> Checkpointer::restore() {
+    if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
+    if (inflight_) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
+    if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "restore: no region is registered");
+
+    // 1. Inventory: each node's leader lists its store.
+    std::vector<InventoryEntry> mine;
+    std::uint64_t other_world = 0;
+    if (node_rank_ == 0) {
+        for (const auto &s : store_->shards()) {
+            if (s.rec.world != static_cast<std::uint32_t>(world_)) {
+                other_world = s.rec.world;
+                continue;
+            }
+            mine.push_back({s.rec.version, s.rec.payload_bytes, s.rec.rank, static_cast<std::uint32_t>(rank_), s.slot,
+                            s.rec.payload_crc});
+        }
+    }
+    int my_bytes = static_cast<int>(mine.size() * sizeof(InventoryEntry));
+    std::vector<int> counts(static_cast<std::size_t>(world_)), displs(static_cast<std::size_t>(world_));
+    MPI_Allgather(&my_bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
+    int total = 0;
+    for (int r = 0; r < world_; ++r) {
+        displs[static_cast<std::size_t>(r)] = total;
+        total += counts[static_cast<std::size_t>(r)];
+    }
+    std::vector<InventoryEntry> inv(static_cast<std::size_t>(total) / sizeof(InventoryEntry));
+    int rc = MPI_Allgatherv(mine.data(), my_bytes, MPI_BYTE, inv.data(), counts.data(), displs.data(), MPI_BYTE, comm_);
+    if (rc != MPI_SUCCESS) return mpi_error("restore (inventory)", rc);
+    std::uint64_t any_other_world = 0;
+    MPI_Allreduce(&other_world, &any_other_world, 1, MPI_UINT64_T, MPI_MAX, comm_);
+
+    // 2. Newest version complete across the job, then its copies, best first.
+    std::set<std::uint64_t, std::greater<>> versions;
+    for (const auto &e : inv) versions.insert(e.version);
+    std::vector<char> bad(inv.size(), 0);
+    Status last_error;
+    for (std::uint64_t v : versions) {
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            std::vector<int> plan(static_cast<std::size_t>(world_), -1);
+            for (std::size_t i = 0; i < inv.size(); ++i) {
+                const auto &e = inv[i];
+                if (e.version != v || bad[i] || e.rank >= static_cast<std::uint32_t>(world_)) continue;
+                int &p = plan[e.rank];
+                bool here = static_cast<int>(e.holder) == leader_of_[e.rank];
+                if (p < 0 || (here && static_cast<int>(inv[static_cast<std::size_t>(p)].holder) != leader_of_[e.rank])) {
+                    p = static_cast<int>(i);
+                }
+            }
+            if (std::find(plan.begin(), plan.end(), -1) != plan.end()) break;  // incomplete: older version
+            Source source = Source::none;
+            int bad_entry = -1;
+            Status st = restore_attempt(inv, plan, bad_entry, source);
+            int ok = st.is_ok(), all_ok = 0;
+            MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm_);
+            if (all_ok) {
+                committed_version_ = v;
+                have_committed_ = true;
+                last_version_ = v;
+                have_last_ = true;
+                return RestoreResult{true, v, source};
+            }
+            if (!st) {
+                log::warn("restore: {}", st.message());
+                last_error = st;
+            }
+            // Drop the copies found bad and plan again.
+            std::vector<int> bads(static_cast<std::size_t>(world_));
+            MPI_Allgather(&bad_entry, 1, MPI_INT, bads.data(), 1, MPI_INT, comm_);
+            bool any = false;
+            for (int b : bads) {
+                if (b >= 0) {
+                    bad[static_cast<std::size_t>(b)] = 1;
+                    any = true;
+                }
+            }
+            int mismatch = (!st && st.code() == TIERCKPT_ERR_INVALID) ? 1 : 0, any_mismatch = 0;
+            MPI_Allreduce(&mismatch, &any_mismatch, 1, MPI_INT, MPI_MAX, comm_);
+            if (any_mismatch) {
+                return last_error ? error(TIERCKPT_ERR_INVALID, "restore: another rank's regions do not match the checkpoint")
+                                  : last_error;
+            }
+            if (!any) break;  // nothing to exclude: give up on this version
+        }
+    }
+    if (inv.empty() && any_other_world) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "the node stores hold checkpoints of a job of {} ranks; this job has {} ranks: restart it with "
+                     "{} ranks",
+                     any_other_world, world_, any_other_world);
+    }
+    if (!versions.empty() && !last_error) {
+        log::info("restore: no version is complete across the job's node stores");
+    }
+    return RestoreResult{};
+}
+
+Status Checkpointer::close() {
+    if (closed_) return Status::ok();
+    Status st;
+    if (inflight_) st = wait();
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    store_.reset();
+    if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    if (we_initialized_mpi_) {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized) MPI_Finalize();
+    }
+    closed_ = true;
+    return st;
+}
+
+}  // namespace tck

@@ -1,0 +1,140 @@
+// The checkpointing core behind the C and C++ APIs: registered regions, a
+// save that returns once its bytes are staged in the node store, a
+// collective commit finished in the background and on later calls, and a
+// restore that agrees on the newest complete version and verifies every
+// byte it returns.
+//
+// Threads: MPI is called only from the application's thread, inside API
+// calls (MPI_THREAD_FUNNELED is enough). The worker thread only checksums.
+#pragma once
+
+#include <mpi.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../common/status.hpp"
+#include "store_format.hpp"
+
+namespace tck {
+
+struct Options {
+    std::string store_path;        // TIERCKPT_STORE
+    std::uint64_t store_bytes = 0; // with a path that does not exist yet: create it this large
+    bool prefault = true;          // TIERCKPT_PREFAULT
+    std::uint64_t job_id = 0;      // TIERCKPT_JOB_ID
+
+    // From the variables the SPANK plugin sets (see tierckpt(7)).
+    static Result<Options> from_env();
+    // key=value: store, store_bytes, prefault, job_id.
+    Status set(const std::string &key, const std::string &value);
+};
+
+struct SaveStats {
+    std::uint64_t version = 0;
+    std::uint64_t bytes = 0;       // this rank's shard, manifest included
+    double wait_ms = 0;            // waiting for the previous save to commit
+    double stall_ms = 0;           // copying into the store: what training waits for
+    double checksum_ms = 0;        // in the background
+    double commit_ms = 0;          // from save() to commit, 0 until committed
+    bool committed = false;
+};
+
+// One shard somewhere in the job's node stores, as restore sees it. Plain
+// bytes: it travels through MPI_Allgatherv.
+struct InventoryEntry {
+    std::uint64_t version;
+    std::uint64_t payload_bytes;
+    std::uint32_t rank;
+    std::uint32_t holder;  // comm rank of the leader of the node whose store holds it
+    std::uint32_t slot;
+    std::uint32_t crc;
+};
+
+enum class Source { none, local, peer };
+const char *source_name(Source s);
+
+struct RestoreResult {
+    bool found = false;
+    std::uint64_t version = 0;
+    Source source = Source::none;  // where this rank's shard came from
+};
+
+class Checkpointer {
+public:
+    static Result<std::unique_ptr<Checkpointer>> open(MPI_Comm comm, const Options &opts);
+    ~Checkpointer();
+    Checkpointer(const Checkpointer &) = delete;
+    Checkpointer &operator=(const Checkpointer &) = delete;
+
+    Status add_region(const std::string &name, void *ptr, std::size_t bytes);
+
+    // Collective: every rank calls it with the same, increasing version. A
+    // save while the previous one is in flight first waits for it to commit.
+    Status save(std::uint64_t version);
+    // True once the newest save has committed (or none is in flight).
+    Result<bool> test();
+    Status wait();
+    // Collective. Fills the regions with the newest version complete
+    // across the job.
+    Result<RestoreResult> restore();
+    Status close();
+
+    const SaveStats &last_stats() const { return stats_; }
+    std::uint64_t committed_version() const { return committed_version_; }
+    int rank() const { return rank_; }
+    int world() const { return world_; }
+
+private:
+    Checkpointer() = default;
+    struct Region {
+        std::string name;
+        void *ptr;
+        std::size_t bytes;
+    };
+    struct InFlight {
+        std::uint64_t version = 0;
+        std::uint32_t slot = 0;
+        bool checksummed = false;  // guarded by mu_
+        bool worker_ok = true;     // guarded by mu_
+        bool vote_started = false;
+        int local_ok = 0, global_ok = 0;
+        MPI_Request req = MPI_REQUEST_NULL;
+        double t_start = 0;
+    };
+
+    std::uint64_t payload_bytes() const;
+    void worker_loop();
+    Result<bool> progress(bool block);
+    Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan, int &bad_entry,
+                           Source &source);
+    Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc);
+
+    MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
+    bool we_initialized_mpi_ = false;
+    int rank_ = 0, world_ = 1, node_rank_ = 0, node_size_ = 1;
+    std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
+    std::optional<store::StoreFile> store_;
+    std::vector<Region> regions_;
+    std::uint64_t committed_version_ = 0;
+    bool have_committed_ = false;
+    std::uint64_t last_version_ = 0;
+    bool have_last_ = false;
+    SaveStats stats_;
+    std::optional<InFlight> inflight_;
+
+    std::thread worker_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    bool work_pending_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace tck

@@ -1,0 +1,256 @@
+#include "store_format.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "../common/size.hpp"
+#include "crc32c.hpp"
+
+namespace tck::store {
+
+namespace {
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+std::uint32_t header_crc(const Header &h) { return crc32c(&h, offsetof(Header, header_crc)); }
+std::uint32_t record_crc(const SlotRecord &r) { return crc32c(&r, offsetof(SlotRecord, record_crc)); }
+
+}  // namespace
+
+const char *state_name(SlotState s) {
+    switch (s) {
+    case SlotState::empty: return "empty";
+    case SlotState::writing: return "writing";
+    case SlotState::complete: return "complete";
+    case SlotState::committed: return "committed";
+    }
+    return "invalid";
+}
+
+std::size_t manifest_bytes(std::size_t nregions) {
+    return sizeof(ManifestHead) + nregions * sizeof(ManifestEntry);
+}
+
+Result<StoreFile> StoreFile::open(const std::string &path, std::uint64_t create_bytes, bool prefault,
+                                  bool read_only) {
+    StoreFile f;
+    f.path_ = path;
+    int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW;
+    f.fd_.reset(::open(path.c_str(), flags));
+    if (!f.fd_ && errno == ENOENT && create_bytes > 0 && !read_only) {
+        f.fd_.reset(::open(path.c_str(), flags | O_CREAT | O_EXCL, 0600));
+        if (f.fd_) {
+            int rc = ::posix_fallocate(f.fd_.get(), 0, static_cast<off_t>(create_bytes));
+            if (rc != 0) {
+                ::unlink(path.c_str());
+                return error(TIERCKPT_ERR_NO_MEMORY, "cannot allocate {} for the store {}: {}", format_size(create_bytes),
+                             path, std::strerror(rc));
+            }
+        }
+    }
+    if (!f.fd_) {
+        int err = errno;
+        if (err == ENOENT) {
+            return error(TIERCKPT_ERR_NOT_FOUND,
+                         "no node store at {}: run the job with srun --ckpt-mem=SIZE, or give a store path and size",
+                         path);
+        }
+        return error(TIERCKPT_ERR_IO, "cannot open the node store {}: {}", path, std::strerror(err));
+    }
+    struct stat st {};
+    if (::fstat(f.fd_.get(), &st) != 0) return error(TIERCKPT_ERR_IO, "cannot stat {}: {}", path, std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return error(TIERCKPT_ERR_INVALID, "{} is not a regular file", path);
+    f.size_ = static_cast<std::uint64_t>(st.st_size);
+    std::uint64_t minimum = kHeaderBytes + kMaxSlots * kRecordBytes + kSlotAlign;
+    if (f.size_ < minimum) {
+        return error(TIERCKPT_ERR_INVALID, "the node store {} is {}; it must hold at least {}", path,
+                     format_size(f.size_), format_size(minimum));
+    }
+    int prot = read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+    int mflags = MAP_SHARED | (prefault ? MAP_POPULATE : 0);
+    void *p = ::mmap(nullptr, f.size_, prot, mflags, f.fd_.get(), 0);
+    if (p == MAP_FAILED) return error(TIERCKPT_ERR_IO, "cannot map {}: {}", path, std::strerror(errno));
+    f.base_ = static_cast<std::uint8_t *>(p);
+    return f;
+}
+
+StoreFile::StoreFile(StoreFile &&o) noexcept
+    : path_(std::move(o.path_)), fd_(std::move(o.fd_)), base_(std::exchange(o.base_, nullptr)),
+      size_(std::exchange(o.size_, 0)) {}
+
+StoreFile &StoreFile::operator=(StoreFile &&o) noexcept {
+    if (this != &o) {
+        if (base_) ::munmap(base_, size_);
+        path_ = std::move(o.path_);
+        fd_ = std::move(o.fd_);
+        base_ = std::exchange(o.base_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+}
+
+StoreFile::~StoreFile() {
+    if (base_) ::munmap(base_, size_);
+}
+
+StoreFile::Lock::Lock(int fd) : fd_(fd) {
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+}
+StoreFile::Lock::~Lock() { ::flock(fd_, LOCK_UN); }
+
+bool StoreFile::header_valid() const {
+    const Header &h = header();
+    return std::memcmp(h.magic, kMagic, sizeof kMagic) == 0 && h.format_version == kFormatVersion &&
+           h.header_crc == header_crc(h) && h.total_bytes == size_ && h.max_slots == kMaxSlots &&
+           h.data_offset <= h.next_free && h.next_free <= size_;
+}
+
+Status StoreFile::format_if_needed(std::uint64_t job_id) {
+    auto guard = lock();
+    if (header_valid()) return Status::ok();
+    std::memset(base_, 0, kHeaderBytes + kMaxSlots * kRecordBytes);
+    Header &h = mutable_header();
+    std::memcpy(h.magic, kMagic, sizeof kMagic);
+    h.format_version = kFormatVersion;
+    h.max_slots = kMaxSlots;
+    h.total_bytes = size_;
+    h.data_offset = align_up(kHeaderBytes + kMaxSlots * kRecordBytes, kSlotAlign);
+    h.next_free = h.data_offset;
+    h.committed_version = 0;
+    h.job_id = job_id;
+    h.header_crc = header_crc(h);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return Status::ok();
+}
+
+SlotRecord *StoreFile::record_ptr(std::uint32_t slot) const {
+    return reinterpret_cast<SlotRecord *>(base_ + kHeaderBytes + static_cast<std::size_t>(slot) * kRecordBytes);
+}
+
+SlotRecord StoreFile::read_record(std::uint32_t slot) const {
+    SlotRecord r;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::memcpy(&r, record_ptr(slot), sizeof r);
+    return r;
+}
+
+void StoreFile::write_record(std::uint32_t slot, SlotRecord rec) {
+    SlotRecord old = read_record(slot);
+    rec.seq = old.seq + 1;
+    rec.record_crc = record_crc(rec);
+    std::atomic_thread_fence(std::memory_order_release);
+    std::memcpy(record_ptr(slot), &rec, sizeof rec);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+bool StoreFile::record_valid(const SlotRecord &rec) {
+    return rec.capacity > 0 && rec.record_crc == record_crc(rec) && rec.state <= static_cast<std::uint32_t>(SlotState::committed) &&
+           rec.payload_bytes <= rec.capacity;
+}
+
+Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
+                                          std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions) {
+    Header &h = mutable_header();
+    // Reusable: an invalid or unfinished record, or a shard older than what
+    // must be kept. Prefer this rank's own old slot, then the tightest fit.
+    int best = -1;
+    std::uint64_t best_cap = 0;
+    bool best_own = false;
+    std::uint32_t used = 0;
+    for (std::uint32_t i = 0; i < kMaxSlots; ++i) {
+        SlotRecord r = read_record(i);
+        if (r.capacity == 0 && r.offset == 0) continue;  // never handed out
+        used = i + 1;
+        // A torn record's offset and capacity cannot be trusted: its slot
+        // is left alone (lost until the store is freed).
+        if (!record_valid(r) || r.offset < h.data_offset || r.offset + r.capacity > size_) continue;
+        // Another rank's slot may hold its save in flight: only an old
+        // version is fair game. This rank has no save in flight here, so
+        // its own unfinished slot (a save that died) is too.
+        bool own_stale = r.rank == rank && r.state != static_cast<std::uint32_t>(SlotState::complete) &&
+                         r.state != static_cast<std::uint32_t>(SlotState::committed);
+        bool reusable = r.state == static_cast<std::uint32_t>(SlotState::empty) || r.world != world ||
+                        r.version < protect_from || own_stale;
+        if (!reusable || r.capacity < need) continue;
+        bool own = r.rank == rank;
+        if (best < 0 || (own && !best_own) || (own == best_own && r.capacity < best_cap)) {
+            best = static_cast<int>(i);
+            best_cap = r.capacity;
+            best_own = own;
+        }
+    }
+    SlotRecord rec{};
+    std::uint32_t slot;
+    if (best >= 0) {
+        slot = static_cast<std::uint32_t>(best);
+        SlotRecord old = read_record(slot);
+        rec.offset = old.offset;
+        rec.capacity = old.capacity;
+    } else {
+        std::uint64_t cap = align_up(need, kSlotAlign);
+        if (used >= kMaxSlots || h.next_free + cap > size_) {
+            std::uint64_t free_bytes = size_ - h.next_free;
+            return error(TIERCKPT_ERR_NO_MEMORY,
+                         "the node store {} ({}) has no room for a {} shard of rank {} ({} unused); a store needs "
+                         "about twice the state of the node's ranks: ask for more with --ckpt-mem",
+                         path_, format_size(size_), format_size(need), rank, format_size(free_bytes));
+        }
+        slot = used;
+        rec.offset = h.next_free;
+        rec.capacity = cap;
+        h.next_free += cap;
+        h.header_crc = header_crc(h);
+    }
+    rec.state = static_cast<std::uint32_t>(SlotState::writing);
+    rec.rank = rank;
+    rec.world = world;
+    rec.nregions = nregions;
+    rec.version = version;
+    rec.payload_bytes = need;
+    rec.job_id = h.job_id;
+    write_record(slot, rec);
+    return slot;
+}
+
+std::vector<ShardInfo> StoreFile::records() const {
+    std::vector<ShardInfo> out;
+    for (std::uint32_t i = 0; i < kMaxSlots; ++i) {
+        SlotRecord r = read_record(i);
+        if (r.capacity == 0 && r.offset == 0) continue;
+        if (!record_valid(r) || r.offset + r.capacity > size_) continue;
+        out.push_back({i, r});
+    }
+    return out;
+}
+
+std::vector<ShardInfo> StoreFile::shards() const {
+    std::vector<ShardInfo> out;
+    for (const auto &s : records()) {
+        if (s.rec.state == static_cast<std::uint32_t>(SlotState::complete) ||
+            s.rec.state == static_cast<std::uint32_t>(SlotState::committed)) {
+            out.push_back(s);
+        }
+    }
+    return out;
+}
+
+void StoreFile::set_committed_hint(std::uint64_t version) {
+    auto guard = lock();
+    Header &h = mutable_header();
+    if (version > h.committed_version) {
+        h.committed_version = version;
+        h.header_crc = header_crc(h);
+    }
+}
+
+}  // namespace tck::store

@@ -1,0 +1,167 @@
+// The node store's layout: the one place it is defined (tierckpt-store(5)
+// describes it for people).
+//
+//   offset 0        Header (4 KiB): magic, format version, sizes, hints
+//   offset 4096     slot directory: kMaxSlots SlotRecords of 128 bytes
+//   data_offset     slot data, each slot kSlotAlign-aligned
+//
+// A slot holds one shard: the state of one rank at one version, as a
+// manifest (the regions' names and sizes) followed by the regions' bytes.
+// Its SlotRecord says whose shard it is, which version, its size, its
+// CRC32C and its state; the record carries its own CRC, so a record torn
+// by a process killed while writing it reads as invalid, and a shard whose
+// save was cut short stays in state `writing`: never restored.
+//
+// A slot is written only by the rank that owns it; slots are handed out
+// under an flock on the store file, so the ranks of a node (and the
+// `tierckpt` command) may share the store. The store outlives the step that
+// wrote it: a new step re-attaches and reads the records.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../common/status.hpp"
+#include "../common/unique_fd.hpp"
+
+namespace tck::store {
+
+inline constexpr char kMagic[8] = {'T', 'C', 'K', 'S', 'T', 'O', 'R', '1'};
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::size_t kHeaderBytes = 4096;
+inline constexpr std::uint32_t kMaxSlots = 256;
+inline constexpr std::size_t kRecordBytes = 128;
+inline constexpr std::size_t kSlotAlign = 4096;
+inline constexpr std::size_t kRegionNameBytes = 56;
+
+enum class SlotState : std::uint32_t {
+    empty = 0,
+    writing = 1,    // a save is copying into it (or died doing so)
+    complete = 2,   // payload and checksum written
+    committed = 3,  // and every rank's shard of this version was complete
+};
+const char *state_name(SlotState s);
+
+struct Header {
+    char magic[8];
+    std::uint32_t format_version;
+    std::uint32_t max_slots;
+    std::uint64_t total_bytes;
+    std::uint64_t data_offset;        // first byte of slot data
+    std::uint64_t next_free;          // where the next new slot goes
+    std::uint64_t committed_version;  // newest version seen committed here (a hint)
+    std::uint64_t job_id;
+    std::uint32_t header_crc;         // CRC32C of the bytes before it
+    std::uint32_t pad;
+};
+static_assert(sizeof(Header) <= kHeaderBytes);
+
+struct SlotRecord {
+    std::uint64_t offset;         // of the slot's data, from the start of the store
+    std::uint64_t capacity;       // bytes reserved for it
+    std::uint32_t state;          // SlotState
+    std::uint32_t rank;           // whose shard
+    std::uint32_t world;          // size of the job that wrote it
+    std::uint32_t nregions;
+    std::uint64_t version;
+    std::uint64_t payload_bytes;  // manifest + regions
+    std::uint32_t payload_crc;    // CRC32C of the payload
+    std::uint32_t kind;           // 0: the rank's own shard (replicas come later)
+    std::uint64_t seq;            // bumped on every write of the record
+    std::uint64_t job_id;
+    std::uint8_t reserved[kRecordBytes - 76];
+    std::uint32_t record_crc;     // CRC32C of the bytes before it
+};
+static_assert(sizeof(SlotRecord) == kRecordBytes);
+
+// The payload starts with this, then nregions ManifestEntry, then the
+// regions' bytes back to back in the same order.
+struct ManifestHead {
+    char magic[8];  // "TCKSHRD1"
+    std::uint32_t nregions;
+    std::uint32_t pad;
+};
+struct ManifestEntry {
+    char name[kRegionNameBytes];
+    std::uint64_t bytes;
+};
+inline constexpr char kManifestMagic[8] = {'T', 'C', 'K', 'S', 'H', 'R', 'D', '1'};
+
+std::size_t manifest_bytes(std::size_t nregions);
+
+// A valid record of a shard that may be restored (complete or committed).
+struct ShardInfo {
+    std::uint32_t slot = 0;
+    SlotRecord rec{};
+};
+
+// A mapped node store file.
+class StoreFile {
+public:
+    // Maps the store at `path`. With create_bytes > 0 a missing file is
+    // created with that size (mode 0600); otherwise it must exist (the
+    // SPANK plugin made it). read_only maps it for inspection.
+    static Result<StoreFile> open(const std::string &path, std::uint64_t create_bytes, bool prefault,
+                                  bool read_only = false);
+    StoreFile(StoreFile &&) noexcept;
+    StoreFile &operator=(StoreFile &&) noexcept;
+    StoreFile(const StoreFile &) = delete;
+    StoreFile &operator=(const StoreFile &) = delete;
+    ~StoreFile();
+
+    const std::string &path() const { return path_; }
+    std::uint64_t size() const { return size_; }
+    std::uint8_t *base() const { return base_; }
+
+    // Writes a fresh header when there is none (or an unknown format);
+    // keeps everything when the header is valid. Takes the lock itself.
+    Status format_if_needed(std::uint64_t job_id);
+    bool header_valid() const;
+    const Header &header() const { return *reinterpret_cast<const Header *>(base_); }
+
+    // Exclusive lock on the store file for directory changes (flock).
+    class Lock {
+    public:
+        explicit Lock(int fd);
+        ~Lock();
+        Lock(const Lock &) = delete;
+        Lock &operator=(const Lock &) = delete;
+
+    private:
+        int fd_;
+    };
+    Lock lock() const { return Lock(fd_.get()); }
+
+    SlotRecord read_record(std::uint32_t slot) const;
+    void write_record(std::uint32_t slot, SlotRecord rec);  // sets seq and record_crc
+    static bool record_valid(const SlotRecord &rec);
+
+    // Picks a slot for `rank`'s shard of `need` bytes and marks it
+    // `writing` at `version`. Never takes a slot holding a shard at
+    // `protect_from` or newer (the newest committed version and other
+    // ranks' saves in flight), except this rank's own unfinished one. Call
+    // with the lock held, with no save of `rank` in flight.
+    Result<std::uint32_t> allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
+                                   std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions);
+
+    // Every valid complete or committed shard in the store.
+    std::vector<ShardInfo> shards() const;
+    // Every valid record (any state), for listings.
+    std::vector<ShardInfo> records() const;
+
+    void set_committed_hint(std::uint64_t version);
+
+private:
+    StoreFile() = default;
+    Header &mutable_header() { return *reinterpret_cast<Header *>(base_); }
+    SlotRecord *record_ptr(std::uint32_t slot) const;
+
+    std::string path_;
+    UniqueFd fd_;
+    std::uint8_t *base_ = nullptr;
+    std::uint64_t size_ = 0;
+};
+
+}  // namespace tck::store
