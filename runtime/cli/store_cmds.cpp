@@ -123,9 +123,9 @@ int cmd_store(const std::vector<std::string> &args, bool verify) {
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto &r = rows[i];
             fmt::print("{}\n  {{\"store\": \"{}\", \"slot\": {}, \"rank\": {}, \"world\": {}, \"version\": {}, "
-                       "\"bytes\": {}, \"state\": \"{}\", \"crc32c\": \"{:08x}\"{}}}",
+                       "\"bytes\": {}, \"offset\": {}, \"state\": \"{}\", \"crc32c\": \"{:08x}\"{}}}",
                        i ? "," : "", json_escape(r.store), r.slot, r.rec.rank, r.rec.world, r.rec.version,
-                       r.rec.payload_bytes, store::state_name(static_cast<store::SlotState>(r.rec.state)),
+                       r.rec.payload_bytes, r.rec.offset, store::state_name(static_cast<store::SlotState>(r.rec.state)),
                        r.rec.payload_crc, verify ? fmt::format(", \"check\": \"{}\"", r.check) : "");
         }
         fmt::print("{}]\n", rows.empty() ? "" : "\n");
