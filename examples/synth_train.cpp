@@ -138,9 +138,6 @@ int main(int argc, char **argv) {
             step_state(state, s);
             if (a.step_ms) std::this_thread::sleep_for(std::chrono::milliseconds(a.step_ms));
             meta.step = s;
-            // Lets the commit of the previous save finish during training:
-            // MPI is driven only from the application's thread.
-            (void)ckpt.test();
             if (s % a.ckpt_every == 0) {
                 ckpt.save(s);
                 tierckpt_stats_t st = ckpt.stats();

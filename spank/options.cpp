@@ -12,6 +12,7 @@ constexpr const char *name_of(Opt opt) {
     case Opt::replicas: return "--ckpt-replicas";
     case Opt::persist: return "--ckpt-persist";
     case Opt::persist_every: return "--ckpt-persist-every";
+    case Opt::transport: return "--ckpt-transport";
     }
     return "--ckpt-?";
 }
@@ -72,6 +73,13 @@ Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions 
         opts.persist_every = *n;
         return Status::ok();
     }
+    case Opt::transport: {
+        if (arg != "ucx" && arg != "ofi" && arg != "auto") {
+            return error(TIERCKPT_ERR_INVALID, "{}={}: expected ucx, ofi or auto", name, arg);
+        }
+        opts.transport = std::string(arg);
+        return Status::ok();
+    }
     }
     return error(TIERCKPT_ERR_INTERNAL, "unknown option {}", static_cast<int>(opt));
 }
@@ -81,6 +89,7 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
         const char *orphan = opts.replicas ? "--ckpt-replicas"
                              : opts.persist_dir ? "--ckpt-persist"
                              : opts.persist_every ? "--ckpt-persist-every"
+                             : opts.transport ? "--ckpt-transport"
                                                   : nullptr;
         if (orphan) {
             return error(TIERCKPT_ERR_INVALID,
@@ -97,6 +106,7 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
     Settings s;
     s.mem = opts.mem ? *opts.mem : cfg.default_mem;
     s.replicas = opts.replicas ? *opts.replicas : cfg.default_replicas;
+    if (opts.transport) s.transport = *opts.transport;
     if (opts.persist_dir) {
         s.persist_dir = *opts.persist_dir;
         s.persist_every = opts.persist_every ? *opts.persist_every : kDefaultPersistEvery;

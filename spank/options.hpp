@@ -12,7 +12,7 @@
 
 namespace tck::spank {
 
-enum class Opt : int { mem = 1, replicas, persist, persist_every };
+enum class Opt : int { mem = 1, replicas, persist, persist_every, transport };
 
 // Starts unset: callbacks may run more than once (options from the
 // environment, then the command line; twice in slurmstepd), and a later
@@ -23,6 +23,7 @@ struct UserOptions {
     std::optional<unsigned> replicas;
     std::optional<std::string> persist_dir;
     std::optional<std::uint64_t> persist_every;
+    std::optional<std::string> transport;
 };
 
 // What the job gets once defaults are applied.
@@ -31,6 +32,7 @@ struct Settings {
     unsigned replicas = 1;
     std::string persist_dir;          // empty: no persistent tier
     std::uint64_t persist_every = 0;  // 0 when persist_dir is empty
+    std::string transport = "auto";   // ucx, ofi or auto
 };
 
 inline constexpr std::uint64_t kDefaultPersistEvery = 10;

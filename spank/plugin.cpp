@@ -83,6 +83,9 @@ spank_option g_options[] = {
     {const_cast<char *>("ckpt-persist-every"), const_cast<char *>("N"),
      const_cast<char *>("Flush every Nth committed checkpoint to --ckpt-persist (default 10) [tierckpt]"), 1,
      static_cast<int>(Opt::persist_every), option_cb},
+    {const_cast<char *>("ckpt-transport"), const_cast<char *>("KIND"),
+     const_cast<char *>("RDMA transport for replicas: ucx, ofi or auto (default) [tierckpt]"), 1,
+     static_cast<int>(Opt::transport), option_cb},
 };
 
 const char *context_name(spank_context_t ctx) {

@@ -84,6 +84,7 @@ Status setup_store(spank_t sp, PluginState &s) {
              {env::kStoreCreated, info->created ? "1" : "0"},
              {env::kPrefault, s.cfg.prefault ? "1" : "0"},
              {env::kReplicas, std::to_string(settings->replicas)},
+             {env::kTransport, settings->transport},
              {env::kPersistDir, settings->persist_dir},
              {env::kPersistEvery, std::to_string(settings->persist_every)},
              {env::kJobId, std::to_string(job_id)},

@@ -123,18 +123,20 @@ int cmd_store(const std::vector<std::string> &args, bool verify) {
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto &r = rows[i];
             fmt::print("{}\n  {{\"store\": \"{}\", \"slot\": {}, \"rank\": {}, \"world\": {}, \"version\": {}, "
-                       "\"bytes\": {}, \"offset\": {}, \"state\": \"{}\", \"crc32c\": \"{:08x}\"{}}}",
+                       "\"bytes\": {}, \"offset\": {}, \"kind\": \"{}\", \"state\": \"{}\", \"crc32c\": \"{:08x}\"{}}}",
                        i ? "," : "", json_escape(r.store), r.slot, r.rec.rank, r.rec.world, r.rec.version,
-                       r.rec.payload_bytes, r.rec.offset, store::state_name(static_cast<store::SlotState>(r.rec.state)),
+                       r.rec.payload_bytes, r.rec.offset, r.rec.kind == store::kReplica ? "replica" : "own",
+                       store::state_name(static_cast<store::SlotState>(r.rec.state)),
                        r.rec.payload_crc, verify ? fmt::format(", \"check\": \"{}\"", r.check) : "");
         }
         fmt::print("{}]\n", rows.empty() ? "" : "\n");
     } else {
-        fmt::print("{:<40} {:>4} {:>5} {:>5} {:>8} {:>10} {:<9}{}\n", "STORE", "SLOT", "RANK", "WORLD", "VERSION",
-                   "BYTES", "STATE", verify ? " CHECK" : "");
+        fmt::print("{:<40} {:>4} {:>5} {:>5} {:>8} {:>10} {:<7} {:<9}{}\n", "STORE", "SLOT", "RANK", "WORLD",
+                   "VERSION", "BYTES", "KIND", "STATE", verify ? " CHECK" : "");
         for (const auto &r : rows) {
-            fmt::print("{:<40} {:>4} {:>5} {:>5} {:>8} {:>10} {:<9}{}\n", r.store, r.slot, r.rec.rank, r.rec.world,
-                       r.rec.version, format_size(r.rec.payload_bytes),
+            fmt::print("{:<40} {:>4} {:>5} {:>5} {:>8} {:>10} {:<7} {:<9}{}\n", r.store, r.slot, r.rec.rank,
+                       r.rec.world, r.rec.version, format_size(r.rec.payload_bytes),
+                       r.rec.kind == store::kReplica ? "replica" : "own",
                        store::state_name(static_cast<store::SlotState>(r.rec.state)), verify ? " " + r.check : "");
         }
     }

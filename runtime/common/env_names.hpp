@@ -14,5 +14,7 @@ inline constexpr const char *kPersistEvery = "TIERCKPT_PERSIST_EVERY"; // flush 
 inline constexpr const char *kJobId = "TIERCKPT_JOB_ID";
 inline constexpr const char *kRestartCount = "TIERCKPT_RESTART_COUNT"; // the job's requeue count
 inline constexpr const char *kMemlock = "TIERCKPT_MEMLOCK_BYTES";      // the tasks' locked-memory limit
+inline constexpr const char *kTransport = "TIERCKPT_TRANSPORT";        // ucx, ofi or auto
+inline constexpr const char *kReplicaTimeout = "TIERCKPT_REPLICA_TIMEOUT_MS";  // a partner's time to copy
 
 }  // namespace tck::env

@@ -1,8 +1,12 @@
 #include "checkpointer.hpp"
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +25,8 @@ namespace {
 
 constexpr int kTagHeader = 7101;
 constexpr int kTagData = 7102;
-constexpr std::uint64_t kChunk = 1ull << 30;  // MPI counts are int
+constexpr std::uint64_t kChunk = 1ull << 30;     // MPI counts are int
+constexpr std::uint64_t kGetChunk = 4ull << 20;  // one RDMA read
 
 double now_ms() {
     using namespace std::chrono;
@@ -72,6 +77,13 @@ Result<Options> Options::from_env() {
         auto n = parse_uint(env::kJobId, j, 0, std::numeric_limits<std::uint64_t>::max());
         if (n) o.job_id = *n;
     }
+    for (const char *key : {env::kReplicas, env::kTransport, env::kReplicaTimeout}) {
+        const char *v = std::getenv(key);
+        if (!v || !*v) continue;
+        std::string k = key == env::kReplicas ? "replicas" : key == env::kTransport ? "transport" : "replica_timeout_ms";
+        Status st = o.set(k, v);
+        if (!st) return error(st.code(), "{}: {}", key, st.message());
+    }
     return o;
 }
 
@@ -92,8 +104,24 @@ Status Options::set(const std::string &key, const std::string &value) {
         auto n = parse_uint(key, value, 0, std::numeric_limits<std::uint64_t>::max());
         if (!n) return n.status();
         job_id = *n;
+    } else if (key == "replicas") {
+        auto n = parse_uint(key, value, 0, 16);
+        if (!n) return n.status();
+        replicas = static_cast<unsigned>(*n);
+    } else if (key == "transport") {
+        if (value != "ucx" && value != "ofi" && value != "auto") {
+            return error(TIERCKPT_ERR_INVALID, "transport={}: expected ucx, ofi or auto", value);
+        }
+        transport = value;
+    } else if (key == "replica_timeout_ms") {
+        auto n = parse_uint(key, value, 1, 3600000);
+        if (!n) return n.status();
+        replica_timeout_ms = static_cast<int>(*n);
     } else {
-        return error(TIERCKPT_ERR_INVALID, "unknown option '{}' (known: store, store_bytes, prefault, job_id)", key);
+        return error(TIERCKPT_ERR_INVALID,
+                     "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
+                     "replica_timeout_ms)",
+                     key);
     }
     return Status::ok();
 }
@@ -151,8 +179,84 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         MPI_Comm_free(&c->comm_);
         return st;
     }
+    c->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!c->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
+    st = c->setup_replication(opts);
+    if (!st) {
+        MPI_Comm_free(&c->node_comm_);
+        MPI_Comm_free(&c->comm_);
+        return st;
+    }
     c->worker_ = std::thread([p = c.get()] { p->worker_loop(); });
     return c;
+}
+
+// Collective. Partners: the node's ranks replicate to the next `replicas`
+// nodes in order, rank for rank by their index on the node.
+Status Checkpointer::setup_replication(const Options &opts) {
+    replica_timeout_ms_ = opts.replica_timeout_ms;
+    std::vector<int> nodes(leader_of_);
+    std::sort(nodes.begin(), nodes.end());
+    nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+    unsigned r = std::min<unsigned>(opts.replicas, static_cast<unsigned>(nodes.size() - 1));
+    if (opts.replicas > r && rank_ == 0) {
+        log::warn("{} replicas asked, but the job spans {} node(s): keeping {}", opts.replicas, nodes.size(), r);
+    }
+    if (r == 0) return Status::ok();
+
+    // Every rank must have a transport, or none replicates.
+    Status st;
+    auto t = make_transport(opts.transport);
+    std::vector<std::uint8_t> blob;
+    if (t) {
+        auto b = (*t)->local_blob(store_->base(), store_->size());
+        if (b) blob = std::move(*b);
+        else st = b.status();
+    } else {
+        st = t.status();
+    }
+    int ok = st.is_ok(), all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm_);
+    if (!all_ok) {
+        if (st) st = error(TIERCKPT_ERR_UNSUPPORTED, "another rank has no working transport");
+        return error(st.code(), "--ckpt-replicas={} needs an RDMA transport ({}): {}", opts.replicas, opts.transport,
+                     st.message());
+    }
+    int len = static_cast<int>(blob.size());
+    std::vector<int> lens(static_cast<std::size_t>(world_)), displs(static_cast<std::size_t>(world_));
+    MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_);
+    int total = 0;
+    for (int i = 0; i < world_; ++i) {
+        displs[static_cast<std::size_t>(i)] = total;
+        total += lens[static_cast<std::size_t>(i)];
+    }
+    std::vector<std::uint8_t> all(static_cast<std::size_t>(total));
+    MPI_Allgatherv(blob.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_);
+    std::vector<std::vector<std::uint8_t>> blobs(static_cast<std::size_t>(world_));
+    for (int i = 0; i < world_; ++i) {
+        auto b = all.begin() + displs[static_cast<std::size_t>(i)];
+        blobs[static_cast<std::size_t>(i)].assign(b, b + lens[static_cast<std::size_t>(i)]);
+    }
+    st = (*t)->set_peers(blobs, rank_);
+    if (!st) return st;
+    transport_ = std::move(*t);
+
+    std::size_t my_node = static_cast<std::size_t>(
+        std::find(nodes.begin(), nodes.end(), leader_of_[static_cast<std::size_t>(rank_)]) - nodes.begin());
+    std::vector<int> mates;  // ranks of my node, in order
+    for (int i = 0; i < world_; ++i) {
+        if (leader_of_[static_cast<std::size_t>(i)] == nodes[my_node]) mates.push_back(i);
+    }
+    std::size_t my_index = static_cast<std::size_t>(std::find(mates.begin(), mates.end(), rank_) - mates.begin());
+    for (unsigned k = 1; k <= r; ++k) {
+        int target = nodes[(my_node + k) % nodes.size()];
+        std::vector<int> there;
+        for (int i = 0; i < world_; ++i) {
+            if (leader_of_[static_cast<std::size_t>(i)] == target) there.push_back(i);
+        }
+        partners_.push_back(there[my_index % there.size()]);
+    }
+    return Status::ok();
 }
 
 Checkpointer::~Checkpointer() {
@@ -180,26 +284,146 @@ std::uint64_t Checkpointer::payload_bytes() const {
     return n;
 }
 
+void Checkpointer::wake_worker() {
+    std::uint64_t one = 1;
+    (void)!::write(wake_fd_.get(), &one, sizeof one);
+}
+
+// The worker thread: checksums staged shards, tells partners they are
+// ready, pulls the shards it keeps for others, collects acknowledgements.
 void Checkpointer::worker_loop() {
-    std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
-        cv_.wait(lk, [this] { return stop_ || work_pending_; });
-        if (stop_) return;
-        work_pending_ = false;
-        std::uint32_t slot = inflight_->slot;
-        lk.unlock();
-        double t0 = now_ms();
-        store::SlotRecord rec = store_->read_record(slot);
-        rec.payload_crc = crc32c(store_->base() + rec.offset, rec.payload_bytes);
-        rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
-        store_->write_record(slot, rec);
-        double t1 = now_ms();
-        lk.lock();
-        stats_.checksum_ms = t1 - t0;
-        inflight_->checksummed = true;
-        inflight_->worker_ok = true;
-        cv_.notify_all();
+        bool job = false;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (stop_) return;
+            job = std::exchange(work_pending_, false);
+        }
+        if (job) worker_checksum();
+        if (transport_) {
+            TransportMsg m;
+            while (transport_->poll(m)) handle_msg(m);
+        }
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (inflight_ && inflight_->checksummed && !inflight_->replicated && now_ms() > inflight_->deadline_ms) {
+                log::warn("version {}: {} of {} partners acknowledged their copy within {} ms",
+                          inflight_->version, inflight_->acks, partners_.size(), replica_timeout_ms_);
+                inflight_->replica_failed = true;
+                inflight_->replicated = true;
+                cv_.notify_all();
+            }
+            if (stop_ || work_pending_) continue;
+        }
+        if (transport_) {
+            transport_->wait(wake_fd_.get(), 100);
+        } else {
+            struct pollfd pfd = {wake_fd_.get(), POLLIN, 0};
+            ::poll(&pfd, 1, 1000);
+        }
+        std::uint64_t drain;
+        while (::read(wake_fd_.get(), &drain, sizeof drain) > 0) {
+        }
     }
+}
+
+void Checkpointer::worker_checksum() {
+    std::uint32_t slot;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        slot = inflight_->slot;
+    }
+    double t0 = now_ms();
+    store::SlotRecord rec = store_->read_record(slot);
+    rec.payload_crc = crc32c(store_->base() + rec.offset, rec.payload_bytes);
+    rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
+    store_->write_record(slot, rec);
+    double t1 = now_ms();
+    bool ok = true;
+    for (int p : partners_) {
+        TransportMsg m{};
+        m.type = TransportMsg::ready;
+        m.from = static_cast<std::uint32_t>(rank_);
+        m.owner = static_cast<std::uint32_t>(rank_);
+        m.version = rec.version;
+        m.offset = rec.offset;
+        m.bytes = rec.payload_bytes;
+        m.crc = rec.payload_crc;
+        m.nregions = rec.nregions;
+        Status st = transport_->send(p, m);
+        if (!st) {
+            log::warn("version {}: cannot reach partner rank {}: {}", rec.version, p, st.message());
+            ok = false;
+        }
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.checksum_ms = t1 - t0;
+    inflight_->checksummed = true;
+    inflight_->worker_ok = true;
+    inflight_->t_checksummed = t1;
+    inflight_->deadline_ms = t1 + replica_timeout_ms_;
+    if (!ok) inflight_->replica_failed = true;
+    if (partners_.empty() || !ok) inflight_->replicated = true;
+    cv_.notify_all();
+}
+
+void Checkpointer::handle_msg(const TransportMsg &m) {
+    if (m.type == TransportMsg::done) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!inflight_ || inflight_->version != m.version || inflight_->replicated) return;
+        if (!m.ok) inflight_->replica_failed = true;
+        if (++inflight_->acks == partners_.size() || !m.ok) {
+            inflight_->replicated = true;
+            stats_.replicate_ms = now_ms() - inflight_->t_checksummed;
+            stats_.replicas = inflight_->acks;
+            cv_.notify_all();
+        }
+        return;
+    }
+    if (m.type != TransportMsg::ready) return;
+    // Keep a copy of another node's shard: pull it, verify it, say so.
+    TransportMsg reply{};
+    reply.type = TransportMsg::done;
+    reply.from = static_cast<std::uint32_t>(rank_);
+    reply.owner = m.owner;
+    reply.version = m.version;
+    Status st;
+    std::uint32_t slot = 0;
+    {
+        auto guard = store_->lock();
+        auto s = store_->allocate(m.owner, static_cast<std::uint32_t>(world_), m.version, m.bytes,
+                                  protect_from_.load(), m.nregions, store::kReplica, rank_);
+        if (s) slot = *s;
+        else st = s.status();
+    }
+    if (st) {
+        store::SlotRecord rec = store_->read_record(slot);
+        // Verified after the transfer; a transfer that arrives damaged is
+        // tried once more before the copy is given up.
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            st = Status::ok();
+            for (std::uint64_t off = 0; off < m.bytes && st; off += kGetChunk) {
+                st = transport_->get(static_cast<int>(m.from), m.offset + off, store_->base() + rec.offset + off,
+                                     std::min<std::uint64_t>(kGetChunk, m.bytes - off), replica_timeout_ms_);
+            }
+            if (st && crc32c(store_->base() + rec.offset, m.bytes) != m.crc) {
+                st = error(TIERCKPT_ERR_CORRUPT, "the copy does not match its checksum");
+                log::info("replica of rank {} version {}: {} (attempt {})", m.owner, m.version, st.message(),
+                          attempt + 1);
+                continue;
+            }
+            break;
+        }
+        if (st) {
+            rec.payload_crc = m.crc;
+            rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
+            store_->write_record(slot, rec);
+        }
+    }
+    if (!st) log::warn("replica of rank {} version {}: {}", m.owner, m.version, st.message());
+    reply.ok = st.is_ok() ? 1 : 0;
+    Status sent = transport_->send(static_cast<int>(m.from), reply);
+    if (!sent) log::warn("cannot acknowledge rank {}'s version {}: {}", m.from, m.version, sent.message());
 }
 
 Status Checkpointer::save(std::uint64_t version) {
@@ -228,6 +452,7 @@ Status Checkpointer::save(std::uint64_t version) {
             inflight_->version = version;
             inflight_->checksummed = true;
             inflight_->worker_ok = false;
+            inflight_->replicated = true;
             inflight_->t_start = t0;
             have_last_ = true;
             last_version_ = version;
@@ -278,7 +503,7 @@ Status Checkpointer::save(std::uint64_t version) {
         inflight_->t_start = t1;
         work_pending_ = true;
     }
-    cv_.notify_all();
+    wake_worker();
     return Status::ok();
 }
 
@@ -286,10 +511,14 @@ Result<bool> Checkpointer::progress(bool block) {
     if (!inflight_) return true;
     InFlight &f = *inflight_;
     if (!f.vote_started) {
+        // The vote is a collective: it starts only inside calls every rank
+        // makes at the same point of the program (save, wait, close), never
+        // from test(), or a rank waiting for it could block another rank
+        // that sits in one of the application's own collectives.
+        if (!block) return false;
         std::unique_lock<std::mutex> lk(mu_);
-        if (block) cv_.wait(lk, [&] { return f.checksummed; });
-        if (!f.checksummed) return false;
-        f.local_ok = f.worker_ok ? 1 : 0;
+        cv_.wait(lk, [&] { return f.checksummed && f.replicated; });
+        f.local_ok = (f.worker_ok && !f.replica_failed) ? 1 : 0;
         lk.unlock();
         int rc = MPI_Iallreduce(&f.local_ok, &f.global_ok, 1, MPI_INT, MPI_MIN, comm_, &f.req);
         if (rc != MPI_SUCCESS) {
@@ -315,6 +544,7 @@ Result<bool> Checkpointer::progress(bool block) {
         store_->write_record(f.slot, rec);
         committed_version_ = version;
         have_committed_ = true;
+        protect_from_.store(version);
         if (node_rank_ == 0) store_->set_committed_hint(version);
         stats_.committed = true;
         stats_.commit_ms = now_ms() - f.t_start;
@@ -324,9 +554,9 @@ Result<bool> Checkpointer::progress(bool block) {
         inflight_.reset();
     }
     if (!ok) {
-        return error(TIERCKPT_ERR_IO,
-                     "version {} did not commit: at least one rank could not stage its shard; version {} stays the "
-                     "newest committed",
+        return error(TIERCKPT_ERR_PEER,
+                     "version {} did not commit: a rank could not stage its shard or a partner node did not "
+                     "acknowledge its copy; version {} stays the newest committed",
                      version, have_committed_ ? std::to_string(committed_version_) : std::string("(none)"));
     }
     return true;
@@ -515,6 +745,7 @@ Result<RestoreResult> Checkpointer::restore() {
             if (all_ok) {
                 committed_version_ = v;
                 have_committed_ = true;
+                protect_from_.store(v);
                 last_version_ = v;
                 have_last_ = true;
                 return RestoreResult{true, v, source};
@@ -562,8 +793,9 @@ Status Checkpointer::close() {
         std::lock_guard<std::mutex> lk(mu_);
         stop_ = true;
     }
-    cv_.notify_all();
+    if (wake_fd_) wake_worker();
     if (worker_.joinable()) worker_.join();
+    transport_.reset();
     store_.reset();
     if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);

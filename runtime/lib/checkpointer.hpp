@@ -10,6 +10,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -20,7 +21,9 @@
 #include <vector>
 
 #include "../common/status.hpp"
+#include "../common/unique_fd.hpp"
 #include "store_format.hpp"
+#include "transport/transport.hpp"
 
 namespace tck {
 
@@ -29,10 +32,14 @@ struct Options {
     std::uint64_t store_bytes = 0; // with a path that does not exist yet: create it this large
     bool prefault = true;          // TIERCKPT_PREFAULT
     std::uint64_t job_id = 0;      // TIERCKPT_JOB_ID
+    unsigned replicas = 0;         // TIERCKPT_REPLICAS: copies on other nodes
+    std::string transport = "auto";  // TIERCKPT_TRANSPORT: ucx, ofi or auto
+    int replica_timeout_ms = 60000;  // TIERCKPT_REPLICA_TIMEOUT_MS
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
-    // key=value: store, store_bytes, prefault, job_id.
+    // key=value: store, store_bytes, prefault, job_id, replicas, transport,
+    // replica_timeout_ms.
     Status set(const std::string &key, const std::string &value);
 };
 
@@ -42,6 +49,8 @@ struct SaveStats {
     double wait_ms = 0;            // waiting for the previous save to commit
     double stall_ms = 0;           // copying into the store: what training waits for
     double checksum_ms = 0;        // in the background
+    double replicate_ms = 0;       // from the checksum to the last partner's acknowledgement
+    unsigned replicas = 0;         // copies acknowledged
     double commit_ms = 0;          // from save() to commit, 0 until committed
     bool committed = false;
 };
@@ -79,6 +88,8 @@ public:
     // save while the previous one is in flight first waits for it to commit.
     Status save(std::uint64_t version);
     // True once the newest save has committed (or none is in flight).
+    // Never blocks, and never starts the commit vote: that happens in the
+    // next save, wait or close, which every rank calls in the same order.
     Result<bool> test();
     Status wait();
     // Collective. Fills the regions with the newest version complete
@@ -87,6 +98,9 @@ public:
     Status close();
 
     const SaveStats &last_stats() const { return stats_; }
+    // The ranks that keep copies of this rank's shards.
+    const std::vector<int> &partners() const { return partners_; }
+    const char *transport_name() const { return transport_ ? transport_->name() : "none"; }
     std::uint64_t committed_version() const { return committed_version_; }
     int rank() const { return rank_; }
     int world() const { return world_; }
@@ -103,6 +117,11 @@ private:
         std::uint32_t slot = 0;
         bool checksummed = false;  // guarded by mu_
         bool worker_ok = true;     // guarded by mu_
+        bool replicated = false;   // guarded by mu_: every partner answered (or timed out)
+        unsigned acks = 0;         // guarded by mu_
+        bool replica_failed = false;  // guarded by mu_
+        double deadline_ms = 0;    // guarded by mu_
+        double t_checksummed = 0;  // guarded by mu_
         bool vote_started = false;
         int local_ok = 0, global_ok = 0;
         MPI_Request req = MPI_REQUEST_NULL;
@@ -111,6 +130,10 @@ private:
 
     std::uint64_t payload_bytes() const;
     void worker_loop();
+    void worker_checksum();
+    void handle_msg(const TransportMsg &m);
+    void wake_worker();
+    Status setup_replication(const Options &opts);
     Result<bool> progress(bool block);
     Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan, int &bad_entry,
                            Source &source);
@@ -128,6 +151,11 @@ private:
     bool have_last_ = false;
     SaveStats stats_;
     std::optional<InFlight> inflight_;
+    std::atomic<std::uint64_t> protect_from_{0};  // read by the worker for replica slots
+    std::unique_ptr<Transport> transport_;
+    std::vector<int> partners_;
+    int replica_timeout_ms_ = 60000;
+    UniqueFd wake_fd_;  // eventfd: the application's thread wakes the worker
 
     std::thread worker_;
     std::mutex mu_;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "../common/log.hpp"
 #include "../common/size.hpp"
 #include "crc32c.hpp"
 
@@ -85,7 +86,7 @@ Result<StoreFile> StoreFile::open(const std::string &path, std::uint64_t create_
 
 StoreFile::StoreFile(StoreFile &&o) noexcept
     : path_(std::move(o.path_)), fd_(std::move(o.fd_)), base_(std::exchange(o.base_, nullptr)),
-      size_(std::exchange(o.size_, 0)) {}
+      size_(std::exchange(o.size_, 0)), mu_(std::move(o.mu_)) {}
 
 StoreFile &StoreFile::operator=(StoreFile &&o) noexcept {
     if (this != &o) {
@@ -94,6 +95,7 @@ StoreFile &StoreFile::operator=(StoreFile &&o) noexcept {
         fd_ = std::move(o.fd_);
         base_ = std::exchange(o.base_, nullptr);
         size_ = std::exchange(o.size_, 0);
+        mu_ = std::move(o.mu_);
     }
     return *this;
 }
@@ -102,7 +104,7 @@ StoreFile::~StoreFile() {
     if (base_) ::munmap(base_, size_);
 }
 
-StoreFile::Lock::Lock(int fd) : fd_(fd) {
+StoreFile::Lock::Lock(int fd, std::mutex &mu) : fd_(fd), thread_lock_(mu) {
     while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
     }
 }
@@ -159,7 +161,9 @@ bool StoreFile::record_valid(const SlotRecord &rec) {
 }
 
 Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
-                                          std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions) {
+                                          std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
+                                          std::uint32_t kind, std::int64_t writer_in) {
+    const std::uint32_t writer = writer_in < 0 ? rank : static_cast<std::uint32_t>(writer_in);
     Header &h = mutable_header();
     // Reusable: an invalid or unfinished record, or a shard older than what
     // must be kept. Prefer this rank's own old slot, then the tightest fit.
@@ -177,12 +181,16 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         // Another rank's slot may hold its save in flight: only an old
         // version is fair game. This rank has no save in flight here, so
         // its own unfinished slot (a save that died) is too.
-        bool own_stale = r.rank == rank && r.state != static_cast<std::uint32_t>(SlotState::complete) &&
+        // The same rank may be filling a replica in its worker thread while
+        // its application thread saves: only a slot of the same kind (and,
+        // for replicas, being refilled by the same writer) counts as its own.
+        bool own_stale = r.writer == writer && r.kind == kind && (kind != kOwnShard || r.rank == rank) &&
+                         r.state != static_cast<std::uint32_t>(SlotState::complete) &&
                          r.state != static_cast<std::uint32_t>(SlotState::committed);
         bool reusable = r.state == static_cast<std::uint32_t>(SlotState::empty) || r.world != world ||
                         r.version < protect_from || own_stale;
         if (!reusable || r.capacity < need) continue;
-        bool own = r.rank == rank;
+        bool own = r.rank == rank && r.kind == kind;
         if (best < 0 || (own && !best_own) || (own == best_own && r.capacity < best_cap)) {
             best = static_cast<int>(i);
             best_cap = r.capacity;
@@ -218,7 +226,11 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
     rec.version = version;
     rec.payload_bytes = need;
     rec.job_id = h.job_id;
+    rec.kind = kind;
+    rec.writer = writer;
     write_record(slot, rec);
+    log::debug("allocate: slot {} [{}, +{}) for rank {} version {} kind {} writer {}", slot, rec.offset, rec.capacity,
+               rank, version, kind, writer);
     return slot;
 }
 

@@ -20,6 +20,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,9 @@ inline constexpr std::uint32_t kMaxSlots = 256;
 inline constexpr std::size_t kRecordBytes = 128;
 inline constexpr std::size_t kSlotAlign = 4096;
 inline constexpr std::size_t kRegionNameBytes = 56;
+
+inline constexpr std::uint32_t kOwnShard = 0;  // SlotRecord::kind
+inline constexpr std::uint32_t kReplica = 1;   // a copy of another node's shard
 
 enum class SlotState : std::uint32_t {
     empty = 0,
@@ -68,10 +73,11 @@ struct SlotRecord {
     std::uint64_t version;
     std::uint64_t payload_bytes;  // manifest + regions
     std::uint32_t payload_crc;    // CRC32C of the payload
-    std::uint32_t kind;           // 0: the rank's own shard (replicas come later)
+    std::uint32_t kind;           // kOwnShard or kReplica
     std::uint64_t seq;            // bumped on every write of the record
     std::uint64_t job_id;
-    std::uint8_t reserved[kRecordBytes - 76];
+    std::uint32_t writer;         // the rank that writes this slot (the owner, or the replica's receiver)
+    std::uint8_t reserved[kRecordBytes - 80];
     std::uint32_t record_crc;     // CRC32C of the bytes before it
 };
 static_assert(sizeof(SlotRecord) == kRecordBytes);
@@ -121,30 +127,35 @@ public:
     bool header_valid() const;
     const Header &header() const { return *reinterpret_cast<const Header *>(base_); }
 
-    // Exclusive lock on the store file for directory changes (flock).
+    // Exclusive lock for directory changes: a mutex for the threads of
+    // this process (flock does not separate them: they share the open file
+    // description), then flock for the other processes.
     class Lock {
     public:
-        explicit Lock(int fd);
+        Lock(int fd, std::mutex &mu);
         ~Lock();
         Lock(const Lock &) = delete;
         Lock &operator=(const Lock &) = delete;
 
     private:
         int fd_;
+        std::unique_lock<std::mutex> thread_lock_;
     };
-    Lock lock() const { return Lock(fd_.get()); }
+    Lock lock() const { return Lock(fd_.get(), *mu_); }
 
     SlotRecord read_record(std::uint32_t slot) const;
     void write_record(std::uint32_t slot, SlotRecord rec);  // sets seq and record_crc
     static bool record_valid(const SlotRecord &rec);
 
-    // Picks a slot for `rank`'s shard of `need` bytes and marks it
-    // `writing` at `version`. Never takes a slot holding a shard at
-    // `protect_from` or newer (the newest committed version and other
-    // ranks' saves in flight), except this rank's own unfinished one. Call
-    // with the lock held, with no save of `rank` in flight.
+    // Picks a slot for `rank`'s shard (or, kind kReplica, a copy of it
+    // that rank `writer` receives) of `need` bytes and marks it `writing`
+    // at `version`. Never takes a slot holding a shard at `protect_from`
+    // or newer (the newest committed version and saves in flight), except
+    // the writer's own unfinished one. Call with the lock held. writer -1:
+    // the rank itself.
     Result<std::uint32_t> allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
-                                   std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions);
+                                   std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
+                                   std::uint32_t kind = kOwnShard, std::int64_t writer = -1);
 
     // Every valid complete or committed shard in the store.
     std::vector<ShardInfo> shards() const;
@@ -162,6 +173,7 @@ private:
     UniqueFd fd_;
     std::uint8_t *base_ = nullptr;
     std::uint64_t size_ = 0;
+    std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace tck::store

@@ -9,11 +9,12 @@
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
-MEM=--ckpt-mem=160M
+# The core alone: no replicas (t-replication.sh covers them).
+MEM=(--ckpt-mem=256M --ckpt-replicas=0)
 
 step "reference: a straight run of 20 steps"
 # shellcheck disable=SC2086  # TRAIN is a command line
-ref=$(ck srun --mpi=pmix -N3 -n6 "$MEM" $TRAIN --steps 20)
+ref=$(ck srun --mpi=pmix -N3 -n6 "${MEM[@]}" $TRAIN --steps 20)
 echo "$ref"
 digest=$(sed -n 's/^final steps=20 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
 [ -n "$digest" ] || fail "no final digest in the reference run"
@@ -23,7 +24,7 @@ assert_match "$ref" '^saved version=20 stall_ms=[0-9.]+ ' "save lines"
 # Runs the bash script $1 in a 3-node, 6-task allocation with a store on
 # each node; the assertions judge its output.
 in_allocation() {
-    ck salloc -N3 -n6 -w n1,n2,n3 "$MEM" bash -c "$1" 2>&1 || true
+    ck salloc -N3 -n6 -w n1,n2,n3 "${MEM[@]}" bash -c "$1" 2>&1 || true
 }
 
 step "resume: 12 steps, then a new step goes on to 20 from the node stores"

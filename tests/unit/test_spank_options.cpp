@@ -74,6 +74,7 @@ TEST_CASE("bad option values name the option, the value and the form", "[spank][
         INFO("--ckpt-persist-every=" << bad);
         CHECK(apply_err(Opt::persist_every, bad).find("from 1 to") != std::string::npos);
     }
+    CHECK(apply_err(Opt::transport, "verbs") == "--ckpt-transport=verbs: expected ucx, ofi or auto");
     for (const char *bad : {"relative", "/lustre/../etc", "/a/./b", ""}) {
         INFO("--ckpt-persist=" << bad);
         CHECK(apply_err(Opt::persist, bad).rfind("--ckpt-persist=", 0) == 0);

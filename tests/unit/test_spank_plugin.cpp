@@ -72,7 +72,8 @@ TEST_CASE("srun: options register and bad values stop srun with the reason", "[s
     p.start(S_CTX_LOCAL);
     std::vector<std::string> names;
     for (auto &o : spank_stub::world().options) names.push_back(o.name);
-    CHECK(names == std::vector<std::string>{"ckpt-mem", "ckpt-replicas", "ckpt-persist", "ckpt-persist-every"});
+    CHECK(names == std::vector<std::string>{"ckpt-mem", "ckpt-replicas", "ckpt-persist", "ckpt-persist-every",
+                                            "ckpt-transport"});
 
     CHECK(spank_stub::give_option("ckpt-mem", "abc", false) < 0);
     CHECK(p.has_error("--ckpt-mem: invalid size 'abc'"));
@@ -106,6 +107,7 @@ TEST_CASE("slurmstepd: the store is made, handed to the tasks, re-attached by th
     CHECK(p.env("TIERCKPT_STORE_BYTES") == std::to_string(8 << 20));
     CHECK(p.env("TIERCKPT_STORE_CREATED") == "1");
     CHECK(p.env("TIERCKPT_REPLICAS") == "2");
+    CHECK(p.env("TIERCKPT_TRANSPORT") == "auto");
     CHECK(p.env("TIERCKPT_PERSIST_DIR") == "/lustre/me");
     CHECK(p.env("TIERCKPT_PERSIST_EVERY") == "10");
     CHECK(p.env("TIERCKPT_JOB_ID") == "77");

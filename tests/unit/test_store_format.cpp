@@ -110,3 +110,21 @@ TEST_CASE("opening a missing store without a size names the fix", "[store-format
     REQUIRE_FALSE(f);
     CHECK(f.status().message().find("srun --ckpt-mem") != std::string::npos);
 }
+
+TEST_CASE("a replica being filled is never taken for the same rank's own save", "[store-format]") {
+    TmpStore t;
+    auto f = StoreFile::open(t.path, 1 << 20, true);
+    REQUIRE(f);
+    REQUIRE(f->format_if_needed(1));
+    std::uint32_t replica = 0;
+    {
+        auto guard = f->lock();
+        auto s = f->allocate(3, 4, 8, 1000, 4, 1, kReplica, 0);  // rank 0 receives rank 3 version 8
+        REQUIRE(s);
+        replica = *s;
+    }
+    std::uint32_t own = take(*f, 0, 8, 1000, 4);  // rank 0's own save meanwhile
+    CHECK(own != replica);
+    CHECK(f->read_record(replica).kind == kReplica);
+    CHECK(f->read_record(replica).rank == 3u);
+}

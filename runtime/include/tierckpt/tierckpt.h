@@ -75,14 +75,17 @@ tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *pt
 
 /* Collective: every rank calls it with the same version, larger than the
  * last. Returns once this rank's regions are copied into the node store
- * (the stall); the checksum and the commit go on in the background and in
- * later calls. A save while the previous one is still in flight first
- * waits for that one to commit (its wait shows in the statistics): the
+ * (the stall); the checksum and the copies to partner nodes go on in the
+ * background. The previous version's commit vote runs at the start of the
+ * next save (or in tierckpt_wait/tierckpt_close): a save first waits for
+ * the previous one to commit (its wait shows in the statistics), so the
  * newest committed version is never overwritten by a save in progress. */
 tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version);
 
 /* *committed = 1 once the newest save has committed (or none is in
- * flight), else 0. Never blocks. */
+ * flight), else 0. Never blocks. The commit vote, a collective, runs only
+ * in calls every rank makes at the same point of the program:
+ * tierckpt_save (for the previous version), tierckpt_wait, tierckpt_close. */
 tierckpt_status_t tierckpt_test(tierckpt_t *ckpt, int *committed);
 
 /* Blocks until the newest save commits. */

@@ -1,0 +1,63 @@
+// The one small interface every RDMA backend implements (one file each:
+// ucx.cpp for InfiniBand/RoCE, ofi.cpp for EFA). What replication needs:
+// small control messages, and one-sided reads of a peer's registered node
+// store (receiver-driven: the partner pulls a shard when told it is ready,
+// because RDMA read is fast on every transport here while emulated puts
+// are not; see HACKING.md).
+//
+// Setup runs on the application's thread inside the collective open; after
+// that only the checkpointer's worker thread touches the transport.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../../common/status.hpp"
+
+namespace tck {
+
+// A control message between ranks' worker threads.
+struct TransportMsg {
+    enum Type : std::uint32_t { ready = 1, done = 2 };
+    std::uint32_t type;
+    std::uint32_t from;      // sender's rank
+    std::uint64_t version;
+    std::uint64_t offset;    // ready: where the shard lies in the sender's store
+    std::uint64_t bytes;
+    std::uint32_t crc;
+    std::uint32_t nregions;
+    std::uint32_t ok;        // done: 1 when the replica landed and verified
+    std::uint32_t owner;     // the rank whose shard it is
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    virtual const char *name() const = 0;
+
+    // Registers [base, base+len) (the node store mapping) for remote reads
+    // and returns what peers need to reach it and us.
+    virtual Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) = 0;
+    // Every rank's blob, indexed by rank (ours included).
+    virtual Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int self) = 0;
+
+    // Worker thread only from here on.
+    virtual Status send(int peer, const TransportMsg &m) = 0;
+    // Reads len bytes at offset in peer's store into local (inside our own
+    // registered store); gives up after timeout_ms.
+    virtual Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) = 0;
+    // Delivers received messages; false when none is queued.
+    virtual bool poll(TransportMsg &m) = 0;
+    // Sleeps until the transport has work, `wake_fd` is readable, or
+    // timeout_ms pass. Never spins.
+    virtual void wait(int wake_fd, int timeout_ms) = 0;
+};
+
+// kind: "ucx", "ofi" or "auto" (the first that initialises).
+Result<std::unique_ptr<Transport>> make_transport(const std::string &kind);
+const char *transports_built();
+
+}  // namespace tck

@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2016  # commands run later, by eval or on the nodes
+# Replication over UCX (receiver-driven RDMA reads): after a committed save
+# every node's store also holds copies of the previous node's shards; a node
+# killed after a committed save, the job goes on in a new step on the
+# survivors plus the spare, restoring from the copies, bit-exact; a copy
+# corrupted on purpose is caught and an older version used.
+# shellcheck source=lib.sh
+. "$TCK_SRCDIR/tests/cluster/lib.sh"
+
+TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
+OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
+trap '"$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
+"$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with
+
+step "reference: a straight run of 20 steps"
+# shellcheck disable=SC2086  # TRAIN is a command line
+ref=$(ck srun --mpi=pmix -N3 -n6 "${OPTS[@]}" $TRAIN --steps 20)
+digest=$(sed -n 's/^final steps=20 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
+[ -n "$digest" ] || fail "no digest in the reference run: $ref"
+
+# In a --no-kill allocation of 4 nodes: $1 runs on n1-n3, then the test
+# runs $2 (as root, e.g. kill a node) while the job waits, then $3 runs.
+# Prints the allocation's output.
+with_failure() {
+    local sync ready go
+    sync=$(ck mktemp -d "$STATE/jobs/sync.XXXXXX")
+    ready=$sync/ready go=$sync/go
+    ck salloc --no-kill -N4 -n8 "${OPTS[@]}" bash -c "
+        $1
+        touch '$ready'; while [ ! -e '$go' ]; do sleep 0.2; done
+        $3" >"$sync/out" 2>&1 &
+    local pid=$! i
+    for i in $(seq 300); do [ -e "$ready" ] && break; sleep 0.2; done
+    [ -e "$ready" ] || fail "the first step did not finish: $(cat "$sync/out")"
+    eval "$2"
+    touch "$go"
+    wait "$pid" || true
+    cat "$sync/out"
+}
+
+step "a committed save: each store holds the previous node's shards as replicas; n2 dies; the job resumes on n1, n3, n4"
+out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
+                    srun -N3 -n3 -w n1,n2,n3 tierckpt ls" \
+                   '"$CLUSTER" kill n2' \
+                   "srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
+echo "$out"
+# Placement: n1 -> n2 -> n3 -> n1, two ranks a node.
+for pair in "0 n2" "1 n2" "2 n3" "3 n3" "4 n1" "5 n1"; do
+    read -r r holder <<<"$pair"
+    assert_match "$out" "^/dev/shm/tierckpt/job\.[0-9]+/store +[0-9]+ +$r +6 +12 +16\.0 MiB replica +complete" \
+        "a replica of rank $r's version 12 (kept on $holder)"
+done
+assert_eq "$(grep -cE ' 6 +12 +16\.0 MiB replica ' <<<"$out")" 6 "replicas of version 12, one per rank"
+assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <<<"$out")" 6 \
+    "every rank restores version 12 although n2 is gone"
+assert_match "$out" '^rank=[23] restored version=12 source=local$' "n2's ranks, now on n3, find n3's replicas"
+assert_match "$out" '^rank=[45] restored version=12 source=peer$' "ranks moved to the spare n4 fetch from peers"
+assert_match "$out" "^final steps=20 digest=$digest$" "digest after losing a node"
+"$CLUSTER" revive n2
+
+step "the only copy left of rank 2's version 12 is corrupted: caught, version 8 restored"
+flip="srun -N1 -n1 -w n3 bash -c '
+        off=\$(tierckpt ls --json \"\$TIERCKPT_STORE\" | tr -d \" \" | grep \"\\\"rank\\\":2,\" |
+              grep \"\\\"version\\\":12,\" | grep replica | sed \"s/.*\\\"offset\\\":\\([0-9]*\\),.*/\\1/\")
+        printf \"\\\\377\" | dd of=\"\$TIERCKPT_STORE\" bs=1 seek=\$((off + 8192)) conv=notrunc status=none
+        tierckpt verify \"\$TIERCKPT_STORE\" | grep corrupt'"
+out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
+                    $flip" \
+                   '"$CLUSTER" kill n2' \
+                   "srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
+echo "$out"
+assert_match "$out" ' 2 +6 +12 +16\.0 MiB replica +complete +corrupt$' "tierckpt verify finds the corrupted replica"
+assert_match "$out" 'rank 2: shard of version 12 .*checksum mismatch' "the runtime reports the bad copy"
+assert_eq "$(grep -c '^rank=[0-5] restored version=8 source=\(local\|peer\)$' <<<"$out")" 6 \
+    "every rank restores version 8"
+assert_match "$out" "^final steps=20 digest=$digest$" "digest after the corrupted replica"
