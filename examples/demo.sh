@@ -52,20 +52,20 @@ JOBS=${TIERCKPT_CLUSTER_DIR:-/var/lib/tierckpt-cluster}/jobs
 
 banner "reference: a training job straight through 20 steps (3 nodes x 2 ranks, 16 MiB state per rank)"
 # shellcheck disable=SC2086  # TRAIN and CKPT are command lines
-"$CLUSTER" exec srun --mpi=pmix -N3 -n6 $CKPT $TRAIN --steps 20 | grep -E '^(saved|final)'
+"$CLUSTER" exec srun --mpi=pmix -N3 -n6 $CKPT $TRAIN --steps 20 | grep --line-buffered -E '^(saved|final)'
 
 banner "the same job in a 4-node allocation (3 working + 1 spare): train, lose a node, resume from memory"
 sync=$("$CLUSTER" exec mktemp -d "$JOBS/demo.XXXXXX")
 # shellcheck disable=SC2086
 "$CLUSTER" exec salloc --no-kill -N4 -n8 $CKPT bash -c "
     echo '--- step 1 on n1, n2, n3: 12 steps, a checkpoint every 4, each copied to the next node'
-    srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -E '^(saved|final)'
+    srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep --line-buffered -E '^(saved|final)'
     echo '--- what n3 holds: its own ranks 4 and 5, and copies of n2s ranks 2 and 3'
     srun -N1 -n1 -w n3 tierckpt ls
     touch '$sync/ready'; while [ ! -e '$sync/go' ]; do sleep 0.2; done
     echo '--- step 2 on n1, n3 and the spare n4: restores from the surviving copies, goes on to 20'
     srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20 | grep -E '^(rank=|final)' | sort" 2>&1 |
-    grep -v '^salloc:' &
+    grep --line-buffered -v '^salloc:' &
 demo_job=$!
 while [ ! -e "$sync/ready" ]; do sleep 0.2; done
 banner "node n2 dies (every process in its namespace killed, its memory gone)"
