@@ -1,15 +1,17 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2016  # commands run later, by eval or on the nodes
-# Replication over UCX (receiver-driven RDMA reads): after a committed save
-# every node's store also holds copies of the previous node's shards; a node
-# killed after a committed save, the job goes on in a new step on the
-# survivors plus the spare, restoring from the copies, bit-exact; a copy
-# corrupted on purpose is caught and an older version used.
+# Replication (receiver-driven RDMA reads), over UCX and over libfabric
+# (tcp;ofi_rxm): after a committed save every node's store also holds
+# copies of the previous node's shards; a node killed after a committed
+# save, the job goes on in a new step on the survivors plus the spare,
+# restoring from the copies, bit-exact; a copy corrupted on purpose is
+# caught and an older version used.
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
 OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
+TRANSPORTS=${TCK_TRANSPORTS:-ucx ofi}
 trap '"$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with
 
@@ -39,25 +41,29 @@ with_failure() {
     cat "$sync/out"
 }
 
-step "a committed save: each store holds the previous node's shards as replicas; n2 dies; the job resumes on n1, n3, n4"
-out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
-                    srun -N3 -n3 -w n1,n2,n3 tierckpt ls" \
-                   '"$CLUSTER" kill n2' \
-                   "srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
-echo "$out"
-# Placement: n1 -> n2 -> n3 -> n1, two ranks a node.
-for pair in "0 n2" "1 n2" "2 n3" "3 n3" "4 n1" "5 n1"; do
-    read -r r holder <<<"$pair"
-    assert_match "$out" "^/dev/shm/tierckpt/job\.[0-9]+/store +[0-9]+ +$r +6 +12 +16\.0 MiB replica +complete" \
-        "a replica of rank $r's version 12 (kept on $holder)"
+for transport in $TRANSPORTS; do
+    OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport="$transport")
+    step "$transport: a committed save; each store holds the previous node's shards as replicas; n2 dies; the job resumes on n1, n3, n4"
+    out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
+                        srun -N3 -n3 -w n1,n2,n3 tierckpt ls" \
+                       '"$CLUSTER" kill n2' \
+                       "srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
+    echo "$out"
+    # Placement: n1 -> n2 -> n3 -> n1, two ranks a node.
+    for pair in "0 n2" "1 n2" "2 n3" "3 n3" "4 n1" "5 n1"; do
+        read -r r holder <<<"$pair"
+        assert_match "$out" "^/dev/shm/tierckpt/job\.[0-9]+/store +[0-9]+ +$r +6 +12 +16\.0 MiB replica +complete" \
+            "a replica of rank $r's version 12 (kept on $holder)"
+    done
+    assert_eq "$(grep -cE ' 6 +12 +16\.0 MiB replica ' <<<"$out")" 6 "replicas of version 12, one per rank"
+    assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <<<"$out")" 6 \
+        "every rank restores version 12 although n2 is gone"
+    assert_match "$out" '^rank=[23] restored version=12 source=local$' "n2's ranks, now on n3, find n3's replicas"
+    assert_match "$out" '^rank=[45] restored version=12 source=peer$' "ranks moved to the spare n4 fetch from peers"
+    assert_match "$out" "^final steps=20 digest=$digest$" "digest after losing a node"
+    "$CLUSTER" revive n2
 done
-assert_eq "$(grep -cE ' 6 +12 +16\.0 MiB replica ' <<<"$out")" 6 "replicas of version 12, one per rank"
-assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <<<"$out")" 6 \
-    "every rank restores version 12 although n2 is gone"
-assert_match "$out" '^rank=[23] restored version=12 source=local$' "n2's ranks, now on n3, find n3's replicas"
-assert_match "$out" '^rank=[45] restored version=12 source=peer$' "ranks moved to the spare n4 fetch from peers"
-assert_match "$out" "^final steps=20 digest=$digest$" "digest after losing a node"
-"$CLUSTER" revive n2
+OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
 
 step "the only copy left of rank 2's version 12 is corrupted: caught, version 8 restored"
 flip="srun -N1 -n1 -w n3 bash -c '

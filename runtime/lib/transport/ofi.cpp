@@ -1,0 +1,275 @@
+// libfabric backend (FI_EP_RDM with FI_MSG and FI_RMA): fi_inject/fi_recv
+// for control messages, fi_read for shards. Honours the provider's mr_mode
+// bits, which EFA needs: FI_MR_LOCAL (the read's local buffer is inside our
+// registered store), FI_MR_VIRT_ADDR (remote addresses are virtual, else
+// offsets), FI_MR_PROV_KEY (the provider picks keys), FI_MR_ENDPOINT (the
+// region is bound to the endpoint), FI_MR_ALLOCATED (the store is mapped
+// memory). The provider comes from FI_PROVIDER ("efa", "verbs;ofi_rxm",
+// "tcp;ofi_rxm", ...).
+#include "ofi.hpp"
+
+#include <poll.h>
+#include <sched.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+
+#include "../../common/log.hpp"
+
+namespace tck {
+
+namespace {
+
+constexpr int kRecvBuffers = 64;
+
+Status fi_error(const char *what, long rc) {
+    return error(TIERCKPT_ERR_PEER, "libfabric: {}: {}", what, fi_strerror(static_cast<int>(-rc)));
+}
+
+class OfiTransport final : public Transport {
+public:
+    ~OfiTransport() override {
+        if (recv_mr_) fi_close(&recv_mr_->fid);
+        if (mr_) fi_close(&mr_->fid);
+        if (ep_) fi_close(&ep_->fid);
+        if (av_) fi_close(&av_->fid);
+        if (cq_) fi_close(&cq_->fid);
+        if (domain_) fi_close(&domain_->fid);
+        if (fabric_) fi_close(&fabric_->fid);
+        if (info_) fi_freeinfo(info_);
+    }
+
+    Status init() {
+        fi_info *hints = fi_allocinfo();
+        if (!hints) return error(TIERCKPT_ERR_NO_MEMORY, "libfabric: fi_allocinfo");
+        hints->caps = FI_MSG | FI_RMA | FI_READ | FI_REMOTE_READ;
+        hints->ep_attr->type = FI_EP_RDM;
+        hints->mode = FI_CONTEXT;
+        hints->domain_attr->mr_mode =
+            FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+        hints->domain_attr->threading = FI_THREAD_DOMAIN;
+        int rc = fi_getinfo(FI_VERSION(1, 9), nullptr, nullptr, 0, hints, &info_);
+        fi_freeinfo(hints);
+        if (rc) return fi_error("fi_getinfo (no provider offers RDM with RMA reads; set FI_PROVIDER)", rc);
+        mr_mode_ = info_->domain_attr->mr_mode;
+        if ((rc = fi_fabric(info_->fabric_attr, &fabric_, nullptr))) return fi_error("fi_fabric", rc);
+        if ((rc = fi_domain(fabric_, info_, &domain_, nullptr))) return fi_error("fi_domain", rc);
+        fi_cq_attr cq_attr{};
+        cq_attr.format = FI_CQ_FORMAT_MSG;
+        cq_attr.size = 1024;
+        if ((rc = fi_cq_open(domain_, &cq_attr, &cq_, nullptr))) return fi_error("fi_cq_open", rc);
+        fi_av_attr av_attr{};
+        av_attr.type = FI_AV_TABLE;
+        if ((rc = fi_av_open(domain_, &av_attr, &av_, nullptr))) return fi_error("fi_av_open", rc);
+        if ((rc = fi_endpoint(domain_, info_, &ep_, nullptr))) return fi_error("fi_endpoint", rc);
+        if ((rc = fi_ep_bind(ep_, &cq_->fid, FI_TRANSMIT | FI_RECV))) return fi_error("fi_ep_bind(cq)", rc);
+        if ((rc = fi_ep_bind(ep_, &av_->fid, 0))) return fi_error("fi_ep_bind(av)", rc);
+        if ((rc = fi_enable(ep_))) return fi_error("fi_enable", rc);
+        provider_ = info_->fabric_attr->prov_name ? info_->fabric_attr->prov_name : "?";
+        return Status::ok();
+    }
+
+    const char *name() const override { return "ofi"; }
+
+    Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) override {
+        base_ = static_cast<std::uint8_t *>(base);
+        int rc = fi_mr_reg(domain_, base, len, FI_REMOTE_READ | FI_READ | FI_RECV | FI_SEND, 0, 0x7c4b, 0, &mr_,
+                           nullptr);
+        if (rc) return fi_error("fi_mr_reg of the node store", rc);
+        if (mr_mode_ & FI_MR_ENDPOINT) {
+            if ((rc = fi_mr_bind(mr_, &ep_->fid, 0))) return fi_error("fi_mr_bind", rc);
+            if ((rc = fi_mr_enable(mr_))) return fi_error("fi_mr_enable", rc);
+        }
+        desc_ = fi_mr_desc(mr_);
+        std::uint64_t key = fi_mr_key(mr_);
+        // Receive buffers for control messages: a small area of our own
+        // (registered separately when the provider wants local buffers so).
+        recv_.resize(kRecvBuffers);
+        if (mr_mode_ & FI_MR_LOCAL) {
+            rc = fi_mr_reg(domain_, recv_.data(), recv_.size() * sizeof(RecvSlot), FI_RECV, 0, 0x7c4c, 0,
+                           &recv_mr_, nullptr);
+            if (rc) return fi_error("fi_mr_reg of receive buffers", rc);
+            if (mr_mode_ & FI_MR_ENDPOINT) {
+                if ((rc = fi_mr_bind(recv_mr_, &ep_->fid, 0)) || (rc = fi_mr_enable(recv_mr_))) {
+                    return fi_error("fi_mr_bind (receive buffers)", rc);
+                }
+            }
+        }
+        for (auto &slot : recv_) {
+            Status st = post_recv(slot);
+            if (!st) return st;
+        }
+        char addr[256];
+        size_t addr_len = sizeof addr;
+        if ((rc = fi_getname(&ep_->fid, addr, &addr_len))) return fi_error("fi_getname", rc);
+        std::vector<std::uint8_t> blob(24 + addr_len);
+        std::uint64_t hdr[3] = {reinterpret_cast<std::uint64_t>(base), key, addr_len};
+        std::memcpy(blob.data(), hdr, 24);
+        std::memcpy(blob.data() + 24, addr, addr_len);
+        return blob;
+    }
+
+    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int) override {
+        peers_.resize(blobs.size());
+        for (std::size_t i = 0; i < blobs.size(); ++i) {
+            std::uint64_t hdr[3];
+            if (blobs[i].size() < 24) return error(TIERCKPT_ERR_INTERNAL, "libfabric: short peer blob");
+            std::memcpy(hdr, blobs[i].data(), 24);
+            peers_[i].base = hdr[0];
+            peers_[i].key = hdr[1];
+            int n = fi_av_insert(av_, blobs[i].data() + 24, 1, &peers_[i].addr, 0, nullptr);
+            if (n != 1) return fi_error("fi_av_insert", n < 0 ? n : -FI_EINVAL);
+        }
+        return Status::ok();
+    }
+
+    Status send(int peer, const TransportMsg &m) override {
+        for (;;) {
+            ssize_t rc = fi_inject(ep_, &m, sizeof m, peers_[static_cast<std::size_t>(peer)].addr);
+            if (rc == 0) return Status::ok();
+            if (rc != -FI_EAGAIN) return fi_error("fi_inject", rc);
+            drain();
+            sched_yield();
+        }
+    }
+
+    Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) override {
+        const Peer &p = peers_[static_cast<std::size_t>(peer)];
+        std::uint64_t raddr = (mr_mode_ & FI_MR_VIRT_ADDR) ? p.base + offset : offset;
+        ReadCtx ctx;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        for (;;) {
+            ssize_t rc = fi_read(ep_, local, len, desc_, p.addr, raddr, p.key, &ctx.fi);
+            if (rc == 0) break;
+            if (rc != -FI_EAGAIN) return fi_error("fi_read", rc);
+            drain();
+            if (std::chrono::steady_clock::now() > deadline) {
+                return error(TIERCKPT_ERR_TIMEOUT, "libfabric: read not accepted in {} ms", timeout_ms);
+            }
+            sched_yield();
+        }
+        while (!ctx.done) {
+            if (!drain()) {
+                if (std::chrono::steady_clock::now() > deadline) {
+                    fi_cancel(&ep_->fid, &ctx.fi);
+                    return error(TIERCKPT_ERR_TIMEOUT, "libfabric: read did not finish in {} ms", timeout_ms);
+                }
+                struct pollfd none{};
+                ::poll(&none, 0, 1);  // yield a millisecond, never spin
+            }
+        }
+        if (ctx.err) return error(TIERCKPT_ERR_PEER, "libfabric: read failed: {}", fi_strerror(ctx.err));
+        return Status::ok();
+    }
+
+    bool poll(TransportMsg &m) override {
+        drain();
+        if (inbox_.empty()) return false;
+        m = inbox_.front();
+        inbox_.pop_front();
+        return true;
+    }
+
+    void wait(int wake_fd, int timeout_ms) override {
+        if (!inbox_.empty()) return;
+        // The CQ is polled: sleep in short ticks so messages are seen soon.
+        struct pollfd pfd = {wake_fd, POLLIN, 0};
+        ::poll(&pfd, wake_fd >= 0 ? 1 : 0, std::min(timeout_ms, 5));
+    }
+
+private:
+    struct Peer {
+        std::uint64_t base = 0, key = 0;
+        fi_addr_t addr = FI_ADDR_UNSPEC;
+    };
+    struct RecvSlot {
+        fi_context fi;  // first: completions hand back this address
+        TransportMsg msg;
+    };
+    struct ReadCtx {
+        fi_context fi{};
+        bool done = false;
+        int err = 0;
+    };
+
+    Status post_recv(RecvSlot &slot) {
+        for (;;) {
+            ssize_t rc = fi_recv(ep_, &slot.msg, sizeof slot.msg, recv_mr_ ? fi_mr_desc(recv_mr_) : nullptr,
+                                 FI_ADDR_UNSPEC, &slot.fi);
+            if (rc == 0) return Status::ok();
+            if (rc != -FI_EAGAIN) return fi_error("fi_recv", rc);
+            drain();
+        }
+    }
+
+    // Reads completions; true when there were any.
+    bool drain() {
+        fi_cq_msg_entry e[16];
+        bool any = false;
+        for (;;) {
+            ssize_t n = fi_cq_read(cq_, e, 16);
+            if (n == -FI_EAGAIN || n == 0) break;
+            if (n == -FI_EAVAIL) {
+                fi_cq_err_entry err{};
+                fi_cq_readerr(cq_, &err, 0);
+                if (err.flags & FI_READ) {
+                    auto *ctx = reinterpret_cast<ReadCtx *>(err.op_context);
+                    ctx->err = err.err;
+                    ctx->done = true;
+                } else if (err.flags & FI_RECV) {
+                    (void)post_recv(*reinterpret_cast<RecvSlot *>(err.op_context));
+                }
+                any = true;
+                continue;
+            }
+            if (n < 0) break;
+            any = true;
+            for (ssize_t i = 0; i < n; ++i) {
+                if (e[i].flags & FI_RECV) {
+                    auto *slot = reinterpret_cast<RecvSlot *>(e[i].op_context);
+                    inbox_.push_back(slot->msg);
+                    (void)post_recv(*slot);
+                } else if (e[i].flags & FI_READ) {
+                    reinterpret_cast<ReadCtx *>(e[i].op_context)->done = true;
+                }
+            }
+        }
+        return any;
+    }
+
+    fi_info *info_ = nullptr;
+    fid_fabric *fabric_ = nullptr;
+    fid_domain *domain_ = nullptr;
+    fid_cq *cq_ = nullptr;
+    fid_av *av_ = nullptr;
+    fid_ep *ep_ = nullptr;
+    fid_mr *mr_ = nullptr;
+    fid_mr *recv_mr_ = nullptr;
+    void *desc_ = nullptr;
+    std::uint64_t mr_mode_ = 0;
+    std::uint8_t *base_ = nullptr;
+    std::string provider_;
+    std::vector<Peer> peers_;
+    std::vector<RecvSlot> recv_;
+    std::deque<TransportMsg> inbox_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transport>> make_ofi_transport() {
+    auto t = std::make_unique<OfiTransport>();
+    Status st = t->init();
+    if (!st) return st;
+    return std::unique_ptr<Transport>(std::move(t));
+}
+
+}  // namespace tck
