@@ -1,0 +1,44 @@
+#!/bin/bash
+# The replication protocol's case, in numbers, on the test cluster (root):
+# ucx_perftest's put and get bandwidth and tag bandwidth between two
+# namespace nodes over TCP, and tierckpt's own RDMA read (the one
+# replication uses) over UCX and libfabric, all in the same run. Lines:
+#   bench NAME value=X unit=GB/s reference=R ratio=X/R
+# The reference for each is ucx_perftest's ucp_get bandwidth.
+set -euo pipefail
+SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
+BUILDDIR=${TCK_BUILDDIR:-$SRCDIR}
+CLUSTER=$SRCDIR/tests/cluster/cluster
+STATE=${TIERCKPT_CLUSTER_DIR:-/var/lib/tierckpt-cluster}
+[ "$(id -u)" -eq 0 ] || { echo "transport bench: needs root (the test cluster); skipped"; exit 0; }
+TCK_BUILDDIR=$BUILDDIR "$CLUSTER" up 4 >/dev/null
+in_node() { # NODE CMD... (as root in the node's namespaces)
+    local pid; pid=$(cat "$STATE/run/slurmd-$1.pid"); shift
+    nsenter -t "$pid" -m -u -n -i env UCX_TLS=tcp "$@"
+}
+perftest() { # TEST: MB/s from ucx_perftest between n1 (server) and n2
+    in_node n1 timeout 60 ucx_perftest -p 13337 >/dev/null 2>&1 &
+    local srv=$! out
+    sleep 1
+    out=$(in_node n2 timeout 60 ucx_perftest -p 13337 -t "$1" -s 4194304 -n 50 n1 2>&1 || true)
+    wait "$srv" || true
+    # The "Final:" line: ... bandwidth (MB/s) in the 6th column from the end.
+    awk '/Final:/ {print $(NF-3)}' <<<"$out"
+}
+mbs() { awk -v x="$1" 'BEGIN { printf "%.3f", x / 1000 }'; }
+get=$(mbs "$(perftest ucp_get)")
+put=$(mbs "$(perftest ucp_put_bw)")
+tag=$(mbs "$(perftest tag_bw)")
+report() { awk -v n="$1" -v v="$2" -v r="$get" 'BEGIN { printf "bench %s value=%.3f unit=GB/s reference=%.3f ratio=%.3f\n", n, v, r, v / r }'; }
+report ucx_perftest_ucp_get "$get"
+report ucx_perftest_ucp_put_bw "$put"
+report ucx_perftest_tag_bw "$tag"
+# The real program, not libtool's wrapper: it finds libtierckpt through the
+# cluster's LD_LIBRARY_PATH (the installed build).
+bin=$BUILDDIR/tests/bench/.libs/bench_transport
+[ -x "$bin" ] || bin=$BUILDDIR/tests/bench/bench_transport
+cp "$bin" "$STATE/jobs/bench_transport" && chmod a+rx "$STATE/jobs/bench_transport"
+for k in ucx ofi; do
+    line=$("$CLUSTER" exec srun --mpi=pmix -N2 -n2 -w n1,n2 "$STATE/jobs/bench_transport" "$k" | grep '^transport=')
+    report "replication_read_$k" "$(sed -n 's/.*gbps=\([0-9.]*\).*/\1/p' <<<"$line")"
+done
