@@ -23,6 +23,8 @@
 
 namespace {
 
+constexpr int kExitPeer = 75;  // a peer failed: relaunch (EX_TEMPFAIL)
+
 struct Args {
     std::uint64_t state_mib = 16;
     std::uint64_t steps = 20;
@@ -159,7 +161,9 @@ int main(int argc, char **argv) {
         ckpt.close();
     } catch (const tierckpt::Error &e) {
         std::fprintf(stderr, "tierckpt-synth-train: rank %d: %s\n", rank, e.what());
-        rc = 1;
+        // A peer that failed (a node lost, a partner silent) ends the step
+        // with its own status, so that a relaunch can tell it apart.
+        rc = e.code() == TIERCKPT_ERR_PEER ? kExitPeer : 1;
     }
     if (rc) MPI_Abort(MPI_COMM_WORLD, rc);
 

@@ -40,15 +40,19 @@ Status mpi_error(const char *what, int rc) {
     return error(TIERCKPT_ERR_PEER, "{} failed: {}", what, std::string(msg, static_cast<std::size_t>(len)));
 }
 
-// Test hook (documented in tierckpt(3)): TIERCKPT_TEST_CRASH_IN_SAVE=V:R
+// Test hooks (documented in tierckpt(3)): TIERCKPT_TEST_CRASH_IN_SAVE=V:R
 // makes rank R exit in the middle of copying version V, as a killed
-// process would.
-bool crash_requested(std::uint64_t version, int rank) {
-    const char *e = std::getenv("TIERCKPT_TEST_CRASH_IN_SAVE");
+// process would; TIERCKPT_TEST_IGNORE_REPLICA=V:R makes rank R drop the
+// requests to copy version V, as a partner that hangs or is cut off.
+bool test_hook(const char *name, std::uint64_t version, int rank) {
+    const char *e = std::getenv(name);
     if (!e) return false;
     unsigned long long v = 0;
     int r = -1;
     return std::sscanf(e, "%llu:%d", &v, &r) == 2 && v == version && r == rank;
+}
+bool crash_requested(std::uint64_t version, int rank) {
+    return test_hook("TIERCKPT_TEST_CRASH_IN_SAVE", version, rank);
 }
 
 }  // namespace
@@ -381,6 +385,7 @@ void Checkpointer::handle_msg(const TransportMsg &m) {
         return;
     }
     if (m.type != TransportMsg::ready) return;
+    if (test_hook("TIERCKPT_TEST_IGNORE_REPLICA", m.version, rank_)) return;
     // Keep a copy of another node's shard: pull it, verify it, say so.
     TransportMsg reply{};
     reply.type = TransportMsg::done;
@@ -430,10 +435,8 @@ Status Checkpointer::save(std::uint64_t version) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
     double t0 = now_ms();
-    if (inflight_) {
-        Status st = wait();  // documented: a save waits for the previous one
-        if (!st) log::warn("the previous save did not commit: {}", st.message());
-    }
+    Status previous;
+    if (inflight_) previous = wait();  // documented: a save waits for the previous one
     double t1 = now_ms();
     if (have_last_ && version <= last_version_) {
         return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
@@ -504,6 +507,11 @@ Status Checkpointer::save(std::uint64_t version) {
         work_pending_ = true;
     }
     wake_worker();
+    if (!previous) {
+        // This version is staged and in flight; the application still
+        // learns, with the previous one's status, that it did not commit.
+        return error(previous.code(), "{} (version {} is staged and in flight)", previous.message(), version);
+    }
     return Status::ok();
 }
 

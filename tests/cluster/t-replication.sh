@@ -81,3 +81,24 @@ assert_match "$out" 'rank 2: shard of version 12 .*checksum mismatch' "the runti
 assert_eq "$(grep -c '^rank=[0-5] restored version=8 source=\(local\|peer\)$' <<<"$out")" 6 \
     "every rank restores version 8"
 assert_match "$out" "^final steps=20 digest=$digest$" "digest after the corrupted replica"
+"$CLUSTER" revive n2
+
+step "a partner that never copies version 12: the version does not commit, the error says why, nothing hangs"
+out=$(ck salloc -N3 -n6 -w n1,n2,n3 "${OPTS[@]}" bash -c "
+    TIERCKPT_REPLICA_TIMEOUT_MS=3000 TIERCKPT_TEST_IGNORE_REPLICA=12:3 \
+        srun -K --mpi=pmix $TRAIN --steps 16; echo step1-exit=\$?
+    srun --mpi=pmix $TRAIN --steps 20" 2>&1 || true)
+echo "$out"
+assert_match "$out" 'version 12: 0 of 1 partners acknowledged their copy within 3000 ms' "the owner's report"
+assert_match "$out" 'version 12 did not commit: .*partner node did not acknowledge its copy; version 8 stays the newest committed' \
+    "the error given to the program"
+assert_match "$out" 'tierckpt-synth-train: rank [0-5]: version 12 did not commit: .*\(version 16 is staged and in flight\)' \
+    "the program learns at its next save"
+assert_match "$out" '^step1-exit=75$' "the step ends with the peer-failure status"
+# The next step restores the newest version whose shards are complete on
+# every node (12 or 16: the partner dropped only copies; or 8), the same on
+# every rank, and ends with the straight run's digest.
+restored=$(sed -n 's/^rank=[0-5] restored version=\([0-9]*\) source=local$/\1/p' <<<"$out" | sort -u)
+assert_match "$restored" '^(8|12|16)$' "the one version every rank restores"
+assert_eq "$(grep -c "^rank=[0-5] restored version=$restored source=local$" <<<"$out")" 6 "ranks restoring version $restored"
+assert_match "$out" "^final steps=20 digest=$digest$" "digest after the failed version"
