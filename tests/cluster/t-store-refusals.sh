@@ -44,7 +44,7 @@ refused "slurmstepd-n[0-9]: error: tierckpt: --ckpt-mem asks for 100 GiB on this
 job=$(ck squeue -h -t all -n "$name" -o %i)
 [ -n "$job" ] || fail "cannot find the refused job $name"
 for n in n1 n2; do
-    left=$(on_node "$n" 'ls /dev/shm/tierckpt')
+    left=$(on_node "$n" 'ls /dev/shm/tierckpt 2>/dev/null; true')
     assert_no_match "$left" "^job\.$job\$" "a store of the refused job $job on $n"
 done
 
@@ -52,3 +52,20 @@ step "the cluster runs the next job normally"
 out=$(ck srun -N2 -w n1,n2 --ckpt-mem=8M sh -c 'echo "ok $TIERCKPT_STORE_BYTES"')
 assert_eq "$out" "ok 8388608
 ok 8388608" "next job"
+
+step "with persist_dirs set by the admin, a directory outside the list is refused, naming the list"
+alt=$(mktemp -d "$STATE/etc/persist.XXXXXX")
+trap 'rm -rf "$alt"' EXIT
+sed "s|^PlugStackConfig=.*|PlugStackConfig=$alt/plugstack.conf|" "$STATE/etc/slurm.conf" >"$alt/slurm.conf"
+sed "s|\$| persist_dirs=$STATE/jobs/ckpt:/lustre|" "$STATE/etc/plugstack.conf" | grep -v '^#' >"$alt/plugstack.conf"
+chmod -R a+rX "$alt"
+set +e
+out=$(ck env SLURM_CONF="$alt/slurm.conf" srun -N1 --ckpt-mem=8M --ckpt-persist=/home/ckuser/ckpt true 2>&1)
+rc=$?
+set -e
+echo "$out"
+[ "$rc" -ne 0 ] || fail "srun accepted a persistent directory outside persist_dirs"
+assert_match "$out" "tierckpt: --ckpt-persist=/home/ckuser/ckpt: not below a directory the admin allows for checkpoints; use a directory under: $STATE/jobs/ckpt, /lustre" \
+    "refusal naming the allowed directories"
+out=$(ck env SLURM_CONF="$alt/slurm.conf" srun -N1 --ckpt-mem=8M --ckpt-persist="$STATE/jobs/ckpt/run1" sh -c 'echo "$TIERCKPT_PERSIST_DIR"')
+assert_eq "$out" "$STATE/jobs/ckpt/run1" "a directory below an allowed one"
