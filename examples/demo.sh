@@ -62,7 +62,7 @@ sync=$("$CLUSTER" exec mktemp -d "$JOBS/demo.XXXXXX")
     srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep --line-buffered -E '^(saved|final)'
     echo '--- what n3 holds: its own ranks 4 and 5, and copies of n2s ranks 2 and 3'
     srun -N1 -n1 -w n3 tierckpt ls
-    touch '$sync/ready'; while [ ! -e '$sync/go' ]; do sleep 0.2; done
+    touch '$sync/ready'; for i in \$(seq 1500); do [ -e '$sync/go' ] && break; sleep 0.2; done
     echo '--- step 2 on n1, n3 and the spare n4: restores from the surviving copies, goes on to 20'
     srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20 | grep -E '^(rank=|final)' | sort" 2>&1 |
     grep --line-buffered -v '^salloc:' &

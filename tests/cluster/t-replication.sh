@@ -12,7 +12,8 @@
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
 OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
 TRANSPORTS=${TCK_TRANSPORTS:-ucx ofi}
-trap '"$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
+pending_go=""  # a waiting allocation to release if the test ends early
+trap '[ -n "$pending_go" ] && touch "$pending_go"; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with
 
 step "reference: a straight run of 20 steps"
@@ -28,15 +29,19 @@ with_failure() {
     local sync ready go
     sync=$(ck mktemp -d "$STATE/jobs/sync.XXXXXX")
     ready=$sync/ready go=$sync/go
+    # The job waits for the test's go at most 5 minutes, so a failed test
+    # leaves nothing behind.
+    pending_go=$go
     ck salloc --no-kill -N4 -n8 "${OPTS[@]}" bash -c "
         $1
-        touch '$ready'; while [ ! -e '$go' ]; do sleep 0.2; done
+        touch '$ready'; for i in \$(seq 1500); do [ -e '$go' ] && break; sleep 0.2; done
         $3" >"$sync/out" 2>&1 &
     local pid=$! i
     for i in $(seq 300); do [ -e "$ready" ] && break; sleep 0.2; done
     [ -e "$ready" ] || fail "the first step did not finish: $(cat "$sync/out")"
     eval "$2"
     touch "$go"
+    pending_go=""
     wait "$pid" || true
     cat "$sync/out"
 }
