@@ -130,28 +130,27 @@ int remote_task_init_privileged(spank_t sp) {
     struct rlimit rl {};
     if (::getrlimit(RLIMIT_MEMLOCK, &rl) != 0) return ESPANK_SUCCESS;
     std::uint64_t want = s.store->bytes + kMemlockSlack;
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) {
-        (void)spank_setenv(sp, env::kMemlock, rl.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(rl.rlim_cur).c_str(), 1);
-        return ESPANK_SUCCESS;
-    }
-    struct rlimit raised = rl;
-    raised.rlim_cur = want;
-    if (raised.rlim_max != RLIM_INFINITY && raised.rlim_max < want) raised.rlim_max = want;
-    if (::setrlimit(RLIMIT_MEMLOCK, &raised) != 0) {
-        // No CAP_SYS_RESOURCE here: go as far as the hard limit allows.
-        raised = rl;
-        raised.rlim_cur = rl.rlim_max;
-        (void)::setrlimit(RLIMIT_MEMLOCK, &raised);
-        ::getrlimit(RLIMIT_MEMLOCK, &raised);
-        if (is_task_zero(sp)) {
-            log::info("cannot raise the locked-memory limit to {} (slurmstepd lacks CAP_SYS_RESOURCE); it stays {}: "
-                      "pinning the whole store may fail",
-                      format_size(want), format_size(raised.rlim_cur));
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit raised = rl;
+        raised.rlim_cur = want;
+        if (raised.rlim_max != RLIM_INFINITY && raised.rlim_max < want) raised.rlim_max = want;
+        if (::setrlimit(RLIMIT_MEMLOCK, &raised) != 0) {
+            // No CAP_SYS_RESOURCE here: go as far as the hard limit allows.
+            raised = rl;
+            raised.rlim_cur = rl.rlim_max;
+            (void)::setrlimit(RLIMIT_MEMLOCK, &raised);
+            ::getrlimit(RLIMIT_MEMLOCK, &rl);
+            if (is_task_zero(sp)) {
+                log::info("cannot raise the locked-memory limit to {} (slurmstepd lacks CAP_SYS_RESOURCE); it stays "
+                          "{}: pinning the whole store may fail",
+                          format_size(want), format_size(rl.rlim_cur));
+            }
+        } else {
+            rl = raised;
         }
     }
-    ::getrlimit(RLIMIT_MEMLOCK, &raised);
     (void)spank_setenv(sp, env::kMemlock,
-                       raised.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(raised.rlim_cur).c_str(), 1);
+                       rl.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(rl.rlim_cur).c_str(), 1);
     return ESPANK_SUCCESS;
 }
 

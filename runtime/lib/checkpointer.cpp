@@ -40,6 +40,31 @@ Status mpi_error(const char *what, int rc) {
     return error(TIERCKPT_ERR_PEER, "{} failed: {}", what, std::string(msg, static_cast<std::size_t>(len)));
 }
 
+// Every rank's bytes (of any length each), indexed by rank. Collective.
+Result<std::vector<std::vector<std::uint8_t>>> allgather_bytes(MPI_Comm comm, const void *data, std::size_t len,
+                                                                const char *what) {
+    int world = 0;
+    MPI_Comm_size(comm, &world);
+    int mine = static_cast<int>(len);
+    std::vector<int> lens(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
+    int rc = MPI_Allgather(&mine, 1, MPI_INT, lens.data(), 1, MPI_INT, comm);
+    if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    int total = 0;
+    for (int i = 0; i < world; ++i) {
+        displs[static_cast<std::size_t>(i)] = total;
+        total += lens[static_cast<std::size_t>(i)];
+    }
+    std::vector<std::uint8_t> all(static_cast<std::size_t>(total));
+    rc = MPI_Allgatherv(data, mine, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm);
+    if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    std::vector<std::vector<std::uint8_t>> out(static_cast<std::size_t>(world));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        auto b = all.begin() + displs[i];
+        out[i].assign(b, b + lens[i]);
+    }
+    return out;
+}
+
 // Test hooks (documented in tierckpt(3)): TIERCKPT_TEST_CRASH_IN_SAVE=V:R
 // makes rank R exit in the middle of copying version V, as a killed
 // process would; TIERCKPT_TEST_IGNORE_REPLICA=V:R makes rank R drop the
@@ -226,22 +251,9 @@ Status Checkpointer::setup_replication(const Options &opts) {
         return error(st.code(), "--ckpt-replicas={} needs an RDMA transport ({}): {}", opts.replicas, opts.transport,
                      st.message());
     }
-    int len = static_cast<int>(blob.size());
-    std::vector<int> lens(static_cast<std::size_t>(world_)), displs(static_cast<std::size_t>(world_));
-    MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_);
-    int total = 0;
-    for (int i = 0; i < world_; ++i) {
-        displs[static_cast<std::size_t>(i)] = total;
-        total += lens[static_cast<std::size_t>(i)];
-    }
-    std::vector<std::uint8_t> all(static_cast<std::size_t>(total));
-    MPI_Allgatherv(blob.data(), len, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm_);
-    std::vector<std::vector<std::uint8_t>> blobs(static_cast<std::size_t>(world_));
-    for (int i = 0; i < world_; ++i) {
-        auto b = all.begin() + displs[static_cast<std::size_t>(i)];
-        blobs[static_cast<std::size_t>(i)].assign(b, b + lens[static_cast<std::size_t>(i)]);
-    }
-    st = (*t)->set_peers(blobs, rank_);
+    auto blobs = allgather_bytes(comm_, blob.data(), blob.size(), "exchanging transport addresses");
+    if (!blobs) return blobs.status();
+    st = (*t)->set_peers(*blobs, rank_);
     if (!st) return st;
     transport_ = std::move(*t);
 
@@ -447,7 +459,7 @@ Status Checkpointer::save(std::uint64_t version) {
     {
         auto guard = store_->lock();
         auto s = store_->allocate(static_cast<std::uint32_t>(rank_), static_cast<std::uint32_t>(world_), version, need,
-                                  have_committed_ ? committed_version_ : 0,
+                                  protect_from_.load(),
                                   static_cast<std::uint32_t>(regions_.size()));
         if (!s) {
             // Everyone must take part in the vote, even with nothing staged.
@@ -713,17 +725,14 @@ Result<RestoreResult> Checkpointer::restore() {
                             s.rec.payload_crc});
         }
     }
-    int my_bytes = static_cast<int>(mine.size() * sizeof(InventoryEntry));
-    std::vector<int> counts(static_cast<std::size_t>(world_)), displs(static_cast<std::size_t>(world_));
-    MPI_Allgather(&my_bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
-    int total = 0;
-    for (int r = 0; r < world_; ++r) {
-        displs[static_cast<std::size_t>(r)] = total;
-        total += counts[static_cast<std::size_t>(r)];
+    auto gathered = allgather_bytes(comm_, mine.data(), mine.size() * sizeof(InventoryEntry), "restore (inventory)");
+    if (!gathered) return gathered.status();
+    std::vector<InventoryEntry> inv;
+    for (const auto &part : *gathered) {
+        std::size_t at = inv.size();
+        inv.resize(at + part.size() / sizeof(InventoryEntry));
+        std::memcpy(inv.data() + at, part.data(), part.size());
     }
-    std::vector<InventoryEntry> inv(static_cast<std::size_t>(total) / sizeof(InventoryEntry));
-    int rc = MPI_Allgatherv(mine.data(), my_bytes, MPI_BYTE, inv.data(), counts.data(), displs.data(), MPI_BYTE, comm_);
-    if (rc != MPI_SUCCESS) return mpi_error("restore (inventory)", rc);
     std::uint64_t any_other_world = 0;
     MPI_Allreduce(&other_world, &any_other_world, 1, MPI_UINT64_T, MPI_MAX, comm_);
 

@@ -1,11 +1,12 @@
 // The checkpointing core behind the C and C++ APIs: registered regions, a
-// save that returns once its bytes are staged in the node store, a
-// collective commit finished in the background and on later calls, and a
-// restore that agrees on the newest complete version and verifies every
-// byte it returns.
+// save that returns once its bytes are staged in the node store, checksum
+// and copies to partner nodes in the background, a collective commit vote
+// in the next save, wait or close, and a restore that agrees on the newest
+// complete version and verifies every byte it returns.
 //
 // Threads: MPI is called only from the application's thread, inside API
-// calls (MPI_THREAD_FUNNELED is enough). The worker thread only checksums.
+// calls (MPI_THREAD_FUNNELED is enough). The worker thread checksums and
+// replicates through the transport, never through MPI.
 #pragma once
 
 #include <mpi.h>

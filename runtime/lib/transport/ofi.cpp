@@ -74,14 +74,12 @@ public:
         if ((rc = fi_ep_bind(ep_, &cq_->fid, FI_TRANSMIT | FI_RECV))) return fi_error("fi_ep_bind(cq)", rc);
         if ((rc = fi_ep_bind(ep_, &av_->fid, 0))) return fi_error("fi_ep_bind(av)", rc);
         if ((rc = fi_enable(ep_))) return fi_error("fi_enable", rc);
-        provider_ = info_->fabric_attr->prov_name ? info_->fabric_attr->prov_name : "?";
         return Status::ok();
     }
 
     const char *name() const override { return "ofi"; }
 
     Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) override {
-        base_ = static_cast<std::uint8_t *>(base);
         int rc = fi_mr_reg(domain_, base, len, FI_REMOTE_READ | FI_READ | FI_RECV | FI_SEND, 0, 0x7c4b, 0, &mr_,
                            nullptr);
         if (rc) return fi_error("fi_mr_reg of the node store", rc);
@@ -256,8 +254,6 @@ private:
     fid_mr *recv_mr_ = nullptr;
     void *desc_ = nullptr;
     std::uint64_t mr_mode_ = 0;
-    std::uint8_t *base_ = nullptr;
-    std::string provider_;
     std::vector<Peer> peers_;
     std::vector<RecvSlot> recv_;
     std::deque<TransportMsg> inbox_;
@@ -265,11 +261,6 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> make_ofi_transport() {
-    auto t = std::make_unique<OfiTransport>();
-    Status st = t->init();
-    if (!st) return st;
-    return std::unique_ptr<Transport>(std::move(t));
-}
+Result<std::unique_ptr<Transport>> make_ofi_transport() { return make_initialized<OfiTransport>(); }
 
 }  // namespace tck

@@ -56,6 +56,15 @@ public:
     virtual void wait(int wake_fd, int timeout_ms) = 0;
 };
 
+// Each backend's factory: construct it and run its init().
+template <typename T>
+Result<std::unique_ptr<Transport>> make_initialized() {
+    auto t = std::make_unique<T>();
+    Status st = t->init();
+    if (!st) return st;
+    return std::unique_ptr<Transport>(std::move(t));
+}
+
 // kind: "ucx", "ofi" or "auto" (the first that initialises).
 Result<std::unique_ptr<Transport>> make_transport(const std::string &kind);
 const char *transports_built();

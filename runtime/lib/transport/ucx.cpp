@@ -101,8 +101,7 @@ public:
         return blob;
     }
 
-    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int self) override {
-        self_ = self;
+    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int) override {
         peers_.resize(blobs.size());
         for (std::size_t i = 0; i < blobs.size(); ++i) {
             if (blobs[i].size() < 24) return error(TIERCKPT_ERR_INTERNAL, "UCX: short peer blob");
@@ -227,18 +226,12 @@ private:
     ucp_worker_h worker_ = nullptr;
     ucp_mem_h memh_ = nullptr;
     int efd_ = -1;
-    int self_ = -1;
     std::vector<Peer> peers_;
     std::deque<TransportMsg> inbox_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> make_ucx_transport() {
-    auto t = std::make_unique<UcxTransport>();
-    Status st = t->init();
-    if (!st) return st;
-    return std::unique_ptr<Transport>(std::move(t));
-}
+Result<std::unique_ptr<Transport>> make_ucx_transport() { return make_initialized<UcxTransport>(); }
 
 }  // namespace tck
