@@ -32,12 +32,15 @@ struct Args {
     std::uint64_t step_ms = 0;
     std::string store;        // without Slurm: a store path
     std::string store_bytes;  // and its size
+    std::string persist;      // without Slurm: a persistent directory
+    std::string persist_every, persist_keep;
 };
 
 [[noreturn]] void usage(int rc) {
     std::fprintf(rc ? stderr : stdout,
                  "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K] [--step-ms T]\n"
                  "                            [--store PATH --store-bytes SIZE]\n"
+                 "                            [--persist DIR [--persist-every N] [--persist-keep K]]\n"
                  "Run under srun --mpi=pmix --ckpt-mem=SIZE (or mpirun with --store). See tierckpt-synth-train(1).\n");
     std::exit(rc);
 }
@@ -65,6 +68,9 @@ Args parse(int argc, char **argv) {
         else if (o == "--step-ms") a.step_ms = number("--step-ms", v), ++i;
         else if (o == "--store" && v) a.store = v, ++i;
         else if (o == "--store-bytes" && v) a.store_bytes = v, ++i;
+        else if (o == "--persist" && v) a.persist = v, ++i;
+        else if (o == "--persist-every" && v) a.persist_every = v, ++i;
+        else if (o == "--persist-keep" && v) a.persist_keep = v, ++i;
         else {
             std::fprintf(stderr, "tierckpt-synth-train: unknown option '%s'\n", o.c_str());
             usage(2);
@@ -119,6 +125,9 @@ int main(int argc, char **argv) {
         if (!a.store.empty()) {
             opts.set("store", a.store);
             if (!a.store_bytes.empty()) opts.set("store_bytes", a.store_bytes);
+            if (!a.persist.empty()) opts.set("persist_dir", a.persist);
+            if (!a.persist_every.empty()) opts.set("persist_every", a.persist_every);
+            if (!a.persist_keep.empty()) opts.set("persist_keep", a.persist_keep);
         }
         tierckpt::Checkpointer ckpt(a.store.empty() ? nullptr : &opts);
         ckpt.add("meta", &meta, sizeof meta);
@@ -146,8 +155,10 @@ int main(int argc, char **argv) {
                 double stall = st.stall_ms, worst = 0;
                 MPI_Reduce(&stall, &worst, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
                 if (rank == 0) {
-                    std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f bytes=%" PRIu64 "\n", s, worst,
-                                st.wait_ms, st.bytes);
+                    std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f bytes=%" PRIu64
+                                " persisted=%" PRIu64 " persist_failures=%" PRIu64 " persist_status=%s\n",
+                                s, worst, st.wait_ms, st.bytes, st.persist_version, st.persist_failures,
+                                tierckpt_status_string(static_cast<tierckpt_status_t>(st.persist_status)));
                     std::fflush(stdout);
                 }
             }
@@ -155,8 +166,9 @@ int main(int argc, char **argv) {
         ckpt.wait();
         tierckpt_stats_t st = ckpt.stats();
         if (rank == 0 && st.version) {
-            std::printf("committed version=%" PRIu64 " commit_ms=%.2f checksum_ms=%.2f\n", st.version, st.commit_ms,
-                        st.checksum_ms);
+            std::printf("committed version=%" PRIu64 " commit_ms=%.2f checksum_ms=%.2f persisted=%" PRIu64
+                        " persist_failures=%" PRIu64 "\n",
+                        st.version, st.commit_ms, st.checksum_ms, st.persist_version, st.persist_failures);
         }
         ckpt.close();
     } catch (const tierckpt::Error &e) {

@@ -23,6 +23,10 @@ Managed tiered checkpointing for Slurm clusters.
 Commands:
   ls [--json] [STORE|DIR]...      list what node stores hold (default: $TIERCKPT_STORE)
   verify [--json] [STORE|DIR]...  re-check every shard's checksum; exit 1 if one is corrupt
+                                  (DIR: a store directory or a persistent directory)
+  flush [--dir D] [--keep K] [STORE]
+                                  write the store's newest committed version to the
+                                  persistent directory if it is newer than what is there
   info                            show the version and which parts this build has
   help                            show this help
 
@@ -59,6 +63,7 @@ int main(int argc, char **argv) {
     if (cmd == "ls" || cmd == "verify") {
         return tck::cli::cmd_store(std::vector<std::string>(argv + 2, argv + argc), cmd == "verify");
     }
+    if (cmd == "flush") return tck::cli::cmd_flush(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "info") {
         if (argc != 2) {
             fmt::print(stderr, "tierckpt info: takes no arguments\n");

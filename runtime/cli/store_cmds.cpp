@@ -71,8 +71,10 @@ int cmd_store(const std::vector<std::string> &args, bool verify) {
         if (a == "--json") json = true;
         else if (a == "-h" || a == "--help") {
             fmt::print("Usage: tierckpt {} [--json] [STORE|STORE_DIR]...\n"
-                       "{} what node stores hold (default: $TIERCKPT_STORE). See tierckpt(1).\n",
-                       name, verify ? "Re-checks the checksum of every shard in" : "Lists");
+                       "       tierckpt {} [--json] PERSIST_DIR...\n"
+                       "{} what node stores or persistent directories hold (default: $TIERCKPT_STORE).\n"
+                       "See tierckpt(1).\n",
+                       name, name, verify ? "Re-checks the checksum of every shard in" : "Lists");
             return 0;
         } else if (!a.empty() && a[0] == '-') {
             fmt::print(stderr, "tierckpt {}: unknown option '{}'; see tierckpt {} --help\n", name, a, name);
@@ -88,6 +90,13 @@ int cmd_store(const std::vector<std::string> &args, bool verify) {
             return 2;
         }
         paths.push_back(env);
+    }
+    std::size_t npersist = 0;
+    for (const auto &p : paths) npersist += looks_persistent(p) ? 1 : 0;
+    if (npersist == paths.size()) return cmd_persist_ls(paths, verify, json);
+    if (npersist > 0) {
+        fmt::print(stderr, "tierckpt {}: give node stores or persistent directories, not both at once\n", name);
+        return 2;
     }
     std::vector<Row> rows;
     int failures = 0;

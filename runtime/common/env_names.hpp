@@ -11,6 +11,7 @@ inline constexpr const char *kPrefault = "TIERCKPT_PREFAULT";          // 1: map
 inline constexpr const char *kReplicas = "TIERCKPT_REPLICAS";          // in-memory copies on other nodes
 inline constexpr const char *kPersistDir = "TIERCKPT_PERSIST_DIR";     // persistent tier ("" or unset: none)
 inline constexpr const char *kPersistEvery = "TIERCKPT_PERSIST_EVERY"; // flush every N committed versions
+inline constexpr const char *kPersistKeep = "TIERCKPT_PERSIST_KEEP";   // persistent versions to keep
 inline constexpr const char *kJobId = "TIERCKPT_JOB_ID";
 inline constexpr const char *kRestartCount = "TIERCKPT_RESTART_COUNT"; // the job's requeue count
 inline constexpr const char *kMemlock = "TIERCKPT_MEMLOCK_BYTES";      // the tasks' locked-memory limit

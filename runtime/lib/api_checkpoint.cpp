@@ -145,6 +145,12 @@ tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *s
         stats->checksum_ms = s.checksum_ms;
         stats->commit_ms = s.commit_ms;
         stats->committed = s.committed ? 1 : 0;
+        const tck::PersistStats &p = ckpt->impl->persist_stats();
+        stats->persist_version = p.version;
+        stats->persist_ms = p.ms;
+        stats->persist_failures = p.failures;
+        stats->persist_status = p.status;
+        stats->persist_skipped = p.skipped;
         return tck::Status::ok();
     });
 }

@@ -18,6 +18,7 @@
 #include "../common/parse.hpp"
 #include "../common/size.hpp"
 #include "crc32c.hpp"
+#include "persist.hpp"
 
 namespace tck {
 
@@ -87,6 +88,7 @@ const char *source_name(Source s) {
     case Source::none: return "none";
     case Source::local: return "local";
     case Source::peer: return "peer";
+    case Source::persistent: return "persistent";
     }
     return "?";
 }
@@ -106,10 +108,16 @@ Result<Options> Options::from_env() {
         auto n = parse_uint(env::kJobId, j, 0, std::numeric_limits<std::uint64_t>::max());
         if (n) o.job_id = *n;
     }
-    for (const char *key : {env::kReplicas, env::kTransport, env::kReplicaTimeout}) {
+    const std::pair<const char *, const char *> keys[] = {
+        {env::kReplicas, "replicas"},        {env::kTransport, "transport"},
+        {env::kReplicaTimeout, "replica_timeout_ms"}, {env::kPersistDir, "persist_dir"},
+        {env::kPersistEvery, "persist_every"}, {env::kPersistKeep, "persist_keep"},
+    };
+    for (auto [key, k] : keys) {
         const char *v = std::getenv(key);
         if (!v || !*v) continue;
-        std::string k = key == env::kReplicas ? "replicas" : key == env::kTransport ? "transport" : "replica_timeout_ms";
+        if (key == env::kPersistEvery && std::strcmp(v, "0") == 0) continue;  // the plugin's "no persistent tier"
+        if (key == env::kPersistKeep && std::strcmp(v, "0") == 0) continue;
         Status st = o.set(k, v);
         if (!st) return error(st.code(), "{}: {}", key, st.message());
     }
@@ -146,10 +154,26 @@ Status Options::set(const std::string &key, const std::string &value) {
         auto n = parse_uint(key, value, 1, 3600000);
         if (!n) return n.status();
         replica_timeout_ms = static_cast<int>(*n);
+    } else if (key == "persist_dir") {
+        if (value.empty()) {
+            persist_dir.clear();
+        } else {
+            auto p = parse_abs_path(key, value);
+            if (!p) return p.status();
+            persist_dir = *p;
+        }
+    } else if (key == "persist_every") {
+        auto n = parse_uint(key, value, 1, 1000000);
+        if (!n) return n.status();
+        persist_every = *n;
+    } else if (key == "persist_keep") {
+        auto n = parse_uint(key, value, 1, persist::kMaxKeep);
+        if (!n) return n.status();
+        persist_keep = static_cast<std::uint32_t>(*n);
     } else {
         return error(TIERCKPT_ERR_INVALID,
                      "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
-                     "replica_timeout_ms)",
+                     "replica_timeout_ms, persist_dir, persist_every, persist_keep)",
                      key);
     }
     return Status::ok();
@@ -208,6 +232,16 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         MPI_Comm_free(&c->comm_);
         return st;
     }
+    c->job_id_ = opts.job_id;
+    c->persist_dir_ = opts.persist_dir;
+    c->persist_every_ = opts.persist_every ? opts.persist_every : 1;
+    c->persist_keep_ = opts.persist_keep ? opts.persist_keep : persist::kDefaultKeep;
+    if (!c->persist_dir_.empty() && c->node_rank_ == 0) {
+        // Recorded in the store, for the flush at the end of the job.
+        Status pst = c->store_->set_persist_info({c->persist_dir_, c->persist_keep_,
+                                                  static_cast<std::uint32_t>(c->persist_every_)});
+        if (!pst) log::warn("{}: the flush at job end will not find it", pst.message());
+    }
     c->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!c->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
     st = c->setup_replication(opts);
@@ -217,6 +251,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         return st;
     }
     c->worker_ = std::thread([p = c.get()] { p->worker_loop(); });
+    if (!c->persist_dir_.empty()) c->flusher_ = std::thread([p = c.get()] { p->flusher_loop(); });
     return c;
 }
 
@@ -406,12 +441,19 @@ void Checkpointer::handle_msg(const TransportMsg &m) {
     reply.version = m.version;
     Status st;
     std::uint32_t slot = 0;
-    {
-        auto guard = store_->lock();
-        auto s = store_->allocate(m.owner, static_cast<std::uint32_t>(world_), m.version, m.bytes,
-                                  protect_from_.load(), m.nregions, store::kReplica, rank_);
-        if (s) slot = *s;
-        else st = s.status();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        {
+            auto guard = store_->lock();
+            auto s = store_->allocate(m.owner, static_cast<std::uint32_t>(world_), m.version, m.bytes, protect_from(),
+                                      m.nregions, store::kReplica, rank_);
+            if (s) {
+                slot = *s;
+                st = Status::ok();
+                break;
+            }
+            st = s.status();
+        }
+        if (!wait_for_flush_slot()) break;
     }
     if (st) {
         store::SlotRecord rec = store_->read_record(slot);
@@ -448,7 +490,9 @@ Status Checkpointer::save(std::uint64_t version) {
     if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
     double t0 = now_ms();
     Status previous;
-    if (inflight_) previous = wait();  // documented: a save waits for the previous one
+    if (inflight_) previous = commit_inflight();  // documented: a save waits for the previous one
+    Status flushed = persist_poll(false);
+    if (previous && !flushed) log::debug("{}", flushed.message());  // reported in the statistics and logs
     double t1 = now_ms();
     if (have_last_ && version <= last_version_) {
         return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
@@ -456,26 +500,40 @@ Status Checkpointer::save(std::uint64_t version) {
     }
     std::uint64_t need = payload_bytes();
     std::uint32_t slot = 0;
-    {
-        auto guard = store_->lock();
-        auto s = store_->allocate(static_cast<std::uint32_t>(rank_), static_cast<std::uint32_t>(world_), version, need,
-                                  protect_from_.load(),
-                                  static_cast<std::uint32_t>(regions_.size()));
-        if (!s) {
-            // Everyone must take part in the vote, even with nothing staged.
-            inflight_.emplace();
-            inflight_->version = version;
-            inflight_->checksummed = true;
-            inflight_->worker_ok = false;
-            inflight_->replicated = true;
-            inflight_->t_start = t0;
-            have_last_ = true;
-            last_version_ = version;
-            stats_ = SaveStats{};
-            stats_.version = version;
-            return s.status();
+    Status alloc_error;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        {
+            auto guard = store_->lock();
+            auto s = store_->allocate(static_cast<std::uint32_t>(rank_), static_cast<std::uint32_t>(world_), version,
+                                      need, protect_from(), static_cast<std::uint32_t>(regions_.size()));
+            if (s) {
+                slot = *s;
+                alloc_error = Status::ok();
+                break;
+            }
+            alloc_error = s.status();
         }
-        slot = *s;
+        // A flush still reading the slot this save would take: wait for it
+        // (it shows in wait_ms) rather than fail.
+        if (alloc_error.code() != TIERCKPT_ERR_NO_MEMORY) break;
+        double w0 = now_ms();
+        bool waited = wait_for_flush_slot();
+        t1 += now_ms() - w0;
+        if (!waited) break;
+    }
+    if (!alloc_error) {
+        // Everyone must take part in the vote, even with nothing staged.
+        inflight_.emplace();
+        inflight_->version = version;
+        inflight_->checksummed = true;
+        inflight_->worker_ok = false;
+        inflight_->replicated = true;
+        inflight_->t_start = t0;
+        have_last_ = true;
+        last_version_ = version;
+        stats_ = SaveStats{};
+        stats_.version = version;
+        return alloc_error;
     }
     store::SlotRecord rec = store_->read_record(slot);
     std::uint8_t *dst = store_->base() + rec.offset;
@@ -568,6 +626,18 @@ Result<bool> Checkpointer::progress(bool block) {
         if (node_rank_ == 0) store_->set_committed_hint(version);
         stats_.committed = true;
         stats_.commit_ms = now_ms() - f.t_start;
+        // Every rank sees the same commits, so every rank decides alike.
+        if (!persist_dir_.empty() && ++commits_ % persist_every_ == 0) {
+            if (flush_outstanding_) {
+                ++pstats_.skipped;
+                if (rank_ == 0) {
+                    log::info("version {} is not flushed: the flush of version {} is still running", version,
+                              flush_version_);
+                }
+            } else {
+                start_flush(version, f.slot);
+            }
+        }
     }
     {
         std::lock_guard<std::mutex> lk(mu_);
@@ -584,10 +654,179 @@ Result<bool> Checkpointer::progress(bool block) {
 
 Result<bool> Checkpointer::test() { return progress(false); }
 
-Status Checkpointer::wait() {
+Status Checkpointer::commit_inflight() {
     auto r = progress(true);
     if (!r) return r.status();
     return Status::ok();
+}
+
+Status Checkpointer::wait() {
+    Status st = commit_inflight();
+    Status flushed = persist_poll(false);
+    (void)flushed;  // a failed flush is reported in the statistics and logs, not here
+    return st;
+}
+
+// ---- the persistent tier ---------------------------------------------------
+
+void Checkpointer::start_flush(std::uint64_t version, std::uint32_t slot) {
+    store::SlotRecord rec = store_->read_record(slot);
+    flush_protect_.store(version);
+    flush_outstanding_ = true;
+    flush_version_ = version;
+    flush_bytes_ = rec.payload_bytes;
+    flush_crc_ = rec.payload_crc;
+    {
+        std::lock_guard<std::mutex> lk(fmu_);
+        flush_job_ = FlushJob{version, slot, rec.payload_bytes, rec.payload_crc};
+        flush_done_ = false;
+        flush_status_ = Status::ok();
+    }
+    fcv_.notify_all();
+}
+
+// The flusher thread: writes this rank's shard of a committed version from
+// the node store to the persistent directory. No MPI; the manifest is
+// written by rank 0 in a later collective call (persist_poll).
+void Checkpointer::flusher_loop() {
+    for (;;) {
+        FlushJob job;
+        {
+            std::unique_lock<std::mutex> lk(fmu_);
+            fcv_.wait(lk, [&] { return flush_stop_ || flush_job_.has_value(); });
+            if (!flush_job_) return;
+            job = *flush_job_;
+            flush_job_.reset();
+        }
+        Status st;
+        persist::WriteStats ws;
+        auto dir = persist::Dir::open(persist_dir_, true);
+        if (!dir) {
+            st = dir.status();
+        } else {
+            store::SlotRecord rec = store_->read_record(job.slot);
+            persist::ShardMeta meta;
+            meta.rank = static_cast<std::uint32_t>(rank_);
+            meta.world = static_cast<std::uint32_t>(world_);
+            meta.version = job.version;
+            meta.bytes = job.bytes;
+            meta.crc = job.crc;
+            meta.job_id = job_id_;
+            if (!store::StoreFile::record_valid(rec) || rec.version != job.version || rec.payload_crc != job.crc) {
+                st = error(TIERCKPT_ERR_INTERNAL, "the slot of version {} changed before its flush", job.version);
+            } else if (test_hook("TIERCKPT_TEST_FLUSH_FAIL", job.version, rank_)) {
+                st = error(TIERCKPT_ERR_IO, "test hook TIERCKPT_TEST_FLUSH_FAIL");
+            } else {
+                // The slot is protected (flush_protect_) until this returns.
+                st = dir->write_shard(meta, store_->base() + rec.offset, rec.capacity, false, &ws);
+            }
+        }
+        flush_protect_.store(~0ull);
+        if (!st) {
+            log::warn("rank {}: flush of version {} to {} failed: {}", rank_, job.version, persist_dir_, st.message());
+        } else {
+            log::debug("rank {}: flushed version {} ({} bytes, {:.1f} ms{})", rank_, job.version, job.bytes, ws.ms,
+                       ws.direct ? ", O_DIRECT" : "");
+        }
+        {
+            std::lock_guard<std::mutex> lk(fmu_);
+            flush_status_ = st;
+            flush_ms_ = ws.ms;
+            flush_done_ = true;
+        }
+        fcv_.notify_all();
+    }
+}
+
+bool Checkpointer::wait_for_flush_slot() {
+    if (persist_dir_.empty() || flush_protect_.load() == ~0ull) return false;
+    std::unique_lock<std::mutex> lk(fmu_);
+    fcv_.wait(lk, [&] { return flush_done_ || flush_stop_; });
+    return true;
+}
+
+Status Checkpointer::persist_poll(bool block) {
+    if (!flush_outstanding_) return Status::ok();
+    struct Report {
+        std::uint32_t done;
+        std::uint32_t code;
+        std::uint64_t bytes;
+        std::uint32_t crc;
+        std::uint32_t pad;
+    } mine{};
+    double ms = 0;
+    {
+        std::unique_lock<std::mutex> lk(fmu_);
+        if (block) fcv_.wait(lk, [&] { return flush_done_; });
+        mine.done = flush_done_ ? 1 : 0;
+        mine.code = static_cast<std::uint32_t>(flush_status_.code());
+        ms = flush_ms_;
+    }
+    // Bytes and CRC of this rank's shard, as the manifest lists them
+    // (recorded when the flush started: the slot may be reused since).
+    mine.bytes = flush_bytes_;
+    mine.crc = flush_crc_;
+    std::vector<Report> all(static_cast<std::size_t>(world_));
+    int rc = MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, comm_);
+    if (rc != MPI_SUCCESS) return mpi_error("the flush report (MPI_Allgather)", rc);
+    for (const auto &r : all) {
+        if (!r.done) return Status::ok();  // not yet everywhere: ask again in the next collective call
+    }
+    const std::uint64_t version = flush_version_;
+    flush_outstanding_ = false;
+    int failed_rank = -1;
+    tierckpt_status_t failed_code = TIERCKPT_OK;
+    for (int r = 0; r < world_; ++r) {
+        if (all[static_cast<std::size_t>(r)].code != TIERCKPT_OK && failed_rank < 0) {
+            failed_rank = r;
+            failed_code = static_cast<tierckpt_status_t>(all[static_cast<std::size_t>(r)].code);
+        }
+    }
+    // Rank 0 makes the version visible (or clears what a failed flush left).
+    int outcome = TIERCKPT_OK;
+    std::string why;
+    if (rank_ == 0) {
+        auto dir = persist::Dir::open(persist_dir_, false);
+        Status st = dir ? Status::ok() : dir.status();
+        if (st && failed_rank < 0) {
+            persist::Manifest m;
+            m.version = version;
+            m.world = static_cast<std::uint32_t>(world_);
+            m.job_id = job_id_;
+            m.shards.resize(all.size());
+            for (std::size_t r = 0; r < all.size(); ++r) m.shards[r] = {all[r].bytes, all[r].crc, true};
+            st = dir->write_manifest(m);
+            if (st) {
+                Status kept = dir->retain(persist_keep_);
+                if (!kept) log::warn("persistent tier {}: retention: {}", persist_dir_, kept.message());
+            }
+        }
+        if (failed_rank >= 0 || !st) {
+            if (dir) {
+                Status rm = dir->remove_version(version);  // incomplete: nothing of value
+                if (!rm) log::warn("{}", rm.message());
+            }
+            outcome = failed_rank >= 0 ? failed_code : st.code();
+            why = failed_rank >= 0 ? fmt::format("rank {} could not write its shard ({}; see its log)", failed_rank,
+                                                 tierckpt_status_string(failed_code))
+                                   : st.message();
+            log::error("flush of version {} to {} failed: {}; version {} stays the newest there", version,
+                       persist_dir_, why,
+                       pstats_.version ? std::to_string(pstats_.version) : std::string("(none of this job)"));
+        }
+    }
+    rc = MPI_Bcast(&outcome, 1, MPI_INT, 0, comm_);
+    if (rc != MPI_SUCCESS) return mpi_error("the flush outcome (MPI_Bcast)", rc);
+    pstats_.ms = ms;
+    pstats_.bytes = mine.bytes;
+    pstats_.status = static_cast<tierckpt_status_t>(outcome);
+    if (outcome == TIERCKPT_OK) {
+        pstats_.version = version;
+        return Status::ok();
+    }
+    ++pstats_.failures;
+    return error(static_cast<tierckpt_status_t>(outcome), "flush of version {} to {} failed{}", version, persist_dir_,
+                 why.empty() ? "" : ": " + why);
 }
 
 Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc) {
@@ -625,11 +864,16 @@ Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, st
 }
 
 Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
-                                     int &bad_entry, Source &source) {
+                                     std::uint64_t version, const persist::ShardEntry &pentry, int &bad_entry,
+                                     bool &persist_bad, Source &source) {
     bad_entry = -1;
-    const InventoryEntry &mine = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(rank_)])];
-    bool local = static_cast<int>(mine.holder) == leader_of_[static_cast<std::size_t>(rank_)];
-    source = local ? Source::local : Source::peer;
+    persist_bad = false;
+    const int my_plan = plan[static_cast<std::size_t>(rank_)];
+    const bool from_disk = my_plan < 0;
+    static const InventoryEntry kNone{};
+    const InventoryEntry &mine = from_disk ? kNone : inv[static_cast<std::size_t>(my_plan)];
+    bool local = !from_disk && static_cast<int>(mine.holder) == leader_of_[static_cast<std::size_t>(rank_)];
+    source = from_disk ? Source::persistent : local ? Source::local : Source::peer;
 
     // Holders verify what they send; the header says whether it is good.
     struct Header {
@@ -640,6 +884,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     std::vector<Header> send_heads;
     std::vector<int> send_to;
     for (int r = 0; r < world_; ++r) {
+        if (plan[static_cast<std::size_t>(r)] < 0) continue;  // reads the persistent tier
         const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(r)])];
         if (static_cast<int>(e.holder) != rank_ || leader_of_[static_cast<std::size_t>(r)] == rank_) continue;
         send_to.push_back(r);
@@ -655,7 +900,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         MPI_Isend(&send_heads[i], sizeof(Header), MPI_BYTE, send_to[i], kTagHeader, comm_, &reqs.back());
     }
     Header my_head{0, 0};
-    if (!local) {
+    if (!local && !from_disk) {
         reqs.emplace_back();
         MPI_Irecv(&my_head, sizeof my_head, MPI_BYTE, static_cast<int>(mine.holder), kTagHeader, comm_, &reqs.back());
     }
@@ -675,7 +920,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
                       kTagData, comm_, &reqs.back());
         }
     }
-    if (!local && my_head.ok) {
+    if (!local && !from_disk && my_head.ok) {
         buffer.resize(my_head.bytes);
         for (std::uint64_t off = 0; off < my_head.bytes; off += kChunk) {
             reqs.emplace_back();
@@ -687,6 +932,25 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     if (rc != MPI_SUCCESS) return mpi_error("restore (data)", rc);
 
     Status st;
+    if (from_disk) {
+        auto dir = persist::Dir::open(persist_dir_, false);
+        if (!dir) {
+            st = dir.status();
+        } else {
+            auto bytes = dir->read_shard(version, static_cast<std::uint32_t>(rank_), pentry);
+            if (!bytes) {
+                st = bytes.status();
+            } else {
+                st = unpack(bytes->data(), bytes->size(), pentry.crc);
+            }
+        }
+        if (!st && st.code() != TIERCKPT_ERR_INVALID) persist_bad = true;
+        if (!st) {
+            st = error(st.code(), "rank {}: shard of version {} from the persistent tier: {}", rank_, version,
+                       st.message());
+        }
+        return st;
+    }
     if (local) {
         store::SlotRecord rec = store_->read_record(mine.slot);
         if (!store::StoreFile::record_valid(rec) || rec.version != mine.version || rec.rank != mine.rank) {
@@ -736,8 +1000,40 @@ Result<RestoreResult> Checkpointer::restore() {
     std::uint64_t any_other_world = 0;
     MPI_Allreduce(&other_world, &any_other_world, 1, MPI_UINT64_T, MPI_MAX, comm_);
 
-    // 2. Newest version complete across the job, then its copies, best first.
-    std::set<std::uint64_t, std::greater<>> versions;
+    // 1b. The persistent tier: rank 0 lists its complete versions.
+    std::set<std::uint64_t> pgood;
+    std::uint64_t pother[2] = {0, 0};  // newest complete version of another world size, and that size
+    if (!persist_dir_.empty()) {
+        std::vector<std::uint64_t> pv;
+        if (rank_ == 0) {
+            auto dir = persist::Dir::open(persist_dir_, false);
+            auto all = dir ? dir->list() : Result<std::vector<persist::VersionInfo>>(dir.status());
+            if (!all) {
+                if (all.status().code() != TIERCKPT_ERR_NOT_FOUND) log::warn("restore: {}", all.status().message());
+            } else {
+                for (const auto &vi : *all) {
+                    if (!vi.complete) continue;
+                    if (vi.manifest.world == static_cast<std::uint32_t>(world_)) {
+                        pv.push_back(vi.version);
+                    } else if (vi.version >= pother[0]) {
+                        pother[0] = vi.version;
+                        pother[1] = vi.manifest.world;
+                    }
+                }
+            }
+        }
+        std::uint64_t n = pv.size();
+        MPI_Bcast(&n, 1, MPI_UINT64_T, 0, comm_);
+        pv.resize(n);
+        MPI_Bcast(pv.data(), static_cast<int>(n), MPI_UINT64_T, 0, comm_);
+        MPI_Bcast(pother, 2, MPI_UINT64_T, 0, comm_);
+        pgood.insert(pv.begin(), pv.end());
+    }
+
+    // 2. Newest version complete across the job (in memory, or in the
+    // persistent tier for the shards memory lacks), then its copies, best
+    // first.
+    std::set<std::uint64_t, std::greater<>> versions(pgood.begin(), pgood.end());
     for (const auto &e : inv) versions.insert(e.version);
     std::vector<char> bad(inv.size(), 0);
     Status last_error;
@@ -753,10 +1049,40 @@ Result<RestoreResult> Checkpointer::restore() {
                     p = static_cast<int>(i);
                 }
             }
-            if (std::find(plan.begin(), plan.end(), -1) != plan.end()) break;  // incomplete: older version
+            bool missing = std::find(plan.begin(), plan.end(), -1) != plan.end();
+            if (missing && !pgood.count(v)) break;  // incomplete: older version
+            struct PEntry {
+                std::uint64_t bytes;
+                std::uint32_t crc;
+                std::uint32_t pad;
+            } my_pe{0, 0, 0};
+            if (missing) {
+                // Rank 0 reads the manifest; each rank gets its shard's line.
+                std::vector<PEntry> pes;
+                int ok = 1;
+                if (rank_ == 0) {
+                    auto dir = persist::Dir::open(persist_dir_, false);
+                    auto m = dir ? dir->read_manifest(v) : Result<persist::Manifest>(dir.status());
+                    if (!m || m->world != static_cast<std::uint32_t>(world_)) {
+                        ok = 0;
+                        log::warn("restore: version {} in {}: {}", v, persist_dir_,
+                                  m ? std::string("another world size") : m.status().message());
+                    } else {
+                        for (const auto &e : m->shards) pes.push_back({e.bytes, e.crc, 0});
+                    }
+                }
+                MPI_Bcast(&ok, 1, MPI_INT, 0, comm_);
+                if (!ok) {
+                    pgood.erase(v);
+                    continue;  // plans again without the persistent copy: breaks out
+                }
+                MPI_Scatter(pes.data(), sizeof(PEntry), MPI_BYTE, &my_pe, sizeof(PEntry), MPI_BYTE, 0, comm_);
+            }
+            persist::ShardEntry pentry{my_pe.bytes, my_pe.crc, missing};
             Source source = Source::none;
             int bad_entry = -1;
-            Status st = restore_attempt(inv, plan, bad_entry, source);
+            bool persist_bad = false;
+            Status st = restore_attempt(inv, plan, v, pentry, bad_entry, persist_bad, source);
             int ok = st.is_ok(), all_ok = 0;
             MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm_);
             if (all_ok) {
@@ -775,6 +1101,12 @@ Result<RestoreResult> Checkpointer::restore() {
             std::vector<int> bads(static_cast<std::size_t>(world_));
             MPI_Allgather(&bad_entry, 1, MPI_INT, bads.data(), 1, MPI_INT, comm_);
             bool any = false;
+            int pbad = persist_bad ? 1 : 0, any_pbad = 0;
+            MPI_Allreduce(&pbad, &any_pbad, 1, MPI_INT, MPI_MAX, comm_);
+            if (any_pbad) {
+                pgood.erase(v);  // a shard there is damaged: this version's persistent copy is out
+                any = true;
+            }
             for (int b : bads) {
                 if (b >= 0) {
                     bad[static_cast<std::size_t>(b)] = 1;
@@ -789,6 +1121,12 @@ Result<RestoreResult> Checkpointer::restore() {
             }
             if (!any) break;  // nothing to exclude: give up on this version
         }
+    }
+    if (pother[1] && pgood.empty()) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "the persistent directory {} holds checkpoints of a job of {} ranks (newest: version {}); this "
+                     "job has {} ranks: restart it with {} ranks, or give --ckpt-persist a directory of its own",
+                     persist_dir_, pother[1], pother[0], world_, pother[1]);
     }
     if (inv.empty() && any_other_world) {
         return error(TIERCKPT_ERR_INVALID,
@@ -805,7 +1143,17 @@ Result<RestoreResult> Checkpointer::restore() {
 Status Checkpointer::close() {
     if (closed_) return Status::ok();
     Status st;
-    if (inflight_) st = wait();
+    if (inflight_) st = commit_inflight();
+    // The flush in progress finishes and its version becomes visible; its
+    // failure is reported in the statistics and logs.
+    Status flushed = persist_poll(true);
+    (void)flushed;
+    {
+        std::lock_guard<std::mutex> lk(fmu_);
+        flush_stop_ = true;
+    }
+    fcv_.notify_all();
+    if (flusher_.joinable()) flusher_.join();
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_ = true;

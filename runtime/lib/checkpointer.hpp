@@ -23,6 +23,7 @@
 
 #include "../common/status.hpp"
 #include "../common/unique_fd.hpp"
+#include "persist.hpp"
 #include "store_format.hpp"
 #include "transport/transport.hpp"
 
@@ -36,12 +37,25 @@ struct Options {
     unsigned replicas = 0;         // TIERCKPT_REPLICAS: copies on other nodes
     std::string transport = "auto";  // TIERCKPT_TRANSPORT: ucx, ofi or auto
     int replica_timeout_ms = 60000;  // TIERCKPT_REPLICA_TIMEOUT_MS
+    std::string persist_dir;         // TIERCKPT_PERSIST_DIR: the persistent tier ("" : none)
+    std::uint64_t persist_every = 10;  // TIERCKPT_PERSIST_EVERY: flush every Nth committed version
+    std::uint32_t persist_keep = 3;    // TIERCKPT_PERSIST_KEEP: persistent versions to keep
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
-    // replica_timeout_ms.
+    // replica_timeout_ms, persist_dir, persist_every, persist_keep.
     Status set(const std::string &key, const std::string &value);
+};
+
+// The persistent tier, as this rank sees it (application thread).
+struct PersistStats {
+    std::uint64_t version = 0;    // newest version this job made complete in the persistent tier
+    double ms = 0;                // this rank's newest flush: writing its shard (background)
+    std::uint64_t bytes = 0;      // its size
+    std::uint64_t failures = 0;   // flushes of the job that failed
+    tierckpt_status_t status = TIERCKPT_OK;  // of the newest finished flush
+    std::uint64_t skipped = 0;    // Nth versions not flushed: the previous flush was still running
 };
 
 struct SaveStats {
@@ -67,7 +81,7 @@ struct InventoryEntry {
     std::uint32_t crc;
 };
 
-enum class Source { none, local, peer };
+enum class Source { none, local, peer, persistent };
 const char *source_name(Source s);
 
 struct RestoreResult {
@@ -99,6 +113,7 @@ public:
     Status close();
 
     const SaveStats &last_stats() const { return stats_; }
+    const PersistStats &persist_stats() const { return pstats_; }
     // The ranks that keep copies of this rank's shards.
     const std::vector<int> &partners() const { return partners_; }
     const char *transport_name() const { return transport_ ? transport_->name() : "none"; }
@@ -136,9 +151,24 @@ private:
     void wake_worker();
     Status setup_replication(const Options &opts);
     Result<bool> progress(bool block);
-    Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan, int &bad_entry,
-                           Source &source);
+    // plan[r]: the inventory entry rank r restores from, or -1: from the
+    // persistent tier (`pentry`: this rank's shard there, of `version`).
+    Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
+                           std::uint64_t version, const persist::ShardEntry &pentry, int &bad_entry,
+                           bool &persist_bad, Source &source);
     Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc);
+    Status commit_inflight();
+    // Collective (when a flush is outstanding, which every rank knows
+    // alike): learns whether every rank's shard is written; then rank 0
+    // writes the manifest and applies retention. block: wait for this
+    // rank's flush first (close).
+    Status persist_poll(bool block);
+    void start_flush(std::uint64_t version, std::uint32_t slot);
+    void flusher_loop();
+    std::uint64_t protect_from() const { return std::min(protect_from_.load(), flush_protect_.load()); }
+    // After an allocation failed: waits for a flush holding a slot; true
+    // when one did (try again).
+    bool wait_for_flush_slot();
 
     MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
     bool we_initialized_mpi_ = false;
@@ -146,6 +176,33 @@ private:
     std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
     std::optional<store::StoreFile> store_;
     std::vector<Region> regions_;
+    // The persistent tier.
+    struct FlushJob {
+        std::uint64_t version = 0;
+        std::uint32_t slot = 0;
+        std::uint64_t bytes = 0;
+        std::uint32_t crc = 0;
+    };
+    std::string persist_dir_;
+    std::uint64_t persist_every_ = 10;
+    std::uint32_t persist_keep_ = 3;
+    std::uint64_t job_id_ = 0;
+    std::uint64_t commits_ = 0;            // versions committed by this run
+    bool flush_outstanding_ = false;       // started and not yet settled collectively (same on every rank)
+    std::uint64_t flush_version_ = 0;
+    std::uint64_t flush_bytes_ = 0;
+    std::uint32_t flush_crc_ = 0;
+    PersistStats pstats_;
+    std::atomic<std::uint64_t> flush_protect_{~0ull};  // the flushing shard's version, while it is read
+    std::thread flusher_;
+    std::mutex fmu_;
+    std::condition_variable fcv_;
+    std::optional<FlushJob> flush_job_;    // guarded by fmu_: queued for the flusher
+    bool flush_done_ = true;               // guarded by fmu_
+    Status flush_status_;                  // guarded by fmu_
+    double flush_ms_ = 0;                  // guarded by fmu_
+    bool flush_stop_ = false;              // guarded by fmu_
+
     std::uint64_t committed_version_ = 0;
     bool have_committed_ = false;
     std::uint64_t last_version_ = 0;

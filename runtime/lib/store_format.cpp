@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -263,6 +264,39 @@ void StoreFile::set_committed_hint(std::uint64_t version) {
         h.committed_version = version;
         h.header_crc = header_crc(h);
     }
+}
+
+std::optional<StoreFile::Persist> StoreFile::persist_info() const {
+    PersistInfo pi;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::memcpy(&pi, base_ + kPersistInfoOffset, sizeof pi);
+    if (std::memcmp(pi.magic, kPersistMagic, sizeof pi.magic) != 0) return std::nullopt;
+    if (pi.crc != crc32c(&pi, offsetof(PersistInfo, crc))) return std::nullopt;
+    if (pi.dir[kPersistDirBytes - 1] != '\0') return std::nullopt;
+    Persist p;
+    p.dir = pi.dir;
+    p.keep = pi.keep;
+    p.every = pi.every;
+    return p;
+}
+
+Status StoreFile::set_persist_info(const Persist &p) {
+    if (p.dir.size() >= kPersistDirBytes) {
+        return error(TIERCKPT_ERR_INVALID, "the persistent directory's path is {} bytes; the store records at most {}",
+                     p.dir.size(), kPersistDirBytes - 1);
+    }
+    PersistInfo pi{};
+    if (!p.dir.empty()) {
+        std::memcpy(pi.magic, kPersistMagic, sizeof pi.magic);
+        pi.keep = p.keep;
+        pi.every = p.every;
+        std::memcpy(pi.dir, p.dir.data(), p.dir.size());
+        pi.crc = crc32c(&pi, offsetof(PersistInfo, crc));
+    }
+    auto guard = lock();
+    std::memcpy(base_ + kPersistInfoOffset, &pi, sizeof pi);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return Status::ok();
 }
 
 }  // namespace tck::store

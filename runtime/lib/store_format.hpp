@@ -1,7 +1,8 @@
 // The node store's layout: the one place it is defined (tierckpt-store(5)
 // describes it for people).
 //
-//   offset 0        Header (4 KiB): magic, format version, sizes, hints
+//   offset 0        Header (4 KiB): magic, format version, sizes, hints;
+//                   at kPersistInfoOffset the job's persistent tier (PersistInfo)
 //   offset 4096     slot directory: kMaxSlots SlotRecords of 128 bytes
 //   data_offset     slot data, each slot kSlotAlign-aligned
 //
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +83,25 @@ struct SlotRecord {
     std::uint32_t record_crc;     // CRC32C of the bytes before it
 };
 static_assert(sizeof(SlotRecord) == kRecordBytes);
+
+// Where the job flushes its checkpoints (written by the runtime when it
+// opens the store with a persistent directory), so that a flush at the end
+// of the job (the epilog, `tierckpt flush`) finds it without the job's
+// environment. All zero: none. Not covered by the header CRC: it has its
+// own. Older stores have zeros here.
+inline constexpr std::size_t kPersistInfoOffset = 2048;
+inline constexpr std::size_t kPersistDirBytes = 1536;
+inline constexpr char kPersistMagic[8] = {'T', 'C', 'K', 'P', 'E', 'R', 'S', '1'};
+struct PersistInfo {
+    char magic[8];
+    std::uint32_t keep;   // persistent versions to keep
+    std::uint32_t every;  // flush every Nth committed version
+    char dir[kPersistDirBytes];  // NUL-terminated absolute path
+    std::uint32_t crc;    // CRC32C of the bytes before it
+    std::uint32_t pad;
+};
+static_assert(sizeof(Header) <= kPersistInfoOffset);
+static_assert(kPersistInfoOffset + sizeof(PersistInfo) <= kHeaderBytes);
 
 // The payload starts with this, then nregions ManifestEntry, then the
 // regions' bytes back to back in the same order.
@@ -163,6 +184,16 @@ public:
     std::vector<ShardInfo> records() const;
 
     void set_committed_hint(std::uint64_t version);
+
+    // The job's persistent tier, as the runtime recorded it (nullopt: none
+    // or unreadable). set_persist_info takes the lock itself.
+    struct Persist {
+        std::string dir;
+        std::uint32_t keep = 0;
+        std::uint32_t every = 0;
+    };
+    std::optional<Persist> persist_info() const;
+    Status set_persist_info(const Persist &p);
 
 private:
     StoreFile() = default;

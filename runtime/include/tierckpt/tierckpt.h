@@ -59,7 +59,9 @@ typedef struct tierckpt_options tierckpt_options_t;
 
 tierckpt_options_t *tierckpt_options_new(void);
 /* Keys: "store" (path of the node store file), "store_bytes" (create it
- * this large when missing, e.g. "1G"), "prefault" ("yes"/"no"), "job_id". */
+ * this large when missing, e.g. "1G"), "prefault" ("yes"/"no"), "job_id",
+ * "replicas", "transport", "replica_timeout_ms", "persist_dir",
+ * "persist_every", "persist_keep". */
 tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
 void tierckpt_options_free(tierckpt_options_t *opts);
 
@@ -98,7 +100,8 @@ tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt);
 tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version);
 
 /* Where this rank's restored shard came from: "local" (this node's store),
- * "peer" (another node's), or "none". */
+ * "peer" (another node's), "persistent" (the persistent directory), or
+ * "none". */
 const char *tierckpt_restore_source(const tierckpt_t *ckpt);
 
 typedef struct tierckpt_stats {
@@ -109,11 +112,20 @@ typedef struct tierckpt_stats {
     double checksum_ms;  /* in the background */
     double commit_ms;    /* from the copy to the commit (0 until committed) */
     int committed;
+    /* The persistent tier (appended in 0.1: fields are only ever added at
+     * the end). */
+    uint64_t persist_version;   /* newest version this job made complete there (0: none yet) */
+    double persist_ms;          /* this rank's newest finished flush (background) */
+    uint64_t persist_failures;  /* flushes of the job that failed */
+    int persist_status;         /* tierckpt_status_t of the newest finished flush */
+    uint64_t persist_skipped;   /* versions due for a flush while the previous one still ran */
 } tierckpt_stats_t;
 
 tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *stats);
 
-/* Waits for a save in flight, releases everything; NULL is fine. */
+/* Waits for a save in flight and for a flush to the persistent tier in
+ * progress (whose version then becomes visible there), releases
+ * everything; NULL is fine. */
 tierckpt_status_t tierckpt_close(tierckpt_t *ckpt);
 
 #ifdef __cplusplus
