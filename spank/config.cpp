@@ -24,7 +24,7 @@ Result<SizeSpec> parse_mem(std::string_view key, std::string_view value) {
 
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
     auto kv = parse_kvargs(args, {"store_dir", "max_mem", "default_mem", "default_replicas", "persist_dirs",
-                                  "keep_seconds", "prefault", "log"});
+                                  "keep_seconds", "flush_seconds", "prefault", "log"});
     if (!kv) return kv.status();
     Config cfg;
     for (const auto &[key, value] : *kv) {
@@ -61,6 +61,10 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
             auto n = parse_uint(key, value, 0, kMaxKeepSeconds);
             if (!n) return n.status();
             cfg.keep_seconds = *n;
+        } else if (key == "flush_seconds") {
+            auto n = parse_uint(key, value, 0, kMaxFlushSeconds);
+            if (!n) return n.status();
+            cfg.flush_seconds = *n;
         } else if (key == "prefault") {
             auto b = parse_bool(key, value);
             if (!b) return b.status();

@@ -21,6 +21,7 @@ struct Config {
     unsigned default_replicas = 1;                  // default_replicas=
     std::vector<std::string> persist_dirs;          // persist_dirs=a:b; empty: any absolute path
     std::uint64_t keep_seconds = 600;               // keep_seconds=: grace after a failed job
+    std::uint64_t flush_seconds = 600;              // flush_seconds=: the epilog's flush; 0: none
     bool prefault = true;                           // prefault=
     tck::log::Level log_level = tck::log::Level::warn;  // log=
 
@@ -36,6 +37,8 @@ struct Config {
 inline constexpr unsigned kMaxReplicas = 16;
 inline constexpr std::uint64_t kMaxKeepSeconds = 7 * 24 * 3600;
 inline constexpr std::uint64_t kMaxPersistEvery = 1000000;
+inline constexpr std::uint32_t kMaxPersistKeep = 1000;
+inline constexpr std::uint64_t kMaxFlushSeconds = 24 * 3600;
 
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args);
 

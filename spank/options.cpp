@@ -13,6 +13,7 @@ constexpr const char *name_of(Opt opt) {
     case Opt::persist: return "--ckpt-persist";
     case Opt::persist_every: return "--ckpt-persist-every";
     case Opt::transport: return "--ckpt-transport";
+    case Opt::persist_keep: return "--ckpt-persist-keep";
     }
     return "--ckpt-?";
 }
@@ -73,6 +74,12 @@ Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions 
         opts.persist_every = *n;
         return Status::ok();
     }
+    case Opt::persist_keep: {
+        auto n = parse_uint(name, arg, 1, kMaxPersistKeep);
+        if (!n) return n.status();
+        opts.persist_keep = static_cast<std::uint32_t>(*n);
+        return Status::ok();
+    }
     case Opt::transport: {
         if (arg != "ucx" && arg != "ofi" && arg != "auto") {
             return error(TIERCKPT_ERR_INVALID, "{}={}: expected ucx, ofi or auto", name, arg);
@@ -89,6 +96,7 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
         const char *orphan = opts.replicas ? "--ckpt-replicas"
                              : opts.persist_dir ? "--ckpt-persist"
                              : opts.persist_every ? "--ckpt-persist-every"
+                             : opts.persist_keep ? "--ckpt-persist-keep"
                              : opts.transport ? "--ckpt-transport"
                                                   : nullptr;
         if (orphan) {
@@ -103,6 +111,11 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
                      "--ckpt-persist-every={} needs --ckpt-persist=DIR, the directory to flush checkpoints to",
                      *opts.persist_every);
     }
+    if (opts.persist_keep && !opts.persist_dir) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "--ckpt-persist-keep={} needs --ckpt-persist=DIR, the directory to flush checkpoints to",
+                     *opts.persist_keep);
+    }
     Settings s;
     s.mem = opts.mem ? *opts.mem : cfg.default_mem;
     s.replicas = opts.replicas ? *opts.replicas : cfg.default_replicas;
@@ -110,6 +123,7 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
     if (opts.persist_dir) {
         s.persist_dir = *opts.persist_dir;
         s.persist_every = opts.persist_every ? *opts.persist_every : kDefaultPersistEvery;
+        s.persist_keep = opts.persist_keep ? *opts.persist_keep : kDefaultPersistKeep;
     }
     if (s.mem.is_percent == cfg.max_mem.is_percent) {
         bool over = s.mem.is_percent ? s.mem.percent > cfg.max_mem.percent : s.mem.bytes > cfg.max_mem.bytes;

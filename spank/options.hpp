@@ -12,7 +12,7 @@
 
 namespace tck::spank {
 
-enum class Opt : int { mem = 1, replicas, persist, persist_every, transport };
+enum class Opt : int { mem = 1, replicas, persist, persist_every, transport, persist_keep };
 
 // Starts unset: callbacks may run more than once (options from the
 // environment, then the command line; twice in slurmstepd), and a later
@@ -24,6 +24,7 @@ struct UserOptions {
     std::optional<std::string> persist_dir;
     std::optional<std::uint64_t> persist_every;
     std::optional<std::string> transport;
+    std::optional<std::uint32_t> persist_keep;
 };
 
 // What the job gets once defaults are applied.
@@ -32,10 +33,12 @@ struct Settings {
     unsigned replicas = 1;
     std::string persist_dir;          // empty: no persistent tier
     std::uint64_t persist_every = 0;  // 0 when persist_dir is empty
+    std::uint32_t persist_keep = 0;   // 0 when persist_dir is empty
     std::string transport = "auto";   // ucx, ofi or auto
 };
 
 inline constexpr std::uint64_t kDefaultPersistEvery = 10;
+inline constexpr std::uint32_t kDefaultPersistKeep = 3;  // = persist::kDefaultKeep
 
 // Parses one option's argument into opts. optarg may be null for a bare
 // --ckpt-mem. The message names the option, the bad value and the form.

@@ -87,6 +87,7 @@ Status setup_store(spank_t sp, PluginState &s) {
              {env::kTransport, settings->transport},
              {env::kPersistDir, settings->persist_dir},
              {env::kPersistEvery, std::to_string(settings->persist_every)},
+             {env::kPersistKeep, std::to_string(settings->persist_keep)},
              {env::kJobId, std::to_string(job_id)},
              {env::kRestartCount, restarts.empty() ? "0" : restarts},
          }) {

@@ -14,13 +14,15 @@ TEST_CASE("plugstack arguments: defaults", "[spank][config]") {
     CHECK(def->default_replicas == 1);
     CHECK(def->persist_dirs.empty());
     CHECK(def->keep_seconds == 600);
+    CHECK(def->flush_seconds == 600);
     CHECK(def->prefault);
     CHECK(def->log_level == tck::log::Level::warn);
 }
 
 TEST_CASE("plugstack arguments: every key", "[spank][config]") {
     auto c = parse_config({"store_dir=/dev/hugepages/tck", "max_mem=64G", "default_mem=8G", "default_replicas=2",
-                           "persist_dirs=/lustre:/fsx", "keep_seconds=120", "prefault=no", "log=debug"});
+                           "persist_dirs=/lustre:/fsx", "keep_seconds=120", "prefault=no", "log=debug",
+                           "flush_seconds=0"});
     REQUIRE(c);
     CHECK(c->store_dir == "/dev/hugepages/tck");
     CHECK(c->max_mem.bytes == 64ull << 30);
@@ -29,6 +31,7 @@ TEST_CASE("plugstack arguments: every key", "[spank][config]") {
     REQUIRE(c->persist_dirs.size() == 2);
     CHECK(c->persist_dirs[1] == "/fsx");
     CHECK(c->keep_seconds == 120);
+    CHECK(c->flush_seconds == 0);
     CHECK_FALSE(c->prefault);
     CHECK(c->log_level == tck::log::Level::debug);
 }
@@ -47,6 +50,7 @@ TEST_CASE("plugstack arguments: bad input names the key and the reason", "[spank
              Case{"max_mem=0", "max_mem=0: must be more than 0"},
              Case{"default_replicas=17", "default_replicas=17: out of range"},
              Case{"keep_seconds=-1", "keep_seconds=-1: not a whole number"},
+             Case{"flush_seconds=90000", "flush_seconds=90000: out of range"},
              Case{"persist_dirs=/a:rel", "persist_dirs=rel: not an absolute path"},
              Case{"persist_dirs=/a:", "ends with ':'"},
              Case{"prefault=maybe", "prefault=maybe: expected yes or no"},

@@ -48,6 +48,12 @@ TEST_CASE("--ckpt-mem turns tierckpt on; defaults come from the admin", "[spank]
     CHECK(full->replicas == 2);
     CHECK(full->persist_dir == "/lustre/run1");
     CHECK(full->persist_every == kDefaultPersistEvery);
+    CHECK(full->persist_keep == kDefaultPersistKeep);
+    CHECK(s->persist_keep == 0);
+
+    auto kept = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist, "/lustre/run1"}, {Opt::persist_keep, "7"}}), cfg);
+    REQUIRE(kept);
+    CHECK(kept->persist_keep == 7u);
 }
 
 TEST_CASE("a later value of an option replaces an earlier one", "[spank][options]") {
@@ -73,6 +79,12 @@ TEST_CASE("bad option values name the option, the value and the form", "[spank][
     for (const char *bad : {"0", "-3", "x"}) {
         INFO("--ckpt-persist-every=" << bad);
         CHECK(apply_err(Opt::persist_every, bad).find("from 1 to") != std::string::npos);
+    }
+    for (const char *bad : {"0", "1001", "x", ""}) {
+        INFO("--ckpt-persist-keep=" << bad);
+        std::string msg = apply_err(Opt::persist_keep, bad);
+        CHECK(msg.rfind(std::string("--ckpt-persist-keep=") + bad + ":", 0) == 0);
+        CHECK(msg.find("from 1 to 1000") != std::string::npos);
     }
     CHECK(apply_err(Opt::transport, "verbs") == "--ckpt-transport=verbs: expected ucx, ofi or auto");
     for (const char *bad : {"relative", "/lustre/../etc", "/a/./b", ""}) {
@@ -101,6 +113,9 @@ TEST_CASE("options that need --ckpt-mem or --ckpt-persist say so", "[spank][opti
     auto p = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist_every, "5"}}), cfg);
     REQUIRE_FALSE(p);
     CHECK(p.status().message().find("needs --ckpt-persist=DIR") != std::string::npos);
+    auto k = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist_keep, "2"}}), cfg);
+    REQUIRE_FALSE(k);
+    CHECK(k.status().message().find("--ckpt-persist-keep=2 needs --ckpt-persist=DIR") == 0);
 }
 
 TEST_CASE("the admin's cap: early when decidable, per node otherwise", "[spank][options]") {
