@@ -489,10 +489,20 @@ Status Checkpointer::save(std::uint64_t version) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
     double t0 = now_ms();
+    // The flusher holds off until the copy below is done: that copy is what
+    // training waits for.
+    staging_.store(true, std::memory_order_release);
+    struct Staged {
+        std::atomic<bool> &flag;
+        ~Staged() { flag.store(false, std::memory_order_release); }
+    } staged{staging_};
+    // A finished flush is settled first, so that the commit below may start
+    // the next one. A failed flush is reported in the statistics and logs;
+    // training goes on.
+    Status flushed = persist_poll(false);
+    (void)flushed;
     Status previous;
     if (inflight_) previous = commit_inflight();  // documented: a save waits for the previous one
-    Status flushed = persist_poll(false);
-    if (previous && !flushed) log::debug("{}", flushed.message());  // reported in the statistics and logs
     double t1 = now_ms();
     if (have_last_ && version <= last_version_) {
         return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
@@ -517,7 +527,9 @@ Status Checkpointer::save(std::uint64_t version) {
         // (it shows in wait_ms) rather than fail.
         if (alloc_error.code() != TIERCKPT_ERR_NO_MEMORY) break;
         double w0 = now_ms();
+        staging_.store(false, std::memory_order_release);  // let the flush finish
         bool waited = wait_for_flush_slot();
+        staging_.store(true, std::memory_order_release);
         t1 += now_ms() - w0;
         if (!waited) break;
     }
@@ -559,6 +571,7 @@ Status Checkpointer::save(std::uint64_t version) {
         std::memcpy(dst + off, r.ptr, r.bytes);
         off += r.bytes;
     }
+    staging_.store(false, std::memory_order_release);
     double t2 = now_ms();
 
     stats_ = SaveStats{};
@@ -661,10 +674,9 @@ Status Checkpointer::commit_inflight() {
 }
 
 Status Checkpointer::wait() {
-    Status st = commit_inflight();
     Status flushed = persist_poll(false);
     (void)flushed;  // a failed flush is reported in the statistics and logs, not here
-    return st;
+    return commit_inflight();
 }
 
 // ---- the persistent tier ---------------------------------------------------
@@ -698,6 +710,14 @@ void Checkpointer::flusher_loop() {
             job = *flush_job_;
             flush_job_.reset();
         }
+        // Between writes (and before the first) the flush yields to a save
+        // copying into the store: the copy is what training waits for.
+        auto hold = [this] {
+            while (staging_.load(std::memory_order_acquire)) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+            }
+        };
+        hold();
         Status st;
         persist::WriteStats ws;
         auto dir = persist::Dir::open(persist_dir_, true);
@@ -718,7 +738,7 @@ void Checkpointer::flusher_loop() {
                 st = error(TIERCKPT_ERR_IO, "test hook TIERCKPT_TEST_FLUSH_FAIL");
             } else {
                 // The slot is protected (flush_protect_) until this returns.
-                st = dir->write_shard(meta, store_->base() + rec.offset, rec.capacity, false, &ws);
+                st = dir->write_shard(meta, store_->base() + rec.offset, rec.capacity, false, &ws, hold);
             }
         }
         flush_protect_.store(~0ull);
@@ -1142,11 +1162,13 @@ Result<RestoreResult> Checkpointer::restore() {
 
 Status Checkpointer::close() {
     if (closed_) return Status::ok();
+    // A flush in progress finishes and its version becomes visible (a
+    // failure is reported in the statistics and logs); so does one that the
+    // last commit starts.
+    Status flushed = persist_poll(true);
     Status st;
     if (inflight_) st = commit_inflight();
-    // The flush in progress finishes and its version becomes visible; its
-    // failure is reported in the statistics and logs.
-    Status flushed = persist_poll(true);
+    flushed = persist_poll(true);
     (void)flushed;
     {
         std::lock_guard<std::mutex> lk(fmu_);

@@ -193,7 +193,8 @@ private:
     std::uint64_t flush_bytes_ = 0;
     std::uint32_t flush_crc_ = 0;
     PersistStats pstats_;
-    std::atomic<std::uint64_t> flush_protect_{~0ull};  // the flushing shard's version, while it is read
+    std::atomic<std::uint64_t> flush_protect_{~0ull};
+    std::atomic<bool> staging_{false};     // a save copies into the store: the flush holds off  // the flushing shard's version, while it is read
     std::thread flusher_;
     std::mutex fmu_;
     std::condition_variable fcv_;

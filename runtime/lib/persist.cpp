@@ -327,7 +327,7 @@ Status Dir::write_small_file(int dirfd, const std::string &dir_shown, const std:
 }
 
 Status Dir::write_shard(const ShardMeta &meta, const std::uint8_t *data, std::uint64_t readable, bool verify,
-                        WriteStats *stats) {
+                        WriteStats *stats, const std::function<void()> &before_chunk) {
     double t0 = now_ms();
     auto vfd = open_version(meta.version, true);
     if (!vfd) return vfd.status();
@@ -375,6 +375,7 @@ Status Dir::write_shard(const ShardMeta &meta, const std::uint8_t *data, std::ui
             }
             wlen = padded;
         }
+        if (before_chunk) before_chunk();
         if (verify) crc = crc32c(data + off, n, crc);
         ssize_t w;
         do {

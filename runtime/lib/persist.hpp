@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,7 +33,7 @@ namespace tck::persist {
 
 inline constexpr std::uint32_t kDefaultKeep = 3;
 inline constexpr std::uint32_t kMaxKeep = 1000;
-inline constexpr std::uint64_t kWriteChunk = 16ull << 20;  // one write(2)
+inline constexpr std::uint64_t kWriteChunk = 8ull << 20;  // one write(2)
 
 std::string version_dir_name(std::uint64_t version);  // "v000000000012"
 bool parse_version_dir(const std::string &name, std::uint64_t &version);
@@ -86,9 +87,11 @@ public:
     // (meta.bytes bytes; `readable` bytes may be read from it, at least
     // meta.bytes), then its sidecar. With verify, the CRC32C of what was
     // written must equal meta.crc (the source may change under a flush that
-    // does not own it). Leaves nothing behind on failure.
+    // does not own it). Leaves nothing behind on failure. `before_chunk`
+    // runs before every write (the runtime holds the flush there while a
+    // save copies into the store, so that the two do not compete).
     Status write_shard(const ShardMeta &meta, const std::uint8_t *data, std::uint64_t readable, bool verify,
-                       WriteStats *stats = nullptr);
+                       WriteStats *stats = nullptr, const std::function<void()> &before_chunk = {});
     // Writes MANIFEST last, renamed into place.
     Status write_manifest(const Manifest &m);
     Result<Manifest> read_manifest(std::uint64_t version) const;
