@@ -734,8 +734,6 @@ void Checkpointer::flusher_loop() {
             meta.job_id = job_id_;
             if (!store::StoreFile::record_valid(rec) || rec.version != job.version || rec.payload_crc != job.crc) {
                 st = error(TIERCKPT_ERR_INTERNAL, "the slot of version {} changed before its flush", job.version);
-            } else if (test_hook("TIERCKPT_TEST_FLUSH_FAIL", job.version, rank_)) {
-                st = error(TIERCKPT_ERR_IO, "test hook TIERCKPT_TEST_FLUSH_FAIL");
             } else {
                 // The slot is protected (flush_protect_) until this returns.
                 st = dir->write_shard(meta, store_->base() + rec.offset, rec.capacity, false, &ws, hold);
