@@ -56,7 +56,11 @@ void flush_at_job_end(const PluginState &s, std::uint32_t job_id, uid_t uid, gid
         try {
             auto r = persist::scavenge(store, "", 0, s.cfg.persist_dirs);
             if (r) {
-                log::info("epilog: job {}: {} (shards written here: {})", job_id, r->note, r->written);
+                if (r->written || r->complete) {
+                    log::info("epilog: job {}: {} (shards written here: {})", job_id, r->note, r->written);
+                } else {
+                    log::debug("epilog: job {}: {}", job_id, r->note);
+                }
                 rc = 0;
             } else {
                 log::error("epilog: job {}: flush to the persistent tier: {}", job_id, r.status().message());

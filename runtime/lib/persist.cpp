@@ -681,6 +681,12 @@ Result<ScavengeResult> scavenge(const std::string &store_path, const std::string
         done.insert(s.rec.rank);
         ++res.written;
     }
+    if (res.written == 0 && !first_error) {
+        // Nothing of ours went in: leave no empty version directory behind
+        // (it fails harmlessly when other nodes' shards are there).
+        (void)::unlinkat(dir->fd_for_cleanup(), version_dir_name(res.version).c_str(), AT_REMOVEDIR);
+        return first_error;
+    }
     auto completed = dir->complete_from_sidecars(res.version, f->header().job_id);
     if (!completed) return completed.status();
     res.complete = *completed;

@@ -113,6 +113,8 @@ public:
     Status retain(std::uint32_t keep);
     // Removes a version directory; the MANIFEST goes first.
     Status remove_version(std::uint64_t version);
+    // The directory's descriptor, for an rmdir of an empty version.
+    int fd_for_cleanup() const { return fd_.get(); }
 
 private:
     Dir(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
