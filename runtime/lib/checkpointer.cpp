@@ -491,11 +491,11 @@ Status Checkpointer::save(std::uint64_t version) {
     double t0 = now_ms();
     // The flusher holds off until the copy below is done: that copy is what
     // training waits for.
-    staging_.store(true, std::memory_order_release);
+    set_staging(true);
     struct Staged {
-        std::atomic<bool> &flag;
-        ~Staged() { flag.store(false, std::memory_order_release); }
-    } staged{staging_};
+        Checkpointer *c;
+        ~Staged() { c->set_staging(false); }
+    } staged{this};
     // A finished flush is settled first, so that the commit below may start
     // the next one. A failed flush is reported in the statistics and logs;
     // training goes on.
@@ -527,9 +527,9 @@ Status Checkpointer::save(std::uint64_t version) {
         // (it shows in wait_ms) rather than fail.
         if (alloc_error.code() != TIERCKPT_ERR_NO_MEMORY) break;
         double w0 = now_ms();
-        staging_.store(false, std::memory_order_release);  // let the flush finish
+        set_staging(false);  // let the flush finish
         bool waited = wait_for_flush_slot();
-        staging_.store(true, std::memory_order_release);
+        set_staging(true);
         t1 += now_ms() - w0;
         if (!waited) break;
     }
@@ -571,7 +571,7 @@ Status Checkpointer::save(std::uint64_t version) {
         std::memcpy(dst + off, r.ptr, r.bytes);
         off += r.bytes;
     }
-    staging_.store(false, std::memory_order_release);
+    set_staging(false);
     double t2 = now_ms();
 
     stats_ = SaveStats{};
@@ -713,9 +713,9 @@ void Checkpointer::flusher_loop() {
         // Between writes (and before the first) the flush yields to a save
         // copying into the store: the copy is what training waits for.
         auto hold = [this] {
-            while (staging_.load(std::memory_order_acquire)) {
-                std::this_thread::sleep_for(std::chrono::microseconds(200));
-            }
+            if (!staging_.load(std::memory_order_acquire)) return;
+            std::unique_lock<std::mutex> lk(fmu_);
+            fcv_.wait(lk, [&] { return !staging_.load() || flush_stop_; });
         };
         hold();
         Status st;
@@ -754,6 +754,20 @@ void Checkpointer::flusher_loop() {
         }
         fcv_.notify_all();
     }
+}
+
+void Checkpointer::set_staging(bool on) {
+    if (persist_dir_.empty()) return;
+    if (on) {
+        staging_.store(true, std::memory_order_release);
+        return;
+    }
+    if (!staging_.load(std::memory_order_acquire)) return;
+    {
+        std::lock_guard<std::mutex> lk(fmu_);  // no lost wake-up against hold()
+        staging_.store(false, std::memory_order_release);
+    }
+    fcv_.notify_all();
 }
 
 bool Checkpointer::wait_for_flush_slot() {

@@ -194,7 +194,8 @@ private:
     std::uint32_t flush_crc_ = 0;
     PersistStats pstats_;
     std::atomic<std::uint64_t> flush_protect_{~0ull};
-    std::atomic<bool> staging_{false};     // a save copies into the store: the flush holds off  // the flushing shard's version, while it is read
+    std::atomic<bool> staging_{false};     // a save copies into the store: the flush holds off
+    void set_staging(bool on);             // and wakes the flusher when off  // the flushing shard's version, while it is read
     std::thread flusher_;
     std::mutex fmu_;
     std::condition_variable fcv_;

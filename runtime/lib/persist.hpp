@@ -33,7 +33,7 @@ namespace tck::persist {
 
 inline constexpr std::uint32_t kDefaultKeep = 3;
 inline constexpr std::uint32_t kMaxKeep = 1000;
-inline constexpr std::uint64_t kWriteChunk = 8ull << 20;  // one write(2)
+inline constexpr std::uint64_t kWriteChunk = 16ull << 20;  // one write(2)
 
 std::string version_dir_name(std::uint64_t version);  // "v000000000012"
 bool parse_version_dir(const std::string &name, std::uint64_t &version);
