@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "run.hpp"
 #include "store_cmds.hpp"
 #include "tierckpt/tierckpt.h"
 
@@ -23,6 +24,7 @@ Managed tiered checkpointing for Slurm clusters.
 Commands:
   ls [--json] [STORE|DIR]...      list what node stores hold (default: $TIERCKPT_STORE)
   verify [--json] [STORE|DIR]...  re-check every shard's checksum; exit 1 if one is corrupt
+  run [OPTIONS] -- srun ...       run a job step; relaunch it on spare nodes when a node fails
   info                            show the version and which parts this build has
   help                            show this help
 
@@ -59,6 +61,7 @@ int main(int argc, char **argv) {
     if (cmd == "ls" || cmd == "verify") {
         return tck::cli::cmd_store(std::vector<std::string>(argv + 2, argv + argc), cmd == "verify");
     }
+    if (cmd == "run") return tck::cli::cmd_run(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "info") {
         if (argc != 2) {
             fmt::print(stderr, "tierckpt info: takes no arguments\n");

@@ -23,6 +23,7 @@
 
 #include "../common/status.hpp"
 #include "../common/unique_fd.hpp"
+#include "peer_watch.hpp"
 #include "store_format.hpp"
 #include "transport/transport.hpp"
 
@@ -36,11 +37,12 @@ struct Options {
     unsigned replicas = 0;         // TIERCKPT_REPLICAS: copies on other nodes
     std::string transport = "auto";  // TIERCKPT_TRANSPORT: ucx, ofi or auto
     int replica_timeout_ms = 60000;  // TIERCKPT_REPLICA_TIMEOUT_MS
+    int peer_timeout_ms = 10000;     // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
-    // replica_timeout_ms.
+    // replica_timeout_ms, peer_timeout_ms.
     Status set(const std::string &key, const std::string &value);
 };
 
@@ -65,6 +67,8 @@ struct InventoryEntry {
     std::uint32_t holder;  // comm rank of the leader of the node whose store holds it
     std::uint32_t slot;
     std::uint32_t crc;
+    std::uint32_t committed;  // the owner marked this version committed
+    std::uint32_t pad;
 };
 
 enum class Source { none, local, peer };
@@ -133,9 +137,14 @@ private:
     void worker_loop();
     void worker_checksum();
     void handle_msg(const TransportMsg &m);
+    void send_heartbeats(bool force);
+    void check_peers();
+    [[noreturn]] void peer_lost(int peer, double silent_ms);
+    void report_restore(const RestoreResult &r, double ms) const;
     void wake_worker();
     Status setup_replication(const Options &opts);
     Result<bool> progress(bool block);
+    Result<RestoreResult> restore_from_memory();
     Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan, int &bad_entry,
                            Source &source);
     Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc);
@@ -155,6 +164,11 @@ private:
     std::atomic<std::uint64_t> protect_from_{0};  // read by the worker for replica slots
     std::unique_ptr<Transport> transport_;
     std::vector<int> partners_;
+    std::vector<std::string> hosts_;  // every rank's node name
+    std::optional<PeerWatch> watch_;  // worker thread only, after open
+    bool run_report_ = false;         // TIERCKPT_RUN_REPORT
+    std::uint64_t expect_version_ = 0;  // TIERCKPT_EXPECT_VERSION: committed before a relaunch
+    std::uint64_t restored_bytes_ = 0;
     int replica_timeout_ms_ = 60000;
     UniqueFd wake_fd_;  // eventfd: the application's thread wakes the worker
 

@@ -36,6 +36,13 @@ typedef enum tierckpt_status {
     TIERCKPT_ERR_INTERNAL = 9     /* a bug: please report it */
 } tierckpt_status_t;
 
+/* The exit status of a process that the runtime ends because a watched
+ * peer (a rank it replicates to or from) stopped answering for
+ * TIERCKPT_PEER_TIMEOUT_MS: the step cannot finish, relaunch it (this is
+ * what tierckpt run looks for). 75 is EX_TEMPFAIL: "try again". Programs
+ * that see TIERCKPT_ERR_PEER may exit with it too. */
+#define TIERCKPT_EXIT_PEER_LOST 75
+
 /* "0.1.0". */
 const char *tierckpt_version(void);
 
