@@ -283,7 +283,10 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
         // srun waits for a dead node's tasks until Slurm declares the node
         // down (SlurmdTimeout, 300 s by default): once the step is failing
         // and the survivors are gone, it has nothing more to say.
-        if (!killed && a.t_first_sign > 0 && now_s() - a.t_first_sign > kSrunGraceS) {
+        // A silent peer means a node that srun will wait for: a second for
+        // the survivors' last lines is enough then.
+        double grace = a.death_estimate ? 1.0 : kSrunGraceS;
+        if (!killed && a.t_first_sign > 0 && now_s() - a.t_first_sign > grace) {
             ::kill(pid, SIGKILL);
             killed = true;
         }
