@@ -10,8 +10,12 @@ SPANK plugin reserves for a Slurm job, with copies on other nodes.
 See tierckpt-python(3); PyTorch: tierckpt.torch.
 """
 import atexit
+import collections
 import ctypes
+import hashlib
+import os
 import pickle
+import re
 import struct
 import sys
 import weakref
@@ -166,8 +170,6 @@ def _region_name(index: int, r: _Region) -> str:
     """index.digest.tail: the digest of path, shape and dtype makes the library
     refuse a checkpoint whose entry differs before it writes anything; the
     tail of the path makes its message readable."""
-    import hashlib
-
     digest = hashlib.sha1(f"{r.path}\0{r.shape}\0{r.dtype}\0{r.nbytes}".encode()).hexdigest()[:8]
     prefix = f"{index}.{digest}."
     room = _REGION_NAME_MAX - len(prefix)
@@ -245,8 +247,6 @@ class _Walk:
 
 
 def _is_ordered_dict(v):
-    import collections
-
     return isinstance(v, collections.OrderedDict)
 
 
@@ -282,6 +282,7 @@ class Checkpointer:
         self._meta = bytearray(_META_HEAD.size + meta_bytes)
         self._meta_registered = False
         self._regions = None  # the registered regions, once the state is known
+        self._broken = None  # why the registered regions are not the state's
         settings = {
             "store": store,
             "store_bytes": store_bytes,
@@ -292,8 +293,6 @@ class Checkpointer:
             "replica_timeout_ms": replica_timeout_ms,
         }
         settings = {k: str(v) for k, v in settings.items() if v is not None}
-        import os
-
         if not settings and not os.environ.get("TIERCKPT_STORE"):
             raise TierckptError(
                 1,
@@ -425,16 +424,18 @@ class Checkpointer:
         """Registers the state's regions the first time; later checks that the
         state still holds the same memory."""
         self._h()
+        if self._broken:
+            raise TierckptError(1, f"this checkpointer could not register its state ({self._broken}): use a new one")
         if self._regions is None:
             self._register_meta()
             lib = _lib.get()
-            names = set()
             for i, r in enumerate(walk.regions, start=1):
                 r.name = _region_name(i, r)
-                if r.name in names:  # cannot happen: the index is in the name
-                    raise TierckptError(9, f"region name {r.name} twice")
-                names.add(r.name)
-                _check(lib.tierckpt_register(self._h(), r.name.encode(), r.ptr, r.nbytes))
+                try:
+                    _check(lib.tierckpt_register(self._h(), r.name.encode(), r.ptr, r.nbytes))
+                except TierckptError as e:
+                    self._broken = f"{r.path}: {e.message}"  # the regions before it stay registered
+                    raise
             self._regions = walk.regions
             return
         old = self._regions
@@ -489,8 +490,6 @@ class Checkpointer:
     def _explain(self, e: TierckptError) -> TierckptError:
         """Turns the library's refusal of a checkpoint whose regions differ
         into a message about the state's own names."""
-        import re
-
         if e.code != 1:
             return e
         regions = self._regions or []
