@@ -204,7 +204,7 @@ def _buffer_region(value, mv: memoryview, path) -> _Region:
     flat = mv.cast("B") if mv.ndim != 1 or mv.format != "B" else mv
     nbytes = flat.nbytes
     holder = (ctypes.c_char * nbytes).from_buffer(flat) if nbytes else value
-    dtype = getattr(getattr(value, "dtype", None), "name", None) or f"format {mv.format}"
+    dtype = str(value.dtype) if hasattr(value, "dtype") else f"format {mv.format}"  # numpy: with the fields
     return _Region(path, ctypes.addressof(holder) if nbytes else None, nbytes, tuple(mv.shape), dtype, holder, value)
 
 
@@ -239,7 +239,7 @@ class _Walk:
         if not isinstance(v, (bytes, str, int, float, complex, bool, type(None))):
             try:
                 mv = memoryview(v)
-            except TypeError:
+            except (TypeError, ValueError, NotImplementedError):  # no buffer, or one memoryview cannot describe
                 mv = None
             if mv is not None and not mv.readonly:
                 return self.region(_buffer_region(v, mv, path))

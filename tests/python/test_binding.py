@@ -167,6 +167,17 @@ def test_read_only_buffers_are_small_objects(store):
     assert out["b"] == b"immutable" and list(out["r"]) == [1, 2]
 
 
+def test_structured_arrays_are_restored_in_place(store):
+    rec = np.zeros(3, dtype=[("x", "<i4"), ("y", "<f8")])
+    rec["x"] = [1, 2, 3]
+    with open_ck(store) as ck:
+        ck.save(1, {"rec": rec})
+    out = np.zeros(3, dtype=rec.dtype)
+    with open_ck(store) as ck:
+        assert ck.restore({"rec": out}) == 1
+    assert list(out["x"]) == [1, 2, 3]
+
+
 def test_runtime_errors_carry_its_message():
     with pytest.raises(TierckptError, match="transport=carrier-pigeon: expected ucx, ofi or auto") as e:
         tierckpt.Checkpointer(store="/dev/shm/tierckpt-pytest-unused", transport="carrier-pigeon")
