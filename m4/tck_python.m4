@@ -12,7 +12,9 @@ AC_DEFUN([TCK_CHECK_PYTHON], [
     AS_IF([test "x$with_python" != xno], [
         AS_IF([test "x$with_python" != xyes && test "x$with_python" != xcheck], [PYTHON="$with_python"])
         AS_IF([test -z "$PYTHON"], [AC_PATH_PROGS([PYTHON], [python3], [], [/usr/bin$PATH_SEPARATOR$PATH])])
-        AS_IF([test -n "$PYTHON"], [AM_PATH_PYTHON([3.7], [tck_python_found=yes], [:])])
+        AS_IF([test -n "$PYTHON" && "$PYTHON" -c 'import sys' >/dev/null 2>&1],
+              [AM_PATH_PYTHON([3.7], [tck_python_found=yes], [:])],
+              [test -n "$PYTHON"], [AC_MSG_WARN([$PYTHON does not run])])
         AS_IF([test "x$tck_python_found" = xno],
               [TCK_TRISTATE_FAIL([python], [Python 3.7 or newer],
                                  [On Debian: apt-get install python3, or name it: --with-python=/path/to/python3.])])
