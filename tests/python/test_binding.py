@@ -276,5 +276,5 @@ def test_two_ranks_under_mpirun(store):
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = sorted(l for l in r.stdout.splitlines() if l.startswith("rank"))
-    assert lines == ["rank 0 restored 4 [0.0, 0.0] epoch 4 other-rank-refused",
-                     "rank 1 restored 4 [1.0, 1.0] epoch 4 other-rank-refused"], r.stdout + r.stderr
+    assert lines == ["rank 0 restored 4 [0.0, 0.0] epoch 4 refused:another-rank",
+                     "rank 1 restored 4 [1.0, 1.0] epoch 4 refused:names-a"], r.stdout + r.stderr
