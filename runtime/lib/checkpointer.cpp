@@ -902,7 +902,10 @@ Result<RestoreResult> Checkpointer::restore_from_memory() {
                 return RestoreResult{true, v, source};
             }
             if (!st) {
-                log::warn("restore: {}", st.message());
+                // Regions that do not match the checkpoint are the caller's
+                // error, returned to it: no warning of our own.
+                if (st.code() == TIERCKPT_ERR_INVALID) log::info("restore: {}", st.message());
+                else log::warn("restore: {}", st.message());
                 last_error = st;
             }
             // Drop the copies found bad and plan again.
