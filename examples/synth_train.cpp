@@ -23,7 +23,7 @@
 
 namespace {
 
-constexpr int kExitPeer = 75;  // a peer failed: relaunch (EX_TEMPFAIL)
+constexpr int kExitPeer = TIERCKPT_EXIT_PEER_LOST;  // a peer failed: relaunch
 
 struct Args {
     std::uint64_t state_mib = 16;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "run.hpp"
 #include "store_cmds.hpp"
 #include "tierckpt/tierckpt.h"
 
@@ -27,6 +28,7 @@ Commands:
   flush [--dir D] [--keep K] [STORE]
                                   write the store's newest committed version to the
                                   persistent directory if it is newer than what is there
+  run [OPTIONS] -- srun ...       run a job step; relaunch it on spare nodes when a node fails
   info                            show the version and which parts this build has
   help                            show this help
 
@@ -64,6 +66,7 @@ int main(int argc, char **argv) {
         return tck::cli::cmd_store(std::vector<std::string>(argv + 2, argv + argc), cmd == "verify");
     }
     if (cmd == "flush") return tck::cli::cmd_flush(std::vector<std::string>(argv + 2, argv + argc));
+    if (cmd == "run") return tck::cli::cmd_run(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "info") {
         if (argc != 2) {
             fmt::print(stderr, "tierckpt info: takes no arguments\n");

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -109,11 +110,12 @@ Result<Options> Options::from_env() {
         if (n) o.job_id = *n;
     }
     const std::pair<const char *, const char *> keys[] = {
-        {env::kReplicas, "replicas"},        {env::kTransport, "transport"},
-        {env::kReplicaTimeout, "replica_timeout_ms"}, {env::kPersistDir, "persist_dir"},
-        {env::kPersistEvery, "persist_every"}, {env::kPersistKeep, "persist_keep"},
+        {env::kReplicas, "replicas"},          {env::kTransport, "transport"},
+        {env::kReplicaTimeout, "replica_timeout_ms"}, {env::kPeerTimeout, "peer_timeout_ms"},
+        {env::kPersistDir, "persist_dir"},     {env::kPersistEvery, "persist_every"},
+        {env::kPersistKeep, "persist_keep"},
     };
-    for (auto [key, k] : keys) {
+    for (const auto &[key, k] : keys) {
         const char *v = std::getenv(key);
         if (!v || !*v) continue;
         if (key == env::kPersistEvery && std::strcmp(v, "0") == 0) continue;  // the plugin's "no persistent tier"
@@ -154,6 +156,11 @@ Status Options::set(const std::string &key, const std::string &value) {
         auto n = parse_uint(key, value, 1, 3600000);
         if (!n) return n.status();
         replica_timeout_ms = static_cast<int>(*n);
+    } else if (key == "peer_timeout_ms") {
+        auto n = parse_uint(key, value, 0, 3600000);
+        if (!n) return n.status();
+        if (*n != 0 && *n < 500) return error(TIERCKPT_ERR_INVALID, "peer_timeout_ms={}: give 0 (off) or at least 500", *n);
+        peer_timeout_ms = static_cast<int>(*n);
     } else if (key == "persist_dir") {
         if (value.empty()) {
             persist_dir.clear();
@@ -173,7 +180,7 @@ Status Options::set(const std::string &key, const std::string &value) {
     } else {
         return error(TIERCKPT_ERR_INVALID,
                      "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
-                     "replica_timeout_ms, persist_dir, persist_every, persist_keep)",
+                     "replica_timeout_ms, peer_timeout_ms, persist_dir, persist_every, persist_keep)",
                      key);
     }
     return Status::ok();
@@ -203,6 +210,17 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     MPI_Bcast(&leader, 1, MPI_INT, 0, c->node_comm_);
     c->leader_of_.resize(static_cast<std::size_t>(c->world_));
     MPI_Allgather(&leader, 1, MPI_INT, c->leader_of_.data(), 1, MPI_INT, c->comm_);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    auto hosts = allgather_bytes(c->comm_, host, std::strlen(host), "exchanging node names");
+    if (!hosts) return hosts.status();
+    for (const auto &h : *hosts) c->hosts_.emplace_back(h.begin(), h.end());
+    if (const char *r = std::getenv(env::kRunReport)) c->run_report_ = std::strcmp(r, "1") == 0;
+    if (const char *e = std::getenv(env::kExpectVersion)) {
+        auto v = parse_uint(env::kExpectVersion, e, 0, std::numeric_limits<std::uint64_t>::max());
+        if (!v) return v.status();
+        c->expect_version_ = *v;
+    }
 
     // Every rank maps the node's store; one formats it if it is new.
     int ok = 1;
@@ -292,20 +310,38 @@ Status Checkpointer::setup_replication(const Options &opts) {
     if (!st) return st;
     transport_ = std::move(*t);
 
-    std::size_t my_node = static_cast<std::size_t>(
-        std::find(nodes.begin(), nodes.end(), leader_of_[static_cast<std::size_t>(rank_)]) - nodes.begin());
-    std::vector<int> mates;  // ranks of my node, in order
-    for (int i = 0; i < world_; ++i) {
-        if (leader_of_[static_cast<std::size_t>(i)] == nodes[my_node]) mates.push_back(i);
-    }
-    std::size_t my_index = static_cast<std::size_t>(std::find(mates.begin(), mates.end(), rank_) - mates.begin());
-    for (unsigned k = 1; k <= r; ++k) {
-        int target = nodes[(my_node + k) % nodes.size()];
-        std::vector<int> there;
+    auto ranks_on = [&](int node_leader) {
+        std::vector<int> there;  // in order
         for (int i = 0; i < world_; ++i) {
-            if (leader_of_[static_cast<std::size_t>(i)] == target) there.push_back(i);
+            if (leader_of_[static_cast<std::size_t>(i)] == node_leader) there.push_back(i);
         }
-        partners_.push_back(there[my_index % there.size()]);
+        return there;
+    };
+    auto partners_of = [&](int rank) {
+        int leader = leader_of_[static_cast<std::size_t>(rank)];
+        std::size_t node = static_cast<std::size_t>(std::find(nodes.begin(), nodes.end(), leader) - nodes.begin());
+        std::vector<int> mates = ranks_on(leader);
+        std::size_t index = static_cast<std::size_t>(std::find(mates.begin(), mates.end(), rank) - mates.begin());
+        std::vector<int> out;
+        for (unsigned k = 1; k <= r; ++k) {
+            std::vector<int> there = ranks_on(nodes[(node + k) % nodes.size()]);
+            out.push_back(there[index % there.size()]);
+        }
+        return out;
+    };
+    partners_ = partners_of(rank_);
+
+    // Watched: the ranks this one copies to and the ranks that copy to it,
+    // so a dead node is noticed by its neighbours on both sides.
+    if (opts.peer_timeout_ms > 0) {
+        std::vector<int> watched(partners_);
+        for (int i = 0; i < world_; ++i) {
+            auto p = partners_of(i);
+            if (i != rank_ && std::find(p.begin(), p.end(), rank_) != p.end()) watched.push_back(i);
+        }
+        std::sort(watched.begin(), watched.end());
+        watched.erase(std::unique(watched.begin(), watched.end()), watched.end());
+        watch_.emplace(std::move(watched), now_ms(), opts.peer_timeout_ms);
     }
     return Status::ok();
 }
@@ -347,13 +383,15 @@ void Checkpointer::worker_loop() {
         bool job = false;
         {
             std::lock_guard<std::mutex> lk(mu_);
-            if (stop_) return;
+            if (stop_) break;
             job = std::exchange(work_pending_, false);
         }
         if (job) worker_checksum();
         if (transport_) {
             TransportMsg m;
             while (transport_->poll(m)) handle_msg(m);
+            send_heartbeats(false);
+            check_peers();
         }
         {
             std::lock_guard<std::mutex> lk(mu_);
@@ -376,6 +414,44 @@ void Checkpointer::worker_loop() {
         while (::read(wake_fd_.get(), &drain, sizeof drain) > 0) {
         }
     }
+    // Closing on purpose: the watched peers must not take us for dead.
+    if (watch_) {
+        TransportMsg bye{};
+        bye.type = TransportMsg::bye;
+        bye.from = static_cast<std::uint32_t>(rank_);
+        for (int p : watch_->peers()) (void)transport_->send(p, bye);
+    }
+}
+
+// Heartbeats to the watched peers, at most once an interval (force: now).
+// Called between pieces of long work too, so a busy worker still looks
+// alive.
+void Checkpointer::send_heartbeats(bool force) {
+    if (!watch_ || !(watch_->heartbeat_due(now_ms()) || force)) return;
+    TransportMsg hb{};
+    hb.type = TransportMsg::heartbeat;
+    hb.from = static_cast<std::uint32_t>(rank_);
+    for (int p : watch_->peers()) (void)transport_->send(p, hb);  // silence is what counts
+}
+
+void Checkpointer::check_peers() {
+    if (!watch_) return;
+    if (auto s = watch_->silent(now_ms())) peer_lost(s->peer, s->silent_ms);
+}
+
+// A watched peer is gone (its node died, or its process did without
+// closing). Whatever the application's thread is doing (most likely
+// blocked in an MPI call to that peer, for as long as TCP takes to give
+// up), this step cannot finish: end the process with a status that says
+// "relaunch me", at once, rather than after Slurm's node timeout.
+void Checkpointer::peer_lost(int peer, double silent_ms) {
+    log::error("rank {} on {}: peer rank {} on {} silent for {:.1f} s ({}={}): ending this process with exit "
+               "status {} so the step can be relaunched without that node",
+               rank_, hosts_[static_cast<std::size_t>(rank_)], peer, hosts_[static_cast<std::size_t>(peer)],
+               silent_ms / 1000.0, env::kPeerTimeout, watch_->timeout_ms(), TIERCKPT_EXIT_PEER_LOST);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::_exit(TIERCKPT_EXIT_PEER_LOST);
 }
 
 void Checkpointer::worker_checksum() {
@@ -386,7 +462,14 @@ void Checkpointer::worker_checksum() {
     }
     double t0 = now_ms();
     store::SlotRecord rec = store_->read_record(slot);
-    rec.payload_crc = crc32c(store_->base() + rec.offset, rec.payload_bytes);
+    // In pieces, so a large shard does not silence the heartbeats.
+    constexpr std::uint64_t kCrcPiece = 256ull << 20;
+    std::uint32_t crc = 0;
+    for (std::uint64_t off = 0; off < rec.payload_bytes; off += kCrcPiece) {
+        send_heartbeats(false);
+        crc = crc32c(store_->base() + rec.offset + off, std::min(kCrcPiece, rec.payload_bytes - off), crc);
+    }
+    rec.payload_crc = crc;
     rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
     store_->write_record(slot, rec);
     double t1 = now_ms();
@@ -419,6 +502,11 @@ void Checkpointer::worker_checksum() {
 }
 
 void Checkpointer::handle_msg(const TransportMsg &m) {
+    if (watch_) {
+        if (m.type == TransportMsg::bye) watch_->left(static_cast<int>(m.from));
+        else watch_->heard(static_cast<int>(m.from), now_ms());
+    }
+    if (m.type == TransportMsg::heartbeat || m.type == TransportMsg::bye) return;
     if (m.type == TransportMsg::done) {
         std::lock_guard<std::mutex> lk(mu_);
         if (!inflight_ || inflight_->version != m.version || inflight_->replicated) return;
@@ -462,6 +550,7 @@ void Checkpointer::handle_msg(const TransportMsg &m) {
         for (int attempt = 0; attempt < 2; ++attempt) {
             st = Status::ok();
             for (std::uint64_t off = 0; off < m.bytes && st; off += kGetChunk) {
+                send_heartbeats(false);
                 st = transport_->get(static_cast<int>(m.from), m.offset + off, store_->base() + rec.offset + off,
                                      std::min<std::uint64_t>(kGetChunk, m.bytes - off), replica_timeout_ms_);
             }
@@ -639,6 +728,10 @@ Result<bool> Checkpointer::progress(bool block) {
         if (node_rank_ == 0) store_->set_committed_hint(version);
         stats_.committed = true;
         stats_.commit_ms = now_ms() - f.t_start;
+        if (run_report_ && rank_ == 0) {
+            std::fprintf(stderr, "tierckpt-report commit version=%llu\n", static_cast<unsigned long long>(version));
+            std::fflush(stderr);
+        }
         // Every rank sees the same commits, so every rank decides alike.
         if (!persist_dir_.empty() && ++commits_ % persist_every_ == 0) {
             if (flush_outstanding_) {
@@ -904,6 +997,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     const bool from_disk = my_plan < 0;
     static const InventoryEntry kNone{};
     const InventoryEntry &mine = from_disk ? kNone : inv[static_cast<std::size_t>(my_plan)];
+    restored_bytes_ = from_disk ? pentry.bytes : mine.payload_bytes;
     bool local = !from_disk && static_cast<int>(mine.holder) == leader_of_[static_cast<std::size_t>(rank_)];
     source = from_disk ? Source::persistent : local ? Source::local : Source::peer;
 
@@ -1004,6 +1098,22 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
 }
 
 Result<RestoreResult> Checkpointer::restore() {
+    double t0 = now_ms();
+    restored_bytes_ = 0;
+    auto r = restore_newest();
+    if (r && run_report_) report_restore(*r, now_ms() - t0);
+    return r;
+}
+
+// One line per rank for tierckpt run's recovery account (TIERCKPT_RUN_REPORT=1).
+void Checkpointer::report_restore(const RestoreResult &r, double ms) const {
+    std::fprintf(stderr, "tierckpt-report restore rank=%d node=%s version=%llu source=%s bytes=%llu ms=%.1f\n", rank_,
+                 hosts_[static_cast<std::size_t>(rank_)].c_str(), static_cast<unsigned long long>(r.version),
+                 source_name(r.source), static_cast<unsigned long long>(restored_bytes_), ms);
+    std::fflush(stderr);
+}
+
+Result<RestoreResult> Checkpointer::restore_newest() {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (inflight_) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
     if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "restore: no region is registered");
@@ -1017,8 +1127,9 @@ Result<RestoreResult> Checkpointer::restore() {
                 other_world = s.rec.world;
                 continue;
             }
+            bool committed = s.rec.state == static_cast<std::uint32_t>(store::SlotState::committed);
             mine.push_back({s.rec.version, s.rec.payload_bytes, s.rec.rank, static_cast<std::uint32_t>(rank_), s.slot,
-                            s.rec.payload_crc});
+                            s.rec.payload_crc, committed ? 1u : 0u, 0u});
         }
     }
     auto gathered = allgather_bytes(comm_, mine.data(), mine.size() * sizeof(InventoryEntry), "restore (inventory)");
@@ -1066,7 +1177,23 @@ Result<RestoreResult> Checkpointer::restore() {
     // persistent tier for the shards memory lacks), then its copies, best
     // first.
     std::set<std::uint64_t, std::greater<>> versions(pgood.begin(), pgood.end());
-    for (const auto &e : inv) versions.insert(e.version);
+    std::optional<std::uint64_t> newest_committed;
+    for (const auto &e : inv) {
+        versions.insert(e.version);
+        if (e.committed && (!newest_committed || e.version > *newest_committed)) newest_committed = e.version;
+    }
+    // The ranks with no usable copy of version v.
+    auto lost_ranks = [&](std::uint64_t v, const std::vector<char> &bad) {
+        std::vector<char> have(static_cast<std::size_t>(world_), 0);
+        for (std::size_t i = 0; i < inv.size(); ++i) {
+            if (inv[i].version == v && !bad[i] && inv[i].rank < static_cast<std::uint32_t>(world_)) have[inv[i].rank] = 1;
+        }
+        std::string list;
+        for (int r = 0; r < world_; ++r) {
+            if (!have[static_cast<std::size_t>(r)]) list += (list.empty() ? "" : ",") + std::to_string(r);
+        }
+        return list;
+    };
     std::vector<char> bad(inv.size(), 0);
     Status last_error;
     for (std::uint64_t v : versions) {
@@ -1118,6 +1245,11 @@ Result<RestoreResult> Checkpointer::restore() {
             int ok = st.is_ok(), all_ok = 0;
             MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm_);
             if (all_ok) {
+                if (newest_committed && v < *newest_committed && rank_ == 0) {
+                    log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
+                              "store; restored the older version {}",
+                              *newest_committed, lost_ranks(*newest_committed, bad), v);
+                }
                 committed_version_ = v;
                 have_committed_ = true;
                 protect_from_.store(v);
@@ -1126,7 +1258,10 @@ Result<RestoreResult> Checkpointer::restore() {
                 return RestoreResult{true, v, source};
             }
             if (!st) {
-                log::warn("restore: {}", st.message());
+                // Regions that do not match the checkpoint are the caller's
+                // error, returned to it: no warning of our own.
+                if (st.code() == TIERCKPT_ERR_INVALID) log::info("restore: {}", st.message());
+                else log::warn("restore: {}", st.message());
                 last_error = st;
             }
             // Drop the copies found bad and plan again.
@@ -1165,6 +1300,26 @@ Result<RestoreResult> Checkpointer::restore() {
                      "the node stores hold checkpoints of a job of {} ranks; this job has {} ranks: restart it with "
                      "{} ranks",
                      any_other_world, world_, any_other_world);
+    }
+    auto no_persist_hint = [&] {
+        return persist_dir_.empty()
+                   ? std::string("restore from the persistent tier (--ckpt-persist), or start from scratch in a new job")
+                   : fmt::format("the persistent tier {} holds no complete copy either: start from scratch in a new job",
+                                 persist_dir_);
+    };
+    if (newest_committed) {
+        // Starting over here would silently throw the run's progress away.
+        return error(TIERCKPT_ERR_NOT_FOUND,
+                     "no complete checkpoint: version {} was committed, but no surviving node store holds a good copy "
+                     "of the shard of rank(s) {} (their node and every node with a copy are gone); {}",
+                     *newest_committed, lost_ranks(*newest_committed, bad), no_persist_hint());
+    }
+    if (expect_version_ > 0) {
+        return error(TIERCKPT_ERR_NOT_FOUND,
+                     "no complete checkpoint: before this relaunch the job committed version {} ({}), but the node "
+                     "stores of this step hold no complete version (the nodes with its shards and their copies are "
+                     "gone); {}",
+                     expect_version_, env::kExpectVersion, no_persist_hint());
     }
     if (!versions.empty() && !last_error) {
         log::info("restore: no version is complete across the job's node stores");

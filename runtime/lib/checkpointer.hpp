@@ -24,6 +24,7 @@
 #include "../common/status.hpp"
 #include "../common/unique_fd.hpp"
 #include "persist.hpp"
+#include "peer_watch.hpp"
 #include "store_format.hpp"
 #include "transport/transport.hpp"
 
@@ -40,11 +41,12 @@ struct Options {
     std::string persist_dir;         // TIERCKPT_PERSIST_DIR: the persistent tier ("" : none)
     std::uint64_t persist_every = 10;  // TIERCKPT_PERSIST_EVERY: flush every Nth committed version
     std::uint32_t persist_keep = 3;    // TIERCKPT_PERSIST_KEEP: persistent versions to keep
+    int peer_timeout_ms = 10000;     // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
-    // replica_timeout_ms, persist_dir, persist_every, persist_keep.
+    // replica_timeout_ms, peer_timeout_ms, persist_dir, persist_every, persist_keep.
     Status set(const std::string &key, const std::string &value);
 };
 
@@ -79,6 +81,8 @@ struct InventoryEntry {
     std::uint32_t holder;  // comm rank of the leader of the node whose store holds it
     std::uint32_t slot;
     std::uint32_t crc;
+    std::uint32_t committed;  // the owner marked this version committed
+    std::uint32_t pad;
 };
 
 enum class Source { none, local, peer, persistent };
@@ -148,9 +152,16 @@ private:
     void worker_loop();
     void worker_checksum();
     void handle_msg(const TransportMsg &m);
+    void send_heartbeats(bool force);
+    void check_peers();
+    [[noreturn]] void peer_lost(int peer, double silent_ms);
+    void report_restore(const RestoreResult &r, double ms) const;
     void wake_worker();
     Status setup_replication(const Options &opts);
     Result<bool> progress(bool block);
+    // The newest version complete in node memory, or in the persistent
+    // tier for the shards memory lacks.
+    Result<RestoreResult> restore_newest();
     // plan[r]: the inventory entry rank r restores from, or -1: from the
     // persistent tier (`pentry`: this rank's shard there, of `version`).
     Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
@@ -214,6 +225,11 @@ private:
     std::atomic<std::uint64_t> protect_from_{0};  // read by the worker for replica slots
     std::unique_ptr<Transport> transport_;
     std::vector<int> partners_;
+    std::vector<std::string> hosts_;  // every rank's node name
+    std::optional<PeerWatch> watch_;  // worker thread only, after open
+    bool run_report_ = false;         // TIERCKPT_RUN_REPORT
+    std::uint64_t expect_version_ = 0;  // TIERCKPT_EXPECT_VERSION: committed before a relaunch
+    std::uint64_t restored_bytes_ = 0;
     int replica_timeout_ms_ = 60000;
     UniqueFd wake_fd_;  // eventfd: the application's thread wakes the worker
 

@@ -76,3 +76,33 @@ node_root() { # NODE COMMAND...
     pid=$(cat "$STATE/run/slurmd-$node.pid")
     nsenter -t "$pid" -m -u -n -i "$@"
 }
+
+# In a --no-kill allocation of 4 nodes with the srun/salloc options of the
+# array OPTS: $1 runs on n1-n3, then the test runs $2 (as root, e.g. kill a
+# node) while the job waits, then $3 runs. Prints the allocation's output.
+# The first part may take FIRST_PART_SECONDS (default 60). A test that uses
+# it releases a waiting allocation when it ends early:
+#   trap '[ -n "$pending_go" ] && touch "$pending_go"' EXIT
+# shellcheck disable=SC2034  # pending_go is read by the tests' EXIT traps
+pending_go=""
+# shellcheck disable=SC2034
+with_failure() {
+    local sync ready go
+    sync=$(ck mktemp -d "$STATE/jobs/sync.XXXXXX")
+    ready=$sync/ready go=$sync/go
+    # The job waits for the test's go at most 5 minutes, so a failed test
+    # leaves nothing behind.
+    pending_go=$go
+    ck salloc --no-kill -N4 -n8 "${OPTS[@]}" bash -c "
+        $1
+        touch '$ready'; for i in \$(seq 1500); do [ -e '$go' ] && break; sleep 0.2; done
+        $3" >"$sync/out" 2>&1 &
+    local pid=$! i
+    for ((i = 0; i < ${FIRST_PART_SECONDS:-60} * 5; i++)); do [ -e "$ready" ] && break; sleep 0.2; done
+    [ -e "$ready" ] || fail "the first step did not finish: $(cat "$sync/out")"
+    eval "$2"
+    touch "$go"
+    pending_go=""
+    wait "$pid" || true
+    cat "$sync/out"
+}

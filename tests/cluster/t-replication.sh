@@ -12,7 +12,6 @@
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
 OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
 TRANSPORTS=${TCK_TRANSPORTS:-ucx ofi}
-pending_go=""  # a waiting allocation to release if the test ends early
 trap '[ -n "$pending_go" ] && touch "$pending_go"; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with
 
@@ -21,30 +20,6 @@ step "reference: a straight run of 20 steps"
 ref=$(ck srun --mpi=pmix -N3 -n6 "${OPTS[@]}" $TRAIN --steps 20)
 digest=$(sed -n 's/^final steps=20 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
 [ -n "$digest" ] || fail "no digest in the reference run: $ref"
-
-# In a --no-kill allocation of 4 nodes: $1 runs on n1-n3, then the test
-# runs $2 (as root, e.g. kill a node) while the job waits, then $3 runs.
-# Prints the allocation's output.
-with_failure() {
-    local sync ready go
-    sync=$(ck mktemp -d "$STATE/jobs/sync.XXXXXX")
-    ready=$sync/ready go=$sync/go
-    # The job waits for the test's go at most 5 minutes, so a failed test
-    # leaves nothing behind.
-    pending_go=$go
-    ck salloc --no-kill -N4 -n8 "${OPTS[@]}" bash -c "
-        $1
-        touch '$ready'; for i in \$(seq 1500); do [ -e '$go' ] && break; sleep 0.2; done
-        $3" >"$sync/out" 2>&1 &
-    local pid=$! i
-    for i in $(seq 300); do [ -e "$ready" ] && break; sleep 0.2; done
-    [ -e "$ready" ] || fail "the first step did not finish: $(cat "$sync/out")"
-    eval "$2"
-    touch "$go"
-    pending_go=""
-    wait "$pid" || true
-    cat "$sync/out"
-}
 
 for transport in $TRANSPORTS; do
     OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport="$transport")

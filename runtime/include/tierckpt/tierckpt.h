@@ -36,6 +36,13 @@ typedef enum tierckpt_status {
     TIERCKPT_ERR_INTERNAL = 9     /* a bug: please report it */
 } tierckpt_status_t;
 
+/* The exit status of a process that the runtime ends because a watched
+ * peer (a rank it replicates to or from) stopped answering for
+ * TIERCKPT_PEER_TIMEOUT_MS: the step cannot finish, relaunch it (this is
+ * what tierckpt run looks for). 75 is EX_TEMPFAIL: "try again". Programs
+ * that see TIERCKPT_ERR_PEER may exit with it too. */
+#define TIERCKPT_EXIT_PEER_LOST 75
+
 /* "0.1.0". */
 const char *tierckpt_version(void);
 
@@ -60,8 +67,9 @@ typedef struct tierckpt_options tierckpt_options_t;
 tierckpt_options_t *tierckpt_options_new(void);
 /* Keys: "store" (path of the node store file), "store_bytes" (create it
  * this large when missing, e.g. "1G"), "prefault" ("yes"/"no"), "job_id",
- * "replicas", "transport", "replica_timeout_ms", "persist_dir",
- * "persist_every", "persist_keep". */
+ * "replicas" (0-16), "transport" ("ucx", "ofi", "auto"),
+ * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers),
+ * "persist_dir", "persist_every", "persist_keep". */
 tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
 void tierckpt_options_free(tierckpt_options_t *opts);
 

@@ -131,10 +131,16 @@ public:
     }
 
     Status send(int peer, const TransportMsg &m) override {
+        // Bounded: a message to a dead peer must not hold the worker, which
+        // watches its peers' heartbeats too.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5000);
         for (;;) {
             ssize_t rc = fi_inject(ep_, &m, sizeof m, peers_[static_cast<std::size_t>(peer)].addr);
             if (rc == 0) return Status::ok();
             if (rc != -FI_EAGAIN) return fi_error("fi_inject", rc);
+            if (std::chrono::steady_clock::now() > deadline) {
+                return error(TIERCKPT_ERR_TIMEOUT, "libfabric: a message to rank {} could not leave in 5 s", peer);
+            }
             drain();
             sched_yield();
         }

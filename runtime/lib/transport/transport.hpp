@@ -21,7 +21,9 @@ namespace tck {
 
 // A control message between ranks' worker threads.
 struct TransportMsg {
-    enum Type : std::uint32_t { ready = 1, done = 2 };
+    // heartbeat: "still here" (see peer_watch.hpp); bye: "closing, stop
+    // watching me".
+    enum Type : std::uint32_t { ready = 1, done = 2, heartbeat = 3, bye = 4 };
     std::uint32_t type;
     std::uint32_t from;      // sender's rank
     std::uint64_t version;

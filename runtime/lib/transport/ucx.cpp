@@ -15,6 +15,12 @@
 namespace tck {
 
 namespace {
+// A message to a dead peer must not hold the worker for long: it watches
+// its peers' heartbeats too.
+constexpr int kSendTimeoutMs = 5000;
+}  // namespace
+
+namespace {
 
 constexpr unsigned kAmId = 17;
 
@@ -121,7 +127,7 @@ public:
         prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
         prm.flags = UCP_AM_SEND_FLAG_REPLY;
         void *req = ucp_am_send_nbx(*ep, kAmId, &m, sizeof m, nullptr, 0, &prm);
-        return finish(req, "message", 30000);
+        return finish(req, "message", kSendTimeoutMs);
     }
 
     Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) override {

@@ -1,0 +1,186 @@
+#include "run_plan.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "../common/parse.hpp"
+
+namespace tck::cli {
+
+namespace {
+
+bool is_srun(const std::string &arg) {
+    auto slash = arg.rfind('/');
+    return (slash == std::string::npos ? arg : arg.substr(slash + 1)) == "srun";
+}
+
+// srun's short options that take their value as the next word.
+bool short_takes_value(char c) { return std::string_view("AbBcCdDeFGiJLmMnNopqrStTwWx").find(c) != std::string::npos; }
+
+}  // namespace
+
+Result<RunOptions> parse_run_args(const std::vector<std::string> &args) {
+    RunOptions o;
+    std::size_t i = 0;
+    auto value = [&](const std::string &name, std::size_t &k, const std::string &arg) -> Result<std::string> {
+        auto eq = arg.find('=');
+        if (eq != std::string::npos) return arg.substr(eq + 1);
+        if (k + 1 >= args.size()) return error(TIERCKPT_ERR_INVALID, "{} needs a value", name);
+        return args[++k];
+    };
+    for (; i < args.size(); ++i) {
+        const std::string &a = args[i];
+        if (a == "--") {
+            ++i;
+            break;
+        }
+        auto named = [&](const char *name) { return a == name || a.rfind(std::string(name) + "=", 0) == 0; };
+        if (named("--spares") || named("--max-restarts") || named("--probe-timeout")) {
+            std::string name = a.substr(0, a.find('='));
+            auto v = value(name, i, a);
+            if (!v) return v.status();
+            auto n = parse_uint(name, *v, 0, name == "--max-restarts" ? 1000 : 100000);
+            if (!n) return n.status();
+            if (name == "--spares") o.spares = static_cast<unsigned>(*n);
+            else if (name == "--max-restarts") o.max_restarts = static_cast<unsigned>(*n);
+            else if (*n == 0) return error(TIERCKPT_ERR_INVALID, "--probe-timeout=0: give at least 1 second");
+            else o.probe_timeout_s = static_cast<unsigned>(*n);
+            continue;
+        }
+        if (is_srun(a)) break;  // "--" is optional before srun
+        return error(TIERCKPT_ERR_INVALID, "unknown option '{}' (see tierckpt run --help)", a);
+    }
+    o.srun.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
+    if (o.srun.empty()) {
+        return error(TIERCKPT_ERR_INVALID, "no command: give the step's srun line after --, e.g. "
+                                           "tierckpt run --spares 1 -- srun --mpi=pmix ./train");
+    }
+    if (!is_srun(o.srun[0])) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "'{}' is not srun: tierckpt run relaunches job steps, so give it an srun command line "
+                     "(tierckpt run -- srun --mpi=pmix ./train)",
+                     o.srun[0]);
+    }
+    // The srun options, up to the program: none may choose nodes.
+    for (std::size_t k = 1; k < o.srun.size(); ++k) {
+        const std::string &a = o.srun[k];
+        if (a.size() < 2 || a[0] != '-') break;  // the program
+        std::string why;
+        auto named = [&](const char *name) { return a == name || a.rfind(std::string(name) + "=", 0) == 0; };
+        for (const char *name : {"--nodes", "--nodelist", "--exclude", "--relative", "--nodefile"}) {
+            if (named(name)) why = name;
+        }
+        if (a[1] != '-') {
+            if (std::string_view("NwxrF").find(a[1]) != std::string_view::npos) why = a.substr(0, 2);
+            else if (a.size() == 2 && short_takes_value(a[1])) ++k;  // skip its value
+        }
+        if (!why.empty()) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "the srun command sets {}: leave the choice of nodes to tierckpt run (it runs the step on "
+                         "the allocation's nodes but the last --spares, and replaces failed ones); size the "
+                         "allocation with sbatch/salloc -N instead",
+                         why);
+        }
+    }
+    return o;
+}
+
+std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch) {
+    std::vector<std::string> cmd{o.srun[0], "--nodes=" + std::to_string(nodes.size()),
+                                 "--nodelist=" + join_nodes(nodes),
+                                 // One dead task ends the step: the rest would wait for it.
+                                 "--kill-on-bad-exit=1"};
+    // The failed step's CPUs stay booked in Slurm until the controller
+    // declares the dead node down (SlurmdTimeout); without --overlap the new
+    // step would wait for that.
+    if (relaunch) cmd.push_back("--overlap");
+    cmd.insert(cmd.end(), o.srun.begin() + 1, o.srun.end());
+    return cmd;
+}
+
+Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &current,
+                                            const std::vector<std::string> &spares,
+                                            const std::vector<std::string> &failed) {
+    std::set<std::string> bad(failed.begin(), failed.end());
+    std::vector<std::string> out;
+    for (const auto &n : current) {
+        if (!bad.count(n)) out.push_back(n);
+    }
+    for (const auto &n : spares) {
+        if (out.size() == current.size()) break;
+        if (!bad.count(n) && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+    }
+    if (out.size() < current.size()) {
+        return error(TIERCKPT_ERR_PEER,
+                     "not enough healthy nodes: the step needs {}, {} are left ({} failed: {}); allocate more spare "
+                     "nodes (sbatch -N, tierckpt run --spares)",
+                     current.size(), out.size(), failed.size(), join_nodes(failed));
+    }
+    return out;
+}
+
+std::vector<std::string> unusable_nodes(const std::string &sinfo_output) {
+    std::vector<std::string> out;
+    std::istringstream in(sinfo_output);
+    std::string node, state;
+    while (in >> node >> state) {
+        bool bad = state.find('*') != std::string::npos;  // not responding
+        for (const char *word : {"down", "drain", "fail", "maint", "reboot", "future", "unknown"}) {
+            bad = bad || state.find(word) != std::string::npos;
+        }
+        if (bad && std::find(out.begin(), out.end(), node) == out.end()) out.push_back(node);
+    }
+    return out;
+}
+
+std::optional<RestoreReport> parse_restore_report(const std::string &line) {
+    static const std::regex re(
+        R"(tierckpt-report restore rank=(\d+) node=(\S+) version=(\d+) source=(\w+) bytes=(\d+) ms=([0-9.]+))");
+    std::smatch m;
+    if (!std::regex_search(line, m, re)) return std::nullopt;
+    RestoreReport r;
+    r.rank = std::stoi(m[1]);
+    r.node = m[2];
+    r.version = std::stoull(m[3]);
+    r.source = m[4];
+    r.bytes = std::stoull(m[5]);
+    r.ms = std::stod(m[6]);
+    return r;
+}
+
+std::optional<std::uint64_t> parse_commit_report(const std::string &line) {
+    static const std::regex re(R"(tierckpt-report commit version=(\d+))");
+    std::smatch m;
+    if (!std::regex_search(line, m, re)) return std::nullopt;
+    return std::stoull(m[1]);
+}
+
+std::optional<PeerLost> parse_peer_lost(const std::string &line) {
+    static const std::regex re(R"(peer rank \d+ on (\S+) silent for ([0-9.]+) s)");
+    std::smatch m;
+    if (!std::regex_search(line, m, re)) return std::nullopt;
+    return PeerLost{m[1].str(), std::stod(m[2])};
+}
+
+std::optional<std::string> parse_node_failure(const std::string &line) {
+    static const std::regex re(R"(Node failure on (\S+))");
+    std::smatch m;
+    if (!std::regex_search(line, m, re)) return std::nullopt;
+    return m[1].str();
+}
+
+bool is_step_failure_line(const std::string &line) {
+    static const std::regex re(R"(srun: error: (\S+: tasks? [0-9,-]+: (Exited with exit code [1-9]|Killed|Terminated)|Node failure on))");
+    return std::regex_search(line, re);
+}
+
+std::string join_nodes(const std::vector<std::string> &nodes) {
+    std::string s;
+    for (const auto &n : nodes) s += (s.empty() ? "" : ",") + n;
+    return s;
+}
+
+}  // namespace tck::cli

@@ -1,0 +1,69 @@
+// tierckpt run's decisions, kept apart from processes so they are unit
+// tested: reading its own command line and the srun command it wraps,
+// choosing the nodes of each attempt, and reading what the step prints.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../common/status.hpp"
+
+namespace tck::cli {
+
+struct RunOptions {
+    unsigned spares = 0;        // nodes of the allocation kept out of the first step
+    unsigned max_restarts = 3;  // relaunches before giving up
+    unsigned probe_timeout_s = 5;   // a node that does not run `true` in this time has failed
+    std::vector<std::string> srun;  // the srun command line, srun first
+};
+
+// `tierckpt run [OPTIONS] -- srun ...`. Refuses an srun line that picks
+// nodes itself (-N, -w, -x, -r, -F): tierckpt run chooses them.
+Result<RunOptions> parse_run_args(const std::vector<std::string> &args);
+
+// The srun command of one attempt: ours first (after srun), then the user's.
+std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch);
+
+// The nodes of the next attempt: the current ones without the failed ones,
+// topped up from the spares (in allocation order) that have not failed.
+// An error when too few are left.
+Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &current,
+                                            const std::vector<std::string> &spares,
+                                            const std::vector<std::string> &failed);
+
+// From `sinfo -h -N -o '%N %T'`: nodes Slurm calls unusable (down, drained,
+// failing, not responding).
+std::vector<std::string> unusable_nodes(const std::string &sinfo_output);
+
+// One rank's restore, as the runtime reports it under TIERCKPT_RUN_REPORT=1.
+struct RestoreReport {
+    int rank = -1;
+    std::string node;
+    std::uint64_t version = 0;
+    std::string source;  // local, peer, persistent, none
+    std::uint64_t bytes = 0;
+    double ms = 0;
+};
+std::optional<RestoreReport> parse_restore_report(const std::string &line);
+
+// The runtime's "tierckpt-report commit version=V" (rank 0, TIERCKPT_RUN_REPORT=1).
+std::optional<std::uint64_t> parse_commit_report(const std::string &line);
+
+// The runtime's "peer rank P on NODE silent for S s" line.
+struct PeerLost {
+    std::string node;
+    double silent_s = 0;
+};
+std::optional<PeerLost> parse_peer_lost(const std::string &line);
+// srun's "Node failure on NODE": NODE.
+std::optional<std::string> parse_node_failure(const std::string &line);
+// srun's lines that say the step is failing ("srun: error: n1: task 0: Exited
+// with exit code 75", "... Killed", "Node failure on ...").
+bool is_step_failure_line(const std::string &line);
+
+// "n1,n3,n4".
+std::string join_nodes(const std::vector<std::string> &nodes);
+
+}  // namespace tck::cli

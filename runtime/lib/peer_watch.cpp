@@ -1,0 +1,40 @@
+#include "peer_watch.hpp"
+
+#include <algorithm>
+
+namespace tck {
+
+PeerWatch::PeerWatch(std::vector<int> peers, double now, int timeout_ms)
+    : peers_(std::move(peers)), last_heard_(peers_.size(), now), left_(peers_.size(), false), timeout_ms_(timeout_ms) {}
+
+int PeerWatch::interval_ms() const { return std::max(50, std::min(1000, timeout_ms_ / 5)); }
+
+void PeerWatch::heard(int peer, double now) {
+    for (std::size_t i = 0; i < peers_.size(); ++i) {
+        if (peers_[i] == peer) last_heard_[i] = std::max(last_heard_[i], now);
+    }
+}
+
+void PeerWatch::left(int peer) {
+    for (std::size_t i = 0; i < peers_.size(); ++i) {
+        if (peers_[i] == peer) left_[i] = true;
+    }
+}
+
+bool PeerWatch::heartbeat_due(double now) {
+    if (now - last_beat_ < interval_ms()) return false;
+    last_beat_ = now;
+    return true;
+}
+
+std::optional<PeerWatch::Silence> PeerWatch::silent(double now) const {
+    std::optional<Silence> worst;
+    for (std::size_t i = 0; i < peers_.size(); ++i) {
+        if (left_[i]) continue;
+        double quiet = now - last_heard_[i];
+        if (quiet > timeout_ms_ && (!worst || quiet > worst->silent_ms)) worst = Silence{peers_[i], quiet};
+    }
+    return worst;
+}
+
+}  // namespace tck

@@ -1,0 +1,280 @@
+"""The tierckpt Python binding over a real libtierckpt and a real node store
+(one MPI process; tests/python/two_ranks.py runs two under mpirun)."""
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import tierckpt
+from tierckpt import StateMismatchError, TierckptError
+
+np = pytest.importorskip("numpy")
+
+
+def open_ck(store, **kw):
+    return tierckpt.Checkpointer(store=store, store_bytes="64M", **kw)
+
+
+def test_library_loads_and_reports_itself():
+    assert tierckpt.library_version() == tierckpt.__version__ or tierckpt.__version__ == "unknown"
+    assert isinstance(tierckpt.features(), list)
+
+
+def test_round_trip_in_place(store):
+    a = np.arange(1000, dtype=np.float32)
+    b = bytearray(b"x" * 64)
+    nested = {"c": np.ones((3, 4)), "note": "hello"}
+    state = {"a": a, "b": b, "epoch": 5, "nested": nested, "t": (1, "two")}
+    with open_ck(store) as ck:
+        ck.save(7, state)
+        ck.wait()
+        st = ck.stats
+        assert st.version == 7 and st.committed and st.bytes >= a.nbytes + len(b)
+
+    a2 = np.zeros(1000, dtype=np.float32)
+    b2 = bytearray(64)
+    nested2 = {"c": np.zeros((3, 4)), "note": ""}
+    state2 = {"a": a2, "b": b2, "epoch": 0, "nested": nested2}
+    with open_ck(store) as ck:
+        assert ck.restore(state2) == 7
+        assert ck.restore_source == "local"
+    assert state2["a"] is a2 and state2["b"] is b2 and state2["nested"] is nested2  # filled in place
+    assert np.array_equal(a2, a) and b2 == b and np.array_equal(nested2["c"], nested["c"])
+    assert state2["epoch"] == 5 and nested2["note"] == "hello" and state2["t"] == (1, "two")
+
+
+def test_no_checkpoint_gives_none_and_leaves_the_state(store):
+    a = np.full(16, 3.0)
+    state = {"a": a, "epoch": 1}
+    with open_ck(store) as ck:
+        assert ck.restore(state) is None
+        assert ck.restore_source == "none"
+    assert (a == 3.0).all() and state["epoch"] == 1
+
+
+def test_saves_read_the_registered_memory(store):
+    a = np.zeros(8)
+    with open_ck(store) as ck:
+        ck.save(1, {"a": a})
+        a[:] = 42  # changed in place after the first save
+        ck.save(2, {"a": a})
+    out = np.zeros(8)
+    with open_ck(store) as ck:
+        assert ck.restore({"a": out}) == 2
+    assert (out == 42).all()
+
+
+def test_a_replaced_buffer_is_refused_by_name(store):
+    w = np.zeros(8)
+    with open_ck(store) as ck:
+        ck.save(1, {"weights": w})
+        with pytest.raises(TierckptError, match="'weights'.*is other memory than the one registered"):
+            ck.save(2, {"weights": np.zeros(8)})
+        with pytest.raises(TierckptError, match="now holds 2 tensors and buffers.*new: extra"):
+            ck.save(2, {"weights": w, "extra": np.zeros(2)})
+        ck.save(2, {"weights": w})  # the same memory again: fine
+
+
+def test_a_registered_bytearray_cannot_be_resized(store):
+    b = bytearray(16)
+    with open_ck(store) as ck:
+        ck.save(1, {"b": b})
+        with pytest.raises(BufferError):
+            b.extend(b"more")
+
+
+def test_a_checkpoint_of_other_dtype_is_refused_and_nothing_written(store):
+    with open_ck(store) as ck:
+        ck.save(3, {"w": np.ones(4, dtype=np.float32)})
+    w = np.arange(4, dtype=np.int32)  # the same 16 bytes, another dtype
+    with open_ck(store) as ck:
+        with pytest.raises(StateMismatchError, match=r"'w' \(shape \[4\], dtype int32, 16 bytes\) differs"):
+            ck.restore({"w": w})
+    assert list(w) == [0, 1, 2, 3]
+
+
+def test_a_checkpoint_of_other_names_or_count_is_refused(store):
+    with open_ck(store) as ck:
+        ck.save(3, {"w": np.ones(4), "v": np.ones(2)})
+    with open_ck(store) as ck:
+        with pytest.raises(StateMismatchError, match="holds 2 tensors and buffers, this state 1"):
+            ck.restore({"w": np.zeros(4)})
+    with open_ck(store) as ck:
+        with pytest.raises(StateMismatchError, match="'x'.*differs"):
+            ck.restore({"x": np.zeros(4), "v": np.zeros(2)})
+
+
+def test_small_objects_beyond_meta_bytes_are_refused_and_the_last_checkpoint_kept(store):
+    a = np.ones(2)
+    with open_ck(store, meta_bytes=4096) as ck:
+        ck.save(1, {"a": a, "blob": "x" * 100})
+        with pytest.raises(TierckptError, match=r"take \d+ bytes pickled, more than meta_bytes=4096.*meta_bytes=65536"):
+            ck.save(2, {"a": a, "blob": "x" * 10000})
+    state = {"a": np.zeros(2), "blob": None}
+    with open_ck(store, meta_bytes=4096) as ck:
+        assert ck.restore(state) == 1
+    assert state["blob"] == "x" * 100
+
+
+def test_restore_with_other_meta_bytes_names_the_right_one(store):
+    with open_ck(store, meta_bytes=4096) as ck:
+        ck.save(1, {"a": np.ones(2)})
+    with open_ck(store) as ck:
+        with pytest.raises(StateMismatchError, match="saved with meta_bytes=4096.*create it with meta_bytes=4096"):
+            ck.restore({"a": np.zeros(2)})
+
+
+@pytest.mark.parametrize(
+    "step, match",
+    [(-1, "step=-1"), (True, "step=True"), (1.5, "step=1.5"), (2**64, "step=")],
+)
+def test_bad_steps_are_refused(store, step, match):
+    with open_ck(store) as ck:
+        with pytest.raises(TierckptError, match=match):
+            ck.save(step, {"a": np.zeros(1)})
+
+
+def test_versions_must_grow(store):
+    state = {"a": np.zeros(1)}
+    with open_ck(store) as ck:
+        ck.save(5, state)
+        with pytest.raises(TierckptError) as e:
+            ck.save(5, state)
+        assert e.value.code == 1 and "5" in e.value.message
+
+
+def test_bad_state_and_buffers_are_refused(store):
+    with open_ck(store) as ck:
+        with pytest.raises(TierckptError, match="must be a mapping"):
+            ck.save(1, [np.zeros(2)])
+        with pytest.raises(TierckptError, match="top-level names must be strings"):
+            ck.save(1, {1: np.zeros(2)})
+        with pytest.raises(TierckptError, match="'a': the buffer is not C-contiguous"):
+            ck.save(1, {"a": np.zeros((4, 4))[:, 1]})
+
+
+def test_read_only_buffers_are_small_objects(store):
+    state = {"b": b"immutable", "r": np.frombuffer(b"\x01\x02", dtype=np.uint8)}
+    with open_ck(store) as ck:
+        ck.save(1, state)
+        assert ck._regions == []  # nothing registered in place
+    out = {"b": None, "r": None}
+    with open_ck(store) as ck:
+        assert ck.restore(out) == 1
+    assert out["b"] == b"immutable" and list(out["r"]) == [1, 2]
+
+
+def test_structured_arrays_are_restored_in_place(store):
+    rec = np.zeros(3, dtype=[("x", "<i4"), ("y", "<f8")])
+    rec["x"] = [1, 2, 3]
+    with open_ck(store) as ck:
+        ck.save(1, {"rec": rec})
+    out = np.zeros(3, dtype=rec.dtype)
+    with open_ck(store) as ck:
+        assert ck.restore({"rec": out}) == 1
+    assert list(out["x"]) == [1, 2, 3]
+
+
+def test_runtime_errors_carry_its_message():
+    with pytest.raises(TierckptError, match="transport=carrier-pigeon: expected ucx, ofi or auto") as e:
+        tierckpt.Checkpointer(store="/dev/shm/tierckpt-pytest-unused", transport="carrier-pigeon")
+    assert e.value.code == 1 and e.value.status == "TIERCKPT_ERR_INVALID"
+
+
+def test_without_plugin_or_settings_says_what_to_do(monkeypatch):
+    monkeypatch.delenv("TIERCKPT_STORE", raising=False)
+    with pytest.raises(TierckptError, match="srun --ckpt-mem=SIZE.*store="):
+        tierckpt.Checkpointer()
+    with pytest.raises(TierckptError, match="meta_bytes=8"):
+        tierckpt.Checkpointer(store="/dev/shm/x", meta_bytes=8)
+
+
+def test_closed_checkpointer_refuses(store):
+    ck = open_ck(store)
+    ck.close()
+    ck.close()  # twice is fine
+    assert ck.closed
+    with pytest.raises(TierckptError, match="closed"):
+        ck.save(1, {"a": np.zeros(1)})
+
+
+def test_the_gil_is_released_during_a_save(store):
+    big = np.ones(32 << 20, dtype=np.uint8)
+    ran = []
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            ran.append(1)
+
+    with tierckpt.Checkpointer(store=store, store_bytes="256M") as ck:
+        ck.save(1, {"big": big})  # registers
+        t = threading.Thread(target=spin)
+        t.start()
+        try:
+            progressed = False
+            for v in range(2, 12):  # a thread holding the GIL would starve spin() during every call
+                before = len(ran)
+                ck.save(v, {"big": big})
+                if len(ran) > before:
+                    progressed = True
+                    break
+        finally:
+            stop.set()
+            t.join()
+    assert progressed, "no other Python thread ran during ten saves of 32 MiB"
+
+
+def run_py(code, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=120)
+
+
+def test_with_mpi4py_initialising_mpi(store):
+    pytest.importorskip("mpi4py")
+    code = f"""
+from mpi4py import MPI
+import numpy as np, tierckpt
+a = np.arange(5.0)
+with tierckpt.Checkpointer(comm=MPI.COMM_WORLD, store={store!r}, store_bytes="64M") as ck:
+    ck.save(3, {{"a": a}})
+b = np.zeros(5)
+with tierckpt.Checkpointer(store={store!r}) as ck:
+    print("restored", ck.restore({{"a": b}}), list(b), MPI.Is_initialized(), MPI.Is_finalized())
+"""
+    r = run_py(code)
+    assert r.returncode == 0, r.stderr
+    assert "restored 3 [0.0, 1.0, 2.0, 3.0, 4.0] True False" in r.stdout
+
+
+def test_comm_must_be_an_mpi4py_communicator(store):
+    with pytest.raises(TierckptError, match="comm= takes an mpi4py communicator"):
+        open_ck(store, comm=42)
+
+
+def test_a_missing_library_is_named():
+    r = run_py("import tierckpt; tierckpt.library_version()", {"TIERCKPT_LIBRARY": "/nonexistent/libtierckpt.so.0"})
+    assert r.returncode != 0
+    assert "cannot load libtierckpt (/nonexistent/libtierckpt.so.0: no such file)" in r.stderr
+
+
+def test_two_ranks_under_mpirun(store):
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        pytest.skip("mpirun not found (apt-get install openmpi-bin)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    cmd = [mpirun, "--oversubscribe", "-n", "2"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    env = dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_pml="ob1",
+               OMPI_MCA_btl_vader_backing_directory="/tmp")
+    r = subprocess.run(cmd + [sys.executable, os.path.join(here, "two_ranks.py"), store],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = sorted(l for l in r.stdout.splitlines() if l.startswith("rank"))
+    assert lines == ["rank 0 restored 4 [0.0, 0.0] epoch 4 refused:another-rank",
+                     "rank 1 restored 4 [1.0, 1.0] epoch 4 refused:names-a"], r.stdout + r.stderr

@@ -1,0 +1,96 @@
+#include <catch2/catch.hpp>
+
+#include "../../runtime/cli/run_plan.hpp"
+
+using namespace tck::cli;
+using V = std::vector<std::string>;
+
+TEST_CASE("tierckpt run reads its options and the srun line", "[run]") {
+    auto o = parse_run_args({"--spares", "1", "--max-restarts=5", "--", "srun", "--mpi=pmix", "-n", "6", "./train", "-N", "4"});
+    REQUIRE(o);
+    CHECK(o->spares == 1);
+    CHECK(o->max_restarts == 5);
+    CHECK(o->probe_timeout_s == 5);
+    CHECK(o->srun == V{"srun", "--mpi=pmix", "-n", "6", "./train", "-N", "4"});  // the program's -N is its own
+    auto plain = parse_run_args({"/usr/bin/srun", "./train"});
+    REQUIRE(plain);
+    CHECK(plain->spares == 0);
+    CHECK(plain->max_restarts == 3);
+}
+
+TEST_CASE("tierckpt run refuses an srun line that chooses nodes, naming the option", "[run]") {
+    for (const char *bad : {"-N3", "--nodes=3", "-w", "--nodelist=n1", "-xn2", "--exclude=n2", "-r1", "--relative=1"}) {
+        auto o = parse_run_args({"--", "srun", "--mpi=pmix", bad, "./train"});
+        REQUIRE_FALSE(o);
+        CHECK(o.status().message().find("leave the choice of nodes") != std::string::npos);
+        CHECK(o.status().message().find(std::string(bad).substr(0, 2)) != std::string::npos);
+    }
+    auto n = parse_run_args({"--", "srun", "-N", "3", "./train"});
+    REQUIRE_FALSE(n);
+    CHECK(n.status().message().find("-N") != std::string::npos);
+}
+
+TEST_CASE("tierckpt run refuses what is not an srun line, and bad numbers", "[run]") {
+    auto o = parse_run_args({"--", "mpirun", "./train"});
+    REQUIRE_FALSE(o);
+    CHECK(o.status().message().find("'mpirun' is not srun") != std::string::npos);
+    CHECK_FALSE(parse_run_args({"--spares", "x", "--", "srun", "a"}));
+    CHECK_FALSE(parse_run_args({"--spares"}));
+    CHECK_FALSE(parse_run_args({"--probe-timeout=0", "--", "srun", "a"}));
+    auto empty = parse_run_args({"--spares=1", "--"});
+    REQUIRE_FALSE(empty);
+    CHECK(empty.status().message().find("no command") != std::string::npos);
+    auto unknown = parse_run_args({"--spare=1", "--", "srun", "a"});
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.status().message().find("unknown option '--spare=1'") != std::string::npos);
+}
+
+TEST_CASE("each attempt's srun line names its nodes; a relaunch overlaps the failed step", "[run]") {
+    auto o = parse_run_args({"--", "srun", "--mpi=pmix", "./train", "--steps", "9"});
+    REQUIRE(o);
+    CHECK(srun_command(*o, {"n1", "n2"}, false) ==
+          V{"srun", "--nodes=2", "--nodelist=n1,n2", "--kill-on-bad-exit=1", "--mpi=pmix", "./train", "--steps", "9"});
+    auto again = srun_command(*o, {"n1", "n3"}, true);
+    CHECK(std::find(again.begin(), again.end(), "--overlap") != again.end());
+}
+
+TEST_CASE("the next attempt keeps the survivors in place and takes spares in order", "[run]") {
+    auto n = next_nodes({"n1", "n2", "n3"}, {"n4", "n5"}, {"n2"});
+    REQUIRE(n);
+    CHECK(*n == V{"n1", "n3", "n4"});
+    auto two = next_nodes({"n1", "n2", "n3"}, {"n4", "n5"}, {"n2", "n4"});
+    REQUIRE(two);
+    CHECK(*two == V{"n1", "n3", "n5"});
+    auto none = next_nodes({"n1", "n2", "n3"}, {"n4"}, {"n1", "n2"});
+    REQUIRE_FALSE(none);
+    CHECK(none.status().message().find("needs 3, 2 are left") != std::string::npos);
+}
+
+TEST_CASE("Slurm's unusable node states are recognised", "[run]") {
+    CHECK(unusable_nodes("n1 allocated\nn2 down*\nn3 mixed\nn4 drained\nn5 idle*\nn6 draining\n") ==
+          V{"n2", "n4", "n5", "n6"});
+    CHECK(unusable_nodes("n1 allocated\nn2 idle\n").empty());
+}
+
+TEST_CASE("the step's output tells restores, lost peers and failures apart", "[run]") {
+    auto r = parse_restore_report("3: tierckpt-report restore rank=3 node=n4 version=12 source=peer bytes=16777376 ms=41.5\n");
+    REQUIRE(r);
+    CHECK(r->rank == 3);
+    CHECK(r->node == "n4");
+    CHECK(r->version == 12);
+    CHECK(r->source == "peer");
+    CHECK(r->bytes == 16777376);
+    CHECK(r->ms == Approx(41.5));
+    CHECK_FALSE(parse_restore_report("rank=3 restored version=12 source=peer"));
+    CHECK(parse_commit_report("0: tierckpt-report commit version=16") == std::optional<std::uint64_t>(16));
+    CHECK_FALSE(parse_commit_report("committed version=16"));
+    auto p = parse_peer_lost("tierckpt: error: rank 0 on n1: peer rank 2 on n2 silent for 10.2 s (TIERCKPT_PEER_TIMEOUT_MS=10000): ending");
+    REQUIRE(p);
+    CHECK(p->node == "n2");
+    CHECK(p->silent_s == Approx(10.2));
+    CHECK(parse_node_failure("srun: error: Node failure on n2") == std::optional<std::string>("n2"));
+    CHECK(is_step_failure_line("srun: error: n1: tasks 0-1: Exited with exit code 75"));
+    CHECK(is_step_failure_line("srun: error: n3: task 4: Killed"));
+    CHECK_FALSE(is_step_failure_line("srun: error: n1: task 0: Exited with exit code 0"));
+    CHECK_FALSE(is_step_failure_line("saved version=4 stall_ms=3.1"));
+}
