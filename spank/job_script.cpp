@@ -2,6 +2,7 @@
 // node stores. A store outlives its job only while a requeue may come back
 // for it (keep_seconds), and never starves the next job.
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -45,7 +46,15 @@ void flush_at_job_end(const PluginState &s, std::uint32_t job_id, uid_t uid, gid
     }
     if (pid == 0) {
         if (::getuid() == 0 && uid != 0) {
-            if (::setgroups(1, &gid) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
+            // The user's groups too (a directory shared through a group);
+            // just the job's gid when the name cannot be looked up.
+            struct passwd pwbuf {};
+            struct passwd *pw = nullptr;
+            char buf[4096];
+            bool groups = ::getpwuid_r(uid, &pwbuf, buf, sizeof buf, &pw) == 0 && pw &&
+                          ::initgroups(pw->pw_name, gid) == 0;
+            if ((!groups && ::setgroups(1, &gid) != 0) || ::setresgid(gid, gid, gid) != 0 ||
+                ::setresuid(uid, uid, uid) != 0) {
                 log::error("epilog: job {}: cannot become uid {} for the flush: {}", job_id, uid, std::strerror(errno));
                 ::_exit(3);
             }
