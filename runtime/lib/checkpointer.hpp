@@ -38,11 +38,12 @@ struct Options {
     std::string transport = "auto";  // TIERCKPT_TRANSPORT: ucx, ofi or auto
     int replica_timeout_ms = 60000;  // TIERCKPT_REPLICA_TIMEOUT_MS
     int peer_timeout_ms = 10000;     // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
+    std::string failure_domain;      // TIERCKPT_FAILURE_DOMAIN: this node's (rack, switch...); "": its own
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
-    // replica_timeout_ms, peer_timeout_ms.
+    // replica_timeout_ms, peer_timeout_ms, failure_domain.
     Status set(const std::string &key, const std::string &value);
 };
 

@@ -68,7 +68,8 @@ tierckpt_options_t *tierckpt_options_new(void);
 /* Keys: "store" (path of the node store file), "store_bytes" (create it
  * this large when missing, e.g. "1G"), "prefault" ("yes"/"no"), "job_id",
  * "replicas" (0-16), "transport" ("ucx", "ofi", "auto"),
- * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers). */
+ * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers),
+ * "failure_domain" (this node's rack: copies go to other domains). */
 tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
 void tierckpt_options_free(tierckpt_options_t *opts);
 
