@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <cctype>
+
 #include "../runtime/common/parse.hpp"
 
 namespace tck::spank {
@@ -24,7 +26,7 @@ Result<SizeSpec> parse_mem(std::string_view key, std::string_view value) {
 
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
     auto kv = parse_kvargs(args, {"store_dir", "max_mem", "default_mem", "default_replicas", "persist_dirs",
-                                  "keep_seconds", "flush_seconds", "prefault", "log"});
+                                  "keep_seconds", "flush_seconds", "prefault", "log", "failure_domains"});
     if (!kv) return kv.status();
     Config cfg;
     for (const auto &[key, value] : *kv) {
@@ -57,6 +59,34 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
                 rest.remove_prefix(colon + 1);
                 if (rest.empty()) return error(TIERCKPT_ERR_INVALID, "persist_dirs={}: ends with ':'", value);
             }
+        } else if (key == "failure_domains") {
+            cfg.failure_domains.clear();
+            std::string_view rest = value;
+            while (!rest.empty()) {
+                auto semi = rest.find(';');
+                std::string_view item = rest.substr(0, semi);
+                auto colon = item.find(':');
+                std::string_view name = item.substr(0, colon);
+                if (colon == std::string_view::npos || name.empty() || name.size() > 64 ||
+                    name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                        std::string_view::npos) {
+                    return error(TIERCKPT_ERR_INVALID,
+                                 "failure_domains: '{}': give NAME:HOSTLIST (NAME: up to 64 letters, digits, '_', '.', "
+                                 "'-'), domains separated by ';', e.g. failure_domains=rackA:n[1-16];rackB:n[17-32]",
+                                 item);
+                }
+                std::string_view hosts = item.substr(colon + 1);
+                if (auto ok = hostlist_contains(hosts, ""); !ok || hosts.empty()) {
+                    return error(TIERCKPT_ERR_INVALID, "failure_domains: domain {}: {}", name,
+                                 hosts.empty() ? std::string("no hosts") : ok.status().message());
+                }
+                for (const auto &d : cfg.failure_domains) {
+                    if (d.name == name) return error(TIERCKPT_ERR_INVALID, "failure_domains: domain {} is named twice", name);
+                }
+                cfg.failure_domains.push_back({std::string(name), std::string(hosts)});
+                if (semi == std::string_view::npos) break;
+                rest.remove_prefix(semi + 1);
+            }
         } else if (key == "keep_seconds") {
             auto n = parse_uint(key, value, 0, kMaxKeepSeconds);
             if (!n) return n.status();
@@ -86,6 +116,75 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
         }
     }
     return cfg;
+}
+
+tck::Result<bool> hostlist_contains(std::string_view hosts, std::string_view host) {
+    auto bad = [&](std::string_view why) {
+        return error(TIERCKPT_ERR_INVALID, "host list '{}': {}", hosts, why);
+    };
+    bool found = false;
+    std::size_t at = 0;
+    while (at < hosts.size()) {
+        // One element: prefix[ranges]suffix, up to a ',' outside brackets.
+        std::size_t open = std::string_view::npos, close = std::string_view::npos, end = at;
+        for (; end < hosts.size() && (hosts[end] != ',' || (open != std::string_view::npos && close == std::string_view::npos)); ++end) {
+            if (hosts[end] == '[') {
+                if (open != std::string_view::npos) return bad("one [...] group per name");
+                open = end;
+            } else if (hosts[end] == ']') {
+                if (open == std::string_view::npos || close != std::string_view::npos) return bad("unbalanced ]");
+                close = end;
+            } else if (!std::isalnum(static_cast<unsigned char>(hosts[end])) && hosts[end] != '-' && hosts[end] != '_' &&
+                       hosts[end] != '.' && !(open != std::string_view::npos && close == std::string_view::npos && hosts[end] == ',')) {
+                return bad(fmt::format("unexpected '{}'", hosts[end]));
+            }
+        }
+        std::string_view elem = hosts.substr(at, end - at);
+        if (elem.empty()) return bad("an empty name");
+        if (open == std::string_view::npos) {
+            found = found || elem == host;
+        } else {
+            if (close == std::string_view::npos) return bad("unbalanced [");
+            std::string_view prefix = hosts.substr(at, open - at), suffix = hosts.substr(close + 1, end - close - 1);
+            std::string_view ranges = hosts.substr(open + 1, close - open - 1);
+            std::size_t r = 0;
+            while (r <= ranges.size()) {
+                std::size_t comma = ranges.find(',', r);
+                std::string_view range = ranges.substr(r, comma == std::string_view::npos ? std::string_view::npos : comma - r);
+                std::size_t dash = range.find('-');
+                std::string_view lo = range.substr(0, dash), hi = dash == std::string_view::npos ? lo : range.substr(dash + 1);
+                if (lo.empty() || hi.empty() || lo.find_first_not_of("0123456789") != std::string_view::npos ||
+                    hi.find_first_not_of("0123456789") != std::string_view::npos || lo.size() > 9 || hi.size() > 9) {
+                    return bad(fmt::format("'{}' is not a number or a range of numbers", range));
+                }
+                unsigned long a = std::stoul(std::string(lo)), b = std::stoul(std::string(hi));
+                if (a > b) return bad(fmt::format("range {} goes down", range));
+                std::size_t width = lo.size() > 1 && lo[0] == '0' ? lo.size() : 0;
+                // Match host without expanding the whole range.
+                if (host.size() > prefix.size() + suffix.size() && host.substr(0, prefix.size()) == prefix &&
+                    host.substr(host.size() - suffix.size()) == suffix) {
+                    std::string_view num = host.substr(prefix.size(), host.size() - prefix.size() - suffix.size());
+                    if (num.find_first_not_of("0123456789") == std::string_view::npos && num.size() <= 9 &&
+                        (width == 0 ? (num.size() == 1 || num[0] != '0') : num.size() == width)) {
+                        unsigned long v = std::stoul(std::string(num));
+                        found = found || (v >= a && v <= b);
+                    }
+                }
+                if (comma == std::string_view::npos) break;
+                r = comma + 1;
+            }
+        }
+        at = end + 1;
+    }
+    return found;
+}
+
+std::string failure_domain_of(const Config &cfg, std::string_view host) {
+    for (const auto &d : cfg.failure_domains) {
+        auto in = hostlist_contains(d.hosts, host);
+        if (in && *in) return d.name;
+    }
+    return "";
 }
 
 }  // namespace tck::spank

@@ -20,6 +20,11 @@ struct Config {
     SizeSpec default_mem = percent(10);             // default_mem=: size for a bare --ckpt-mem
     unsigned default_replicas = 1;                  // default_replicas=
     std::vector<std::string> persist_dirs;          // persist_dirs=a:b; empty: any absolute path
+    struct Domain {
+        std::string name;
+        std::string hosts;  // a Slurm host list: n[1-4],gpu07
+    };
+    std::vector<Domain> failure_domains;            // failure_domains=rackA:n[1-4];rackB:n[5-8]
     std::uint64_t keep_seconds = 600;               // keep_seconds=: grace after a failed job
     std::uint64_t flush_seconds = 600;              // flush_seconds=: the epilog's flush; 0: none
     bool prefault = true;                           // prefault=
@@ -41,6 +46,13 @@ inline constexpr std::uint32_t kMaxPersistKeep = 1000;
 inline constexpr std::uint64_t kMaxFlushSeconds = 24 * 3600;
 
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args);
+
+// Whether a Slurm host list ("n[1-4,7],gpu[01-16]", one bracket group per
+// name) names host. An error for a malformed list.
+tck::Result<bool> hostlist_contains(std::string_view hosts, std::string_view host);
+
+// The failure domain of host under cfg ("" when no domain names it).
+std::string failure_domain_of(const Config &cfg, std::string_view host);
 
 // "max_mem=50%" or "max_mem=64 GiB", for messages.
 std::string describe(const SizeSpec &spec);

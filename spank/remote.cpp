@@ -1,6 +1,7 @@
 // slurmstepd (remote context): reserve or re-attach the job's node store
 // before the tasks start, hand it to them, and let them lock it.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdlib>
@@ -78,6 +79,16 @@ Status setup_store(spank_t sp, PluginState &s) {
     s.store = *info;
 
     std::string restarts = get_env(sp, "SLURM_RESTART_COUNT");
+    // The node's failure domain, by its Slurm name (the host name where the
+    // job's environment lacks it).
+    std::string node = get_env(sp, "SLURMD_NODENAME");
+    if (node.empty()) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        node = host;
+        node = node.substr(0, node.find('.'));
+    }
+    std::string domain = failure_domain_of(s.cfg, node);
     for (auto [name, value] : {
              std::pair<const char *, std::string>{env::kStore, info->path},
              {env::kStoreBytes, std::to_string(info->bytes)},
@@ -90,6 +101,7 @@ Status setup_store(spank_t sp, PluginState &s) {
              {env::kPersistKeep, std::to_string(settings->persist_keep)},
              {env::kJobId, std::to_string(job_id)},
              {env::kRestartCount, restarts.empty() ? "0" : restarts},
+             {env::kFailureDomain, domain},
          }) {
         Status st = set_env(sp, name, value);
         if (!st) return st;

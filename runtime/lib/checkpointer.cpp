@@ -20,6 +20,7 @@
 #include "../common/size.hpp"
 #include "crc32c.hpp"
 #include "persist.hpp"
+#include "placement.hpp"
 
 namespace tck {
 
@@ -112,8 +113,8 @@ Result<Options> Options::from_env() {
     const std::pair<const char *, const char *> keys[] = {
         {env::kReplicas, "replicas"},          {env::kTransport, "transport"},
         {env::kReplicaTimeout, "replica_timeout_ms"}, {env::kPeerTimeout, "peer_timeout_ms"},
-        {env::kPersistDir, "persist_dir"},     {env::kPersistEvery, "persist_every"},
-        {env::kPersistKeep, "persist_keep"},
+        {env::kFailureDomain, "failure_domain"}, {env::kPersistDir, "persist_dir"},
+        {env::kPersistEvery, "persist_every"}, {env::kPersistKeep, "persist_keep"},
     };
     for (const auto &[key, k] : keys) {
         const char *v = std::getenv(key);
@@ -156,6 +157,13 @@ Status Options::set(const std::string &key, const std::string &value) {
         auto n = parse_uint(key, value, 1, 3600000);
         if (!n) return n.status();
         replica_timeout_ms = static_cast<int>(*n);
+    } else if (key == "failure_domain") {
+        if (value.size() > 64 || value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                                     std::string::npos) {
+            return error(TIERCKPT_ERR_INVALID, "failure_domain={}: give up to 64 letters, digits, '_', '.' or '-'",
+                         value);
+        }
+        failure_domain = value;
     } else if (key == "peer_timeout_ms") {
         auto n = parse_uint(key, value, 0, 3600000);
         if (!n) return n.status();
@@ -180,7 +188,8 @@ Status Options::set(const std::string &key, const std::string &value) {
     } else {
         return error(TIERCKPT_ERR_INVALID,
                      "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
-                     "replica_timeout_ms, peer_timeout_ms, persist_dir, persist_every, persist_keep)",
+                     "replica_timeout_ms, peer_timeout_ms, failure_domain, persist_dir, persist_every, "
+                     "persist_keep)",
                      key);
     }
     return Status::ok();
@@ -317,14 +326,23 @@ Status Checkpointer::setup_replication(const Options &opts) {
         }
         return there;
     };
+    // Every node's failure domain, as its leader sees it.
+    auto domains = allgather_bytes(comm_, opts.failure_domain.data(), opts.failure_domain.size(),
+                                   "exchanging failure domains");
+    if (!domains) return domains.status();
+    std::vector<std::string> node_domains;
+    for (int leader : nodes) {
+        const auto &d = (*domains)[static_cast<std::size_t>(leader)];
+        node_domains.emplace_back(d.begin(), d.end());
+    }
     auto partners_of = [&](int rank) {
         int leader = leader_of_[static_cast<std::size_t>(rank)];
         std::size_t node = static_cast<std::size_t>(std::find(nodes.begin(), nodes.end(), leader) - nodes.begin());
         std::vector<int> mates = ranks_on(leader);
         std::size_t index = static_cast<std::size_t>(std::find(mates.begin(), mates.end(), rank) - mates.begin());
         std::vector<int> out;
-        for (unsigned k = 1; k <= r; ++k) {
-            std::vector<int> there = ranks_on(nodes[(node + k) % nodes.size()]);
+        for (std::size_t k : partner_nodes(node_domains, node, r)) {
+            std::vector<int> there = ranks_on(nodes[k]);
             out.push_back(there[index % there.size()]);
         }
         return out;

@@ -42,11 +42,13 @@ struct Options {
     std::uint64_t persist_every = 10;  // TIERCKPT_PERSIST_EVERY: flush every Nth committed version
     std::uint32_t persist_keep = 3;    // TIERCKPT_PERSIST_KEEP: persistent versions to keep
     int peer_timeout_ms = 10000;     // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
+    std::string failure_domain;      // TIERCKPT_FAILURE_DOMAIN: this node's (rack, switch...); "": its own
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
-    // replica_timeout_ms, peer_timeout_ms, persist_dir, persist_every, persist_keep.
+    // replica_timeout_ms, peer_timeout_ms, failure_domain, persist_dir, persist_every,
+    // persist_keep.
     Status set(const std::string &key, const std::string &value);
 };
 

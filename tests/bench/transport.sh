@@ -42,3 +42,23 @@ for k in ucx ofi; do
     line=$("$CLUSTER" exec srun --mpi=pmix -N2 -n2 -w n1,n2 "$STATE/jobs/bench_transport" "$k" | grep '^transport=')
     report "replication_read_$k" "$(sed -n 's/.*gbps=\([0-9.]*\).*/\1/p' <<<"$line")"
 done
+# Restore from a peer: a step on n1 and n2 saves (copies of n2's shards on
+# n1); the next step runs n2's ranks on n3, which has nothing: they fetch
+# their shards from n1's memory. The runtime reports each rank's restore
+# (TIERCKPT_RUN_REPORT=1); the figure is the moved bytes over the slowest
+# moved rank's restore time (inventory, transfer and checksum included).
+# shellcheck disable=SC2016  # runs in the allocation
+out=$("$CLUSTER" exec salloc -N3 -n6 --ckpt-mem=1G --ckpt-replicas=1 bash -c '
+    train="tierckpt-synth-train --state-mib 64 --ckpt-every 4 --steps 4"
+    srun --mpi=pmix -N2 -n4 -w n1,n2 $train >/dev/null
+    TIERCKPT_RUN_REPORT=1 srun --mpi=pmix -N2 -n4 -w n1,n3 $train --steps 8 2>&1' 2>&1)
+peer=$(awk '/tierckpt-report restore .*source=peer/ {
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        bytes += v["bytes"]; if (v["ms"] > ms) ms = v["ms"]
+    } END { if (ms > 0) printf "%.3f", bytes / ms / 1e6 }' <<<"$out")
+if [ -n "$peer" ]; then
+    report restore_from_peer "$peer"
+else
+    echo "bench restore_from_peer: no peer restore in the output:"
+    echo "$out" | tail -n 20
+fi

@@ -65,3 +65,30 @@ TEST_CASE("plugstack arguments: bad input names the key and the reason", "[spank
     REQUIRE_FALSE(order);
     CHECK(order.status().message().find("default_mem (20% of the node's memory) is above max_mem") == 0);
 }
+
+TEST_CASE("failure_domains name racks by Slurm host lists", "[spank][config]") {
+    using tck::spank::hostlist_contains;
+    auto cfg = tck::spank::parse_config({"failure_domains=rackA:n[1-2],login1;rackB:n[3-4,07-09]"});
+    REQUIRE(cfg);
+    REQUIRE(cfg->failure_domains.size() == 2);
+    CHECK(tck::spank::failure_domain_of(*cfg, "n1") == "rackA");
+    CHECK(tck::spank::failure_domain_of(*cfg, "login1") == "rackA");
+    CHECK(tck::spank::failure_domain_of(*cfg, "n4") == "rackB");
+    CHECK(tck::spank::failure_domain_of(*cfg, "n08") == "rackB");  // zero-padded range
+    CHECK(tck::spank::failure_domain_of(*cfg, "n8").empty());      // not n08
+    CHECK(tck::spank::failure_domain_of(*cfg, "n5").empty());
+    CHECK(tck::spank::failure_domain_of(*cfg, "n12").empty());
+    CHECK(*hostlist_contains("gpu[10-12]x", "gpu11x"));
+    CHECK_FALSE(*hostlist_contains("gpu[10-12]x", "gpu11"));
+}
+
+TEST_CASE("a bad failure_domains value names the problem and the form", "[spank][config]") {
+    for (const char *bad : {"failure_domains=rackA", "failure_domains=:n1", "failure_domains=rack A:n1",
+                            "failure_domains=a:n[1-2", "failure_domains=a:n[2-1]", "failure_domains=a:n[x]",
+                            "failure_domains=a:n1;a:n2", "failure_domains=a:", "failure_domains=a:n[1]m[2]"}) {
+        auto cfg = tck::spank::parse_config({bad});
+        INFO(bad);
+        REQUIRE_FALSE(cfg);
+        CHECK(cfg.status().message().find("failure_domains") != std::string::npos);
+    }
+}

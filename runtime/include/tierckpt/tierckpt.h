@@ -69,6 +69,7 @@ tierckpt_options_t *tierckpt_options_new(void);
  * this large when missing, e.g. "1G"), "prefault" ("yes"/"no"), "job_id",
  * "replicas" (0-16), "transport" ("ucx", "ofi", "auto"),
  * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers),
+ * "failure_domain" (this node's rack: copies go to other domains),
  * "persist_dir", "persist_every", "persist_keep". */
 tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
 void tierckpt_options_free(tierckpt_options_t *opts);
