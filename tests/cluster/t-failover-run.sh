@@ -5,7 +5,8 @@
 # survivors plus the spare, which restore from memory (local and peer, never
 # persistent) and finish with the uninterrupted run's digest. Then a node
 # killed during a save. Then the two nodes holding the only copies of shards
-# killed: the job stops with "no complete checkpoint", never a wrong state.
+# killed: the job stops with "no complete checkpoint", never a wrong state;
+# with a persistent tier configured, the relaunch restores from it instead.
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
@@ -101,3 +102,26 @@ assert_match "$out" '^tierckpt run: the program failed \(exit status [0-9]+\) an
     "tierckpt run stops"
 assert_no_match "$out" '^final steps=' "no result from a state that was not restored"
 assert_no_match "$(sed -n '/attempt 2:/,$p' <<<"$out")" '^rank=[0-3] restored none$' "no silent start from scratch"
+"$CLUSTER" revive n1
+"$CLUSTER" revive n2
+
+step "the same loss with a persistent tier: the relaunch restores the lost shards from it, bit-exact"
+pdir=$(ck mktemp -d "$STATE/jobs/failover-persist.XXXXXX")
+# shellcheck disable=SC2086
+ref4=$(ck srun --mpi=pmix -N2 -n4 "${OPTS[@]}" $TRAIN --steps 60)
+digest4=$(sed -n 's/^final steps=60 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref4")
+[ -n "$digest4" ] || fail "no digest in the 4-rank reference run: $ref4"
+OPTS+=(--ckpt-persist="$pdir" --ckpt-persist-every=1)
+# shellcheck disable=SC2086
+run_in_allocation --spares 2 -- srun --mpi=pmix -n4 $TRAIN --steps 60
+wait_output '^saved version=16 '
+"$CLUSTER" kill n1
+"$CLUSTER" kill n2
+rc=0
+wait "$run_pid" || rc=$?
+out=$(cat "$out_file")
+echo "$out" | grep -v '^\(saved\|committed\)'
+assert_eq "$rc" 0 "tierckpt run's exit status"
+assert_eq "$(grep -cE '^rank=[0-3] restored version=[0-9]+ source=persistent$' <<<"$out")" 4 \
+    "every rank of the relaunch restores from the persistent tier (the spares' stores are empty)"
+assert_match "$out" "^final steps=60 digest=$digest4$" "digest after losing both copies"
