@@ -110,7 +110,8 @@ Result<Options> Options::from_env() {
     const std::pair<const char *, const char *> keys[] = {{env::kReplicas, "replicas"},
                                                           {env::kTransport, "transport"},
                                                           {env::kReplicaTimeout, "replica_timeout_ms"},
-                                                          {env::kPeerTimeout, "peer_timeout_ms"}};
+                                                          {env::kPeerTimeout, "peer_timeout_ms"},
+                                                          {env::kCuda, "cuda"}};
     for (const auto &[key, k] : keys) {
         const char *v = std::getenv(key);
         if (!v || !*v) continue;
@@ -155,10 +156,14 @@ Status Options::set(const std::string &key, const std::string &value) {
         if (!n) return n.status();
         if (*n != 0 && *n < 500) return error(TIERCKPT_ERR_INVALID, "peer_timeout_ms={}: give 0 (off) or at least 500", *n);
         peer_timeout_ms = static_cast<int>(*n);
+    } else if (key == "cuda") {
+        auto b = parse_bool(key, value);
+        if (!b) return b.status();
+        cuda = *b;
     } else {
         return error(TIERCKPT_ERR_INVALID,
                      "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
-                     "replica_timeout_ms, peer_timeout_ms)",
+                     "replica_timeout_ms, peer_timeout_ms, cuda)",
                      key);
     }
     return Status::ok();
@@ -228,6 +233,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         MPI_Comm_free(&c->comm_);
         return st;
     }
+    c->cuda_enabled_ = opts.cuda;
     c->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!c->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
     st = c->setup_replication(opts);
@@ -328,8 +334,63 @@ Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t 
     for (const auto &r : regions_) {
         if (r.name == name) return error(TIERCKPT_ERR_INVALID, "region '{}' is registered already", name);
     }
-    regions_.push_back({name, ptr, bytes});
+    cuda::PtrInfo mem;
+    if (cuda_enabled_ && bytes) mem = cuda::classify(ptr);
+    if (mem.device && !stager_) {
+        // The first device region: register the store with CUDA (once; the
+        // pages get pinned), or fall back to bounce buffers and say why.
+        stager_ = std::make_unique<cuda::Stager>();
+        const char *force = std::getenv("TIERCKPT_TEST_CUDA_BOUNCE");
+        stager_->register_store(store_->base(), store_->size(), force && std::strcmp(force, "1") == 0);
+        if (stager_->store_registered()) {
+            log::info("rank {}: device regions are staged straight into the node store (cuda-direct)", rank_);
+        } else {
+            log::warn("rank {}: {}; device regions are staged through pinned bounce buffers (cuda-bounce), at "
+                      "memory-copy speed instead of PCIe speed. Check the locked-memory limit (ulimit -l) and that "
+                      "the store is on tmpfs or hugetlbfs",
+                      rank_, stager_->fallback_reason());
+        }
+    }
+    regions_.push_back({name, ptr, bytes, mem});
     return Status::ok();
+}
+
+cuda::Path Checkpointer::stage_path() const {
+    return cuda::choose_path(stager_ != nullptr, stager_ && stager_->store_registered());
+}
+
+// Copies the regions back to back to dst (the slot's data, after the
+// manifest). Device regions: the application's queued work first, then
+// copies that all end before this returns. crash: the test hook, half of
+// the first region then exit.
+Status Checkpointer::stage_regions(std::uint8_t *dst, bool crash) {
+    if (stager_) {
+        std::vector<int> quiet;
+        for (const auto &r : regions_) {
+            if (!r.mem.device || std::find(quiet.begin(), quiet.end(), r.mem.device_id) != quiet.end()) continue;
+            quiet.push_back(r.mem.device_id);
+            if (Status st = stager_->quiesce(r.mem.device_id); !st) return st;
+        }
+    }
+    std::uint64_t off = 0;
+    Status st;
+    for (const auto &r : regions_) {
+        std::size_t n = crash ? r.bytes / 2 : r.bytes;
+        if (r.mem.device) {
+            st = stager_->to_host(dst + off, r.ptr, n, r.mem.device_id);
+            if (!st) st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+        } else {
+            std::memcpy(dst + off, r.ptr, n);
+        }
+        if (!st || crash) break;
+        off += r.bytes;
+    }
+    if (stager_) {
+        Status fin = stager_->finish();
+        if (st && !fin) st = fin;
+    }
+    if (crash) ::_exit(86);
+    return st;
 }
 
 std::uint64_t Checkpointer::payload_bytes() const {
@@ -583,16 +644,24 @@ Status Checkpointer::save(std::uint64_t version) {
         std::memcpy(dst + off, &e, sizeof e);
         off += sizeof e;
     }
-    bool crash = crash_requested(version, rank_);
-    for (const auto &r : regions_) {
-        if (crash) {
-            std::memcpy(dst + off, r.ptr, r.bytes / 2);
-            ::_exit(86);
-        }
-        std::memcpy(dst + off, r.ptr, r.bytes);
-        off += r.bytes;
-    }
+    Status staged = stage_regions(dst + off, crash_requested(version, rank_));
     double t2 = now_ms();
+    if (!staged) {
+        // Everyone must take part in the vote; this rank votes no. The
+        // slot stays `writing`: never restored, reused by the next save.
+        std::lock_guard<std::mutex> lk(mu_);
+        inflight_.emplace();
+        inflight_->version = version;
+        inflight_->checksummed = true;
+        inflight_->worker_ok = false;
+        inflight_->replicated = true;
+        inflight_->t_start = t0;
+        have_last_ = true;
+        last_version_ = version;
+        stats_ = SaveStats{};
+        stats_.version = version;
+        return error(staged.code(), "save({}): {}", version, staged.message());
+    }
 
     stats_ = SaveStats{};
     stats_.version = version;
@@ -712,11 +781,24 @@ Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, st
     }
     if (data != bytes) return error(TIERCKPT_ERR_CORRUPT, "shard size does not match its manifest");
     off = store::manifest_bytes(regions_.size());
+    Status st;
     for (const auto &r : regions_) {
-        std::memcpy(r.ptr, payload + off, r.bytes);
+        if (r.mem.device) {
+            st = stager_->to_device(r.ptr, payload + off, r.bytes, r.mem.device_id);
+            if (!st) {
+                st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+                break;
+            }
+        } else {
+            std::memcpy(r.ptr, payload + off, r.bytes);
+        }
         off += r.bytes;
     }
-    return Status::ok();
+    if (stager_) {
+        Status fin = stager_->finish();
+        if (st && !fin) st = fin;
+    }
+    return st;
 }
 
 Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
@@ -965,6 +1047,7 @@ Status Checkpointer::close() {
     if (wake_fd_) wake_worker();
     if (worker_.joinable()) worker_.join();
     transport_.reset();
+    stager_.reset();  // unregisters the store mapping before it goes
     store_.reset();
     if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);

@@ -23,6 +23,7 @@
 
 #include "../common/status.hpp"
 #include "../common/unique_fd.hpp"
+#include "cuda_stage.hpp"
 #include "peer_watch.hpp"
 #include "store_format.hpp"
 #include "transport/transport.hpp"
@@ -38,11 +39,12 @@ struct Options {
     std::string transport = "auto";  // TIERCKPT_TRANSPORT: ucx, ofi or auto
     int replica_timeout_ms = 60000;  // TIERCKPT_REPLICA_TIMEOUT_MS
     int peer_timeout_ms = 10000;     // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
+    bool cuda = true;                // TIERCKPT_CUDA: look for device regions (with the CUDA tier)
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
-    // replica_timeout_ms, peer_timeout_ms.
+    // replica_timeout_ms, peer_timeout_ms, cuda.
     Status set(const std::string &key, const std::string &value);
 };
 
@@ -106,6 +108,9 @@ public:
     // The ranks that keep copies of this rank's shards.
     const std::vector<int> &partners() const { return partners_; }
     const char *transport_name() const { return transport_ ? transport_->name() : "none"; }
+    // How regions reach the store: host (no device region), cuda-direct
+    // or cuda-bounce (see cuda_stage.hpp).
+    cuda::Path stage_path() const;
     std::uint64_t committed_version() const { return committed_version_; }
     int rank() const { return rank_; }
     int world() const { return world_; }
@@ -116,6 +121,7 @@ private:
         std::string name;
         void *ptr;
         std::size_t bytes;
+        cuda::PtrInfo mem;  // device memory, and on which device
     };
     struct InFlight {
         std::uint64_t version = 0;
@@ -148,12 +154,15 @@ private:
     Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan, int &bad_entry,
                            Source &source);
     Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc);
+    Status stage_regions(std::uint8_t *dst, bool crash);
 
     MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
     bool we_initialized_mpi_ = false;
     int rank_ = 0, world_ = 1, node_rank_ = 0, node_size_ = 1;
     std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
     std::optional<store::StoreFile> store_;
+    bool cuda_enabled_ = true;                // Options::cuda
+    std::unique_ptr<cuda::Stager> stager_;    // with the first device region; before store_ goes
     std::vector<Region> regions_;
     std::uint64_t committed_version_ = 0;
     bool have_committed_ = false;
