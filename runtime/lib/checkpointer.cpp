@@ -234,6 +234,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         return st;
     }
     c->cuda_enabled_ = opts.cuda;
+    if (const char *p = std::getenv("TIERCKPT_TEST_STAGE_PIECES")) c->stage_pieces_ = std::strcmp(p, "1") == 0;
     c->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!c->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
     st = c->setup_replication(opts);
@@ -361,9 +362,10 @@ cuda::Path Checkpointer::stage_path() const {
 
 // Copies the regions back to back to dst (the slot's data, after the
 // manifest). Device regions: the application's queued work first, then
-// copies that all end before this returns. crash: the test hook, half of
-// the first region then exit.
-Status Checkpointer::stage_regions(std::uint8_t *dst, bool crash) {
+// copies that all end before this returns. staged(n): the first n bytes
+// at dst have landed (the worker checksums them meanwhile). crash: the
+// test hook, half of the first region then exit.
+Status Checkpointer::stage_regions(std::uint8_t *dst, bool crash, const std::function<void(std::uint64_t)> &staged) {
     if (stager_) {
         std::vector<int> quiet;
         for (const auto &r : regions_) {
@@ -376,17 +378,26 @@ Status Checkpointer::stage_regions(std::uint8_t *dst, bool crash) {
     Status st;
     for (const auto &r : regions_) {
         std::size_t n = crash ? r.bytes / 2 : r.bytes;
+        bool pending = stager_ && stager_->has_pending();  // queued device copies before this region
         if (r.mem.device) {
             st = stager_->to_host(dst + off, r.ptr, n, r.mem.device_id);
             if (!st) st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+        } else if (stage_pieces_) {
+            for (const auto &p : cuda::plan_pieces(n, cuda::kPieceBytes)) {
+                std::memcpy(dst + off + p.offset, static_cast<const std::uint8_t *>(r.ptr) + p.offset, p.bytes);
+                if (!pending) staged(off + p.offset + p.bytes);
+            }
         } else {
             std::memcpy(dst + off, r.ptr, n);
         }
         if (!st || crash) break;
         off += r.bytes;
+        if (!(stager_ && stager_->has_pending())) staged(off);
     }
     if (stager_) {
-        Status fin = stager_->finish();
+        Status fin = stager_->finish([&](const void *end) {
+            staged(static_cast<std::uint64_t>(static_cast<const std::uint8_t *>(end) - dst));
+        });
         if (st && !fin) st = fin;
     }
     if (crash) ::_exit(86);
@@ -490,13 +501,43 @@ void Checkpointer::worker_checksum() {
     }
     double t0 = now_ms();
     store::SlotRecord rec = store_->read_record(slot);
-    // In pieces, so a large shard does not silence the heartbeats.
+    // In pieces, so a large shard does not silence the heartbeats, and
+    // behind the copy while save() stages (staged_upto_): the bytes are
+    // final once staged. The shard is done only once staging has ended.
     constexpr std::uint64_t kCrcPiece = 256ull << 20;
     std::uint32_t crc = 0;
-    for (std::uint64_t off = 0; off < rec.payload_bytes; off += kCrcPiece) {
+    std::uint64_t off = 0, behind = 0;  // behind: checksummed while the copy ran
+    for (;;) {
+        std::uint64_t upto = 0;
+        bool staging = false, failed = false;
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            if (inflight_->staging && staged_upto_ <= off) cv_.wait_for(lk, std::chrono::milliseconds(100));
+            staging = inflight_->staging;
+            failed = inflight_->staging_failed;
+            upto = staging ? staged_upto_ : rec.payload_bytes;
+        }
         send_heartbeats(false);
-        crc = crc32c(store_->base() + rec.offset + off, std::min(kCrcPiece, rec.payload_bytes - off), crc);
+        if (failed) {
+            // save() could not stage this shard: vote no, copy nothing.
+            std::lock_guard<std::mutex> lk(mu_);
+            inflight_->checksummed = true;
+            inflight_->worker_ok = false;
+            inflight_->replicated = true;
+            cv_.notify_all();
+            return;
+        }
+        if (off < upto) {
+            std::uint64_t n = std::min(kCrcPiece, upto - off);
+            crc = crc32c(store_->base() + rec.offset + off, n, crc);
+            off += n;
+            if (staging) behind += n;
+        } else if (!staging && off >= rec.payload_bytes) {
+            break;
+        }
     }
+    log::debug("version {}: {} of {} bytes checksummed while save() was copying", rec.version, behind,
+               rec.payload_bytes);
     rec.payload_crc = crc;
     rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
     store_->write_record(slot, rec);
@@ -644,41 +685,40 @@ Status Checkpointer::save(std::uint64_t version) {
         std::memcpy(dst + off, &e, sizeof e);
         off += sizeof e;
     }
-    Status staged = stage_regions(dst + off, crash_requested(version, rank_));
-    double t2 = now_ms();
-    if (!staged) {
-        // Everyone must take part in the vote; this rank votes no. The
-        // slot stays `writing`: never restored, reused by the next save.
-        std::lock_guard<std::mutex> lk(mu_);
-        inflight_.emplace();
-        inflight_->version = version;
-        inflight_->checksummed = true;
-        inflight_->worker_ok = false;
-        inflight_->replicated = true;
-        inflight_->t_start = t0;
-        have_last_ = true;
-        last_version_ = version;
-        stats_ = SaveStats{};
-        stats_.version = version;
-        return error(staged.code(), "save({}): {}", version, staged.message());
-    }
-
     stats_ = SaveStats{};
     stats_.version = version;
     stats_.bytes = need;
     stats_.wait_ms = t1 - t0;
-    stats_.stall_ms = t2 - t1;
     have_last_ = true;
     last_version_ = version;
+    // The worker starts now and checksums behind the copy: it follows
+    // staged_upto_, and finishes the shard only once staging has ended.
     {
         std::lock_guard<std::mutex> lk(mu_);
         inflight_.emplace();
         inflight_->version = version;
         inflight_->slot = slot;
         inflight_->t_start = t1;
+        inflight_->staging = true;
+        staged_upto_ = off;  // the manifest
         work_pending_ = true;
     }
     wake_worker();
+    Status staged = stage_regions(dst + off, crash_requested(version, rank_), [&](std::uint64_t n) {
+        std::lock_guard<std::mutex> lk(mu_);
+        staged_upto_ = std::max(staged_upto_, off + n);
+        cv_.notify_all();
+    });
+    double t2 = now_ms();
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        stats_.stall_ms = t2 - t1;
+        inflight_->staging = false;
+        if (staged) staged_upto_ = need;
+        else inflight_->staging_failed = true;  // the worker votes no; the slot stays `writing`
+        cv_.notify_all();
+    }
+    if (!staged) return error(staged.code(), "save({}): {}", version, staged.message());
     if (!previous) {
         // This version is staged and in flight; the application still
         // learns, with the previous one's status, that it did not commit.

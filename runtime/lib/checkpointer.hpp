@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -126,6 +127,8 @@ private:
     struct InFlight {
         std::uint64_t version = 0;
         std::uint32_t slot = 0;
+        bool staging = false;         // guarded by mu_: save() is still copying into the slot
+        bool staging_failed = false;  // guarded by mu_
         bool checksummed = false;  // guarded by mu_
         bool worker_ok = true;     // guarded by mu_
         bool replicated = false;   // guarded by mu_: every partner answered (or timed out)
@@ -154,7 +157,7 @@ private:
     Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan, int &bad_entry,
                            Source &source);
     Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc);
-    Status stage_regions(std::uint8_t *dst, bool crash);
+    Status stage_regions(std::uint8_t *dst, bool crash, const std::function<void(std::uint64_t)> &staged);
 
     MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
     bool we_initialized_mpi_ = false;
@@ -163,6 +166,8 @@ private:
     std::optional<store::StoreFile> store_;
     bool cuda_enabled_ = true;                // Options::cuda
     std::unique_ptr<cuda::Stager> stager_;    // with the first device region; before store_ goes
+    bool stage_pieces_ = false;               // TIERCKPT_TEST_STAGE_PIECES: host regions in pieces too
+    std::uint64_t staged_upto_ = 0;           // guarded by mu_: payload bytes of the save in flight staged
     std::vector<Region> regions_;
     std::uint64_t committed_version_ = 0;
     bool have_committed_ = false;

@@ -56,7 +56,8 @@ static Status no_cuda() {
 Status Stager::quiesce(int) { return no_cuda(); }
 Status Stager::to_host(void *, const void *, std::size_t, int) { return no_cuda(); }
 Status Stager::to_device(void *, const void *, std::size_t, int) { return no_cuda(); }
-Status Stager::finish() { return Status::ok(); }
+bool Stager::has_pending() const { return false; }
+Status Stager::finish(const Progress &) { return Status::ok(); }
 
 #else  // TCK_HAVE_CUDA
 
@@ -136,9 +137,18 @@ struct Stager::Impl {
     struct Dev {
         int id = -1;
         cudaStream_t stream = nullptr;
-        cudaEvent_t ev[2] = {nullptr, nullptr};
+        cudaEvent_t ev[2] = {nullptr, nullptr};  // the bounce buffers'
+        std::vector<cudaEvent_t> marks;          // one per queued piece, reused
+        std::size_t used = 0;                    // marks in use since the last finish()
+    };
+    // A queued piece: its device, its event there, the end of its destination.
+    struct Queued {
+        std::size_t dev;
+        std::size_t mark;
+        const void *end;
     };
     std::vector<Dev> devs;
+    std::vector<Queued> queued;
     void *reg_base = nullptr;
     std::size_t reg_bytes = 0;
     bool registered = false;
@@ -153,6 +163,7 @@ struct Stager::Impl {
             for (auto &e : d.ev) {
                 if (e) (void)cudaEventDestroy(e);
             }
+            for (auto &e : d.marks) (void)cudaEventDestroy(e);
             if (d.stream) (void)cudaStreamDestroy(d.stream);
         }
         for (auto &b : bounce) {
@@ -191,6 +202,21 @@ struct Stager::Impl {
         }
         devs.push_back(d);
         return &devs.back();
+    }
+
+    // Records an event after the piece just queued on device d's stream.
+    Status mark(std::size_t d, const void *end) {
+        Dev &dv = devs[d];
+        if (dv.used == dv.marks.size()) {
+            cudaEvent_t e = nullptr;
+            cudaError_t rc = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+            if (rc != cudaSuccess) return cuda_error("cudaEventCreateWithFlags", rc);
+            dv.marks.push_back(e);
+        }
+        cudaError_t rc = cudaEventRecord(dv.marks[dv.used], dv.stream);
+        if (rc != cudaSuccess) return cuda_error("cudaEventRecord", rc);
+        queued.push_back({d, dv.used++, end});
+        return Status::ok();
     }
 
     Status bounce_buffers() {
@@ -252,10 +278,12 @@ Status Stager::to_host(void *dst, const void *src, std::size_t bytes, int device
     const auto *in = static_cast<const std::uint8_t *>(src);
     auto pieces = plan_pieces(bytes, kPieceBytes);
     if (m.in_registered(dst, bytes)) {
-        // Straight into the registered store; finish() waits.
+        // Straight into the registered store; finish() waits, piece by piece.
+        auto di = static_cast<std::size_t>(*d - m.devs.data());
         for (const auto &p : pieces) {
             cudaError_t rc = cudaMemcpyAsync(out + p.offset, in + p.offset, p.bytes, cudaMemcpyDeviceToHost, s);
             if (rc != cudaSuccess) return cuda_error("cudaMemcpyAsync (device to node store)", rc);
+            if (Status st = m.mark(di, out + p.offset + p.bytes); !st) return st;
         }
         return Status::ok();
     }
@@ -325,9 +353,25 @@ Status Stager::to_device(void *dst, const void *src, std::size_t bytes, int devi
     return Status::ok();
 }
 
-Status Stager::finish() {
+bool Stager::has_pending() const { return !impl_->queued.empty(); }
+
+Status Stager::finish(const Progress &progress) {
+    Impl &m = *impl_;
     Status first;
-    for (auto &d : impl_->devs) {
+    for (const auto &q : m.queued) {
+        if (!first) break;
+        Impl::Dev &d = m.devs[q.dev];
+        DeviceGuard g(d.id);
+        cudaError_t rc = cudaEventSynchronize(d.marks[q.mark]);
+        if (rc != cudaSuccess) {
+            first = cuda_error("copy from the device to the node store", rc);
+            break;
+        }
+        if (progress) progress(q.end);
+    }
+    m.queued.clear();
+    for (auto &d : m.devs) d.used = 0;
+    for (auto &d : m.devs) {
         DeviceGuard g(d.id);
         cudaError_t rc = cudaStreamSynchronize(d.stream);
         if (rc != cudaSuccess && first) first = cuda_error("copy between the device and the node store", rc);

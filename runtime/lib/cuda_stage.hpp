@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,13 +82,19 @@ public:
     // Waits for the work the application queued on the device (its kernels
     // writing the state), so the copy sees what it computed.
     Status quiesce(int device);
-    // Device to host. With the direct path the copy is queued and finish()
-    // waits for it; with bounce buffers it is done on return.
+    // Device to host. With the direct path the copy is queued, piece by
+    // piece, each followed by an event, and finish() waits for it; with
+    // bounce buffers it is done on return.
     Status to_host(void *dst, const void *src, std::size_t bytes, int device);
     // Host to device, the same way.
     Status to_device(void *dst, const void *src, std::size_t bytes, int device);
+    // Copies queued and not yet waited for by finish().
+    bool has_pending() const;
+    // Called by finish() as each queued piece lands, in the order queued,
+    // with the end of its destination.
+    using Progress = std::function<void(const void *end)>;
     // Waits for every queued copy; the first error of any of them.
-    Status finish();
+    Status finish(const Progress &progress = {});
 
 private:
     struct Impl;

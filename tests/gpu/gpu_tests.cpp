@@ -92,6 +92,36 @@ void host_case() {
     ck.close();
 }
 
+// The worker checksums behind the copy (as it does behind device pieces):
+// host regions staged in 64 MiB pieces with the test hook. A checksum of
+// bytes not yet final would fail the restore's verification.
+void host_pieces_case() {
+    ::setenv("TIERCKPT_TEST_STAGE_PIECES", "1", 1);
+    const std::size_t n = (200u << 20) + 3;
+    auto a = pattern(n, 5), b = pattern(77, 6);
+    auto a0 = a, b0 = b;
+    std::uint64_t sb = store_bytes_for(n + 77);
+    tckgpu::TempStore store(sb, "pieces");
+    tierckpt::Options o;
+    o.set("store", store.path).set("store_bytes", std::to_string(sb));
+    tierckpt::Checkpointer ck(&o);
+    ::unsetenv("TIERCKPT_TEST_STAGE_PIECES");
+    ck.add("a", a.data(), a.size());
+    ck.add("b", b.data(), b.size());
+    for (std::uint64_t v = 1; v <= 3; ++v) {
+        a[v] = static_cast<unsigned char>(v);
+        a0[v] = a[v];
+        ck.save(v);
+    }
+    ck.wait();
+    expect(ck.stats().committed == 1, "version 3 did not commit");
+    std::memset(a.data(), 0, a.size());
+    auto v = ck.restore();
+    expect(v && *v == 3, "restore did not find version 3");
+    expect(a == a0 && b == b0, "restored regions differ from what was saved");
+    ck.close();
+}
+
 #ifdef TCK_HAVE_CUDA
 
 void cuda_ok(cudaError_t rc, const char *what) {
@@ -184,13 +214,60 @@ void save_boundaries() {
     (void)cudaFreeHost(staged);
 }
 
+// A device copy that fails (the region was freed) fails the save; the
+// version does not commit, and the previous one stays restorable.
+void failed_copy() {
+    const std::size_t n = 8u << 20;
+    auto want = pattern(n, 31);
+    std::uint64_t sb = store_bytes_for(n);
+    tckgpu::TempStore store(sb, "fail");
+    tierckpt::Options o;
+    o.set("store", store.path).set("store_bytes", std::to_string(sb));
+    {
+        auto *d = new DeviceBuffer(n);
+        d->upload(want);
+        tierckpt::Checkpointer ck(&o);
+        ck.add("state", d->p, n);
+        ck.save(1);
+        ck.wait();
+        delete d;  // the registered region is gone
+        bool threw = false;
+        try {
+            ck.save(2);
+        } catch (const tierckpt::Error &e) {
+            threw = true;
+            std::printf("  save(2): %s\n", e.what());
+        }
+        expect(threw, "save of a freed device region did not fail");
+        threw = false;
+        try {
+            ck.wait();
+        } catch (const tierckpt::Error &) {
+            threw = true;
+        }
+        expect(threw, "the failed version's commit was not refused");
+        expect(ck.stats().committed == 0, "the failed version counts as committed");
+        ck.close();
+    }
+    DeviceBuffer again(n);
+    cuda_ok(cudaMemset(again.p, 0, n), "cudaMemset");
+    tierckpt::Checkpointer ck(&o);
+    ck.add("state", again.p, n);
+    auto v = ck.restore();
+    expect(v && *v == 1, "version 1 is not the newest restorable one after version 2 failed");
+    expect(again.download() == want, "version 1 differs after restore");
+    ck.close();
+}
+
 #endif  // TCK_HAVE_CUDA
 
 }  // namespace
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);  // ours: the checkpointers then leave it alone
-    run_case("gpu: host regions save and restore bit-exact in this build (stage path host)", host_case);
+    run_case("host regions save and restore bit-exact in this build (stage path host)", host_case);
+    run_case("the checksum follows the copy piece by piece and still matches (host, TIERCKPT_TEST_STAGE_PIECES)",
+             host_pieces_case);
 
     std::string why;
     int devices = tck::cuda::device_count(&why);
@@ -200,8 +277,8 @@ int main(int argc, char **argv) {
         cudaDeviceProp prop{};
         if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) std::printf("  device 0: %s\n", prop.name);
     }
-    run_case("gpu: device regions save and restore bit-exact", [] { device_roundtrip(""); }, skip);
-    run_case("gpu: device regions through bounce buffers (cuda-bounce) bit-exact",
+    run_case("device regions save and restore bit-exact", [] { device_roundtrip(""); }, skip);
+    run_case("device regions through bounce buffers (cuda-bounce) bit-exact",
              [] {
                  ::setenv("TIERCKPT_TEST_CUDA_BOUNCE", "1", 1);
                  try {
@@ -213,13 +290,15 @@ int main(int argc, char **argv) {
                  ::unsetenv("TIERCKPT_TEST_CUDA_BOUNCE");
              },
              skip);
-    run_case("gpu: save copies the work queued before it and nothing written after it returns", save_boundaries, skip);
+    run_case("save copies the work queued before it and nothing written after it returns", save_boundaries, skip);
+    run_case("a device copy that fails fails the save, and the previous version stays", failed_copy, skip);
 #else
     (void)devices;
     const std::string skip = "libtierckpt built without CUDA (configure --with-cuda)";
-    for (const char *n : {"gpu: device regions save and restore bit-exact",
-                          "gpu: device regions through bounce buffers (cuda-bounce) bit-exact",
-                          "gpu: save copies the work queued before it and nothing written after it returns"}) {
+    for (const char *n : {"device regions save and restore bit-exact",
+                          "device regions through bounce buffers (cuda-bounce) bit-exact",
+                          "save copies the work queued before it and nothing written after it returns",
+                          "a device copy that fails fails the save, and the previous version stays"}) {
         run_case(n, [] {}, skip);
     }
 #endif
