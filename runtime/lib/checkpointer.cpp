@@ -499,7 +499,7 @@ void Checkpointer::worker_checksum() {
         std::lock_guard<std::mutex> lk(mu_);
         slot = inflight_->slot;
     }
-    double t0 = now_ms();
+    double t0 = 0;  // the first piece checksummed: waiting for the copy is not checksum time
     store::SlotRecord rec = store_->read_record(slot);
     // In pieces, so a large shard does not silence the heartbeats, and
     // behind the copy while save() stages (staged_upto_): the bytes are
@@ -528,6 +528,7 @@ void Checkpointer::worker_checksum() {
             return;
         }
         if (off < upto) {
+            if (t0 == 0) t0 = now_ms();
             std::uint64_t n = std::min(kCrcPiece, upto - off);
             crc = crc32c(store_->base() + rec.offset + off, n, crc);
             off += n;
@@ -542,6 +543,7 @@ void Checkpointer::worker_checksum() {
     rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
     store_->write_record(slot, rec);
     double t1 = now_ms();
+    if (t0 == 0) t0 = t1;
     bool ok = true;
     for (int p : partners_) {
         TransportMsg m{};
