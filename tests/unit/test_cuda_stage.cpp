@@ -101,3 +101,15 @@ TEST_CASE("the forced bounce path (test hook) is reported as such", "[cuda]") {
     CHECK(s.fallback_reason().find("TIERCKPT_TEST_CUDA_BOUNCE") != std::string::npos);
 #endif
 }
+
+TEST_CASE("the cuda option takes yes or no, and names itself when it does not", "[cuda]") {
+    tierckpt_options_t *o = tierckpt_options_new();
+    REQUIRE(o);
+    CHECK(tierckpt_options_set(o, "cuda", "no") == TIERCKPT_OK);
+    CHECK(tierckpt_options_set(o, "cuda", "yes") == TIERCKPT_OK);
+    CHECK(tierckpt_options_set(o, "cuda", "maybe") == TIERCKPT_ERR_INVALID);
+    CHECK(std::string(tierckpt_last_error()).find("cuda") != std::string::npos);
+    CHECK(tierckpt_options_set(o, "gpu", "yes") == TIERCKPT_ERR_INVALID);
+    CHECK(std::string(tierckpt_last_error()).find("cuda") != std::string::npos);  // in the list of known keys
+    tierckpt_options_free(o);
+}
