@@ -186,14 +186,19 @@ def _torch_tensor_type():
     return getattr(t, "Tensor", None) if t is not None else None
 
 
-def _tensor_region(t, path) -> _Region:
+def _tensor_region(t, path, cuda: bool) -> _Region:
+    """cuda: the library has its CUDA tier and looks for device regions."""
     if t.layout != sys.modules["torch"].strided:
         raise TierckptError(1, f"'{path}': a {t.layout} tensor; only dense (strided) tensors can be checkpointed")
-    if t.device.type != "cpu":
+    if t.device.type == "cuda" and not cuda:
+        why = ("TIERCKPT_CUDA=0 turns its CUDA tier off" if "cuda" in features()
+               else "this libtierckpt was built without its CUDA tier (configure --with-cuda)")
+        raise TierckptError(8, f"'{path}' is a cuda tensor: {why}; checkpoint a CPU copy of it")
+    if t.device.type not in ("cpu", "cuda"):
         raise TierckptError(
             8,
-            f"'{path}' is a {t.device.type} tensor: libtierckpt checkpoints host memory only (its CUDA tier is "
-            "not there yet); checkpoint a CPU copy of it",
+            f"'{path}' is a {t.device.type} tensor: libtierckpt checkpoints host memory and, with its CUDA tier, "
+            "CUDA memory only; checkpoint a CPU copy of it",
         )
     if not t.is_contiguous():
         raise TierckptError(1, f"'{path}': the tensor is not contiguous; checkpoint a contiguous one (tensor.contiguous())")
@@ -232,7 +237,7 @@ class _Walk:
             return special
         tensor = _torch_tensor_type()
         if tensor is not None and isinstance(v, tensor):
-            return self.region(_tensor_region(v, path))
+            return self.region(_tensor_region(v, path, self.ck._cuda))
         if isinstance(v, Mapping):
             out = type(v)() if type(v) in (dict,) or _is_ordered_dict(v) else {}
             for k, x in v.items():
@@ -277,6 +282,7 @@ class Checkpointer:
         replicas=None,
         transport: Optional[str] = None,
         replica_timeout_ms=None,
+        cuda: Optional[bool] = None,
         comm=None,
         meta_bytes: int = DEFAULT_META_BYTES,
     ):
@@ -296,8 +302,15 @@ class Checkpointer:
             "replicas": replicas,
             "transport": transport,
             "replica_timeout_ms": replica_timeout_ms,
+            "cuda": None if cuda is None else ("yes" if cuda else "no"),
         }
         settings = {k: str(v) for k, v in settings.items() if v is not None}
+        # Whether the library looks for device regions: with its CUDA tier,
+        # unless told not to (TIERCKPT_CUDA is read only when the settings
+        # come from the environment).
+        if cuda is None:
+            cuda = bool(settings) or os.environ.get("TIERCKPT_CUDA", "1") != "0"
+        self._cuda = cuda and "cuda" in features()
         if not settings and not os.environ.get("TIERCKPT_STORE"):
             raise TierckptError(
                 1,
@@ -373,6 +386,11 @@ class Checkpointer:
     def restore_source(self) -> str:
         """Where this rank's restored state came from: "local", "peer", "persistent" or "none"."""
         return _lib.get().tierckpt_restore_source(self._h()).decode()
+
+    @property
+    def stage_path(self) -> str:
+        """How regions reach the node store: "host", "cuda-direct" or "cuda-bounce"."""
+        return _lib.get().tierckpt_stage_path(self._h()).decode()
 
     @property
     def meta_bytes(self) -> int:

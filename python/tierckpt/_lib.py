@@ -91,6 +91,7 @@ def _declare(lib):
         "tierckpt_wait": (c_int, [c_void_p]),
         "tierckpt_restore": (c_int, [c_void_p, p(c_int), p(c_uint64)]),
         "tierckpt_restore_source": (c_char_p, [c_void_p]),
+        "tierckpt_stage_path": (c_char_p, [c_void_p]),
         "tierckpt_get_stats": (c_int, [c_void_p, p(CStats)]),
         "tierckpt_close": (c_int, [c_void_p]),
         # MPI itself, reached through libtierckpt's dependency on libmpi.

@@ -20,6 +20,7 @@ inline constexpr const char *kReplicaTimeout = "TIERCKPT_REPLICA_TIMEOUT_MS";  /
 inline constexpr const char *kFailureDomain = "TIERCKPT_FAILURE_DOMAIN";  // this node's failure domain ("": none)
 inline constexpr const char *kPeerTimeout = "TIERCKPT_PEER_TIMEOUT_MS";  // a silent peer is dead after this (0: never)
 inline constexpr const char *kRunReport = "TIERCKPT_RUN_REPORT";  // 1: print restore reports for tierckpt run
+inline constexpr const char *kCuda = "TIERCKPT_CUDA";  // 0: treat every region as host memory (CUDA tier off)
 inline constexpr const char *kExpectVersion = "TIERCKPT_EXPECT_VERSION";  // tierckpt run: the version committed before
 
 }  // namespace tck::env

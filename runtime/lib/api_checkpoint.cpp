@@ -129,6 +129,10 @@ tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *versi
     });
 }
 
+const char *tierckpt_stage_path(const tierckpt_t *ckpt) {
+    return ckpt && ckpt->impl ? tck::cuda::path_name(ckpt->impl->stage_path()) : "host";
+}
+
 const char *tierckpt_restore_source(const tierckpt_t *ckpt) {
     return ckpt ? tck::source_name(ckpt->source) : "none";
 }

@@ -115,6 +115,7 @@ Result<Options> Options::from_env() {
         {env::kReplicaTimeout, "replica_timeout_ms"}, {env::kPeerTimeout, "peer_timeout_ms"},
         {env::kFailureDomain, "failure_domain"}, {env::kPersistDir, "persist_dir"},
         {env::kPersistEvery, "persist_every"}, {env::kPersistKeep, "persist_keep"},
+        {env::kCuda, "cuda"},
     };
     for (const auto &[key, k] : keys) {
         const char *v = std::getenv(key);
@@ -185,11 +186,15 @@ Status Options::set(const std::string &key, const std::string &value) {
         auto n = parse_uint(key, value, 1, persist::kMaxKeep);
         if (!n) return n.status();
         persist_keep = static_cast<std::uint32_t>(*n);
+    } else if (key == "cuda") {
+        auto b = parse_bool(key, value);
+        if (!b) return b.status();
+        cuda = *b;
     } else {
         return error(TIERCKPT_ERR_INVALID,
                      "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
                      "replica_timeout_ms, peer_timeout_ms, failure_domain, persist_dir, persist_every, "
-                     "persist_keep)",
+                     "persist_keep, cuda)",
                      key);
     }
     return Status::ok();
@@ -269,6 +274,8 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
                                                   static_cast<std::uint32_t>(c->persist_every_)});
         if (!pst) log::warn("{}: the flush at job end will not find it", pst.message());
     }
+    c->cuda_enabled_ = opts.cuda;
+    if (const char *p = std::getenv("TIERCKPT_TEST_STAGE_PIECES")) c->stage_pieces_ = std::strcmp(p, "1") == 0;
     c->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!c->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
     st = c->setup_replication(opts);
@@ -379,8 +386,73 @@ Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t 
     for (const auto &r : regions_) {
         if (r.name == name) return error(TIERCKPT_ERR_INVALID, "region '{}' is registered already", name);
     }
-    regions_.push_back({name, ptr, bytes});
+    cuda::PtrInfo mem;
+    if (cuda_enabled_ && bytes) mem = cuda::classify(ptr);
+    if (mem.device && !stager_) {
+        // The first device region: register the store with CUDA (once; the
+        // pages get pinned), or fall back to bounce buffers and say why.
+        stager_ = std::make_unique<cuda::Stager>();
+        const char *force = std::getenv("TIERCKPT_TEST_CUDA_BOUNCE");
+        stager_->register_store(store_->base(), store_->size(), force && std::strcmp(force, "1") == 0);
+        if (stager_->store_registered()) {
+            log::info("rank {}: device regions are staged straight into the node store (cuda-direct)", rank_);
+        } else {
+            log::warn("rank {}: {}; device regions are staged through pinned bounce buffers (cuda-bounce), at "
+                      "memory-copy speed instead of PCIe speed. Check the locked-memory limit (ulimit -l) and that "
+                      "the store is on tmpfs or hugetlbfs",
+                      rank_, stager_->fallback_reason());
+        }
+    }
+    regions_.push_back({name, ptr, bytes, mem});
     return Status::ok();
+}
+
+cuda::Path Checkpointer::stage_path() const {
+    return cuda::choose_path(stager_ != nullptr, stager_ && stager_->store_registered());
+}
+
+// Copies the regions back to back to dst (the slot's data, after the
+// manifest). Device regions: the application's queued work first, then
+// copies that all end before this returns. staged(n): the first n bytes
+// at dst have landed (the worker checksums them meanwhile). crash: the
+// test hook, half of the first region then exit.
+Status Checkpointer::stage_regions(std::uint8_t *dst, bool crash, const std::function<void(std::uint64_t)> &staged) {
+    if (stager_) {
+        std::vector<int> quiet;
+        for (const auto &r : regions_) {
+            if (!r.mem.device || std::find(quiet.begin(), quiet.end(), r.mem.device_id) != quiet.end()) continue;
+            quiet.push_back(r.mem.device_id);
+            if (Status st = stager_->quiesce(r.mem.device_id); !st) return st;
+        }
+    }
+    std::uint64_t off = 0;
+    Status st;
+    for (const auto &r : regions_) {
+        std::size_t n = crash ? r.bytes / 2 : r.bytes;
+        bool pending = stager_ && stager_->has_pending();  // queued device copies before this region
+        if (r.mem.device) {
+            st = stager_->to_host(dst + off, r.ptr, n, r.mem.device_id);
+            if (!st) st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+        } else if (stage_pieces_) {
+            for (const auto &p : cuda::plan_pieces(n, cuda::kPieceBytes)) {
+                std::memcpy(dst + off + p.offset, static_cast<const std::uint8_t *>(r.ptr) + p.offset, p.bytes);
+                if (!pending) staged(off + p.offset + p.bytes);
+            }
+        } else {
+            std::memcpy(dst + off, r.ptr, n);
+        }
+        if (!st || crash) break;
+        off += r.bytes;
+        if (!(stager_ && stager_->has_pending())) staged(off);
+    }
+    if (stager_) {
+        Status fin = stager_->finish([&](const void *end) {
+            staged(static_cast<std::uint64_t>(static_cast<const std::uint8_t *>(end) - dst));
+        });
+        if (st && !fin) st = fin;
+    }
+    if (crash) ::_exit(86);
+    return st;
 }
 
 std::uint64_t Checkpointer::payload_bytes() const {
@@ -478,19 +550,51 @@ void Checkpointer::worker_checksum() {
         std::lock_guard<std::mutex> lk(mu_);
         slot = inflight_->slot;
     }
-    double t0 = now_ms();
+    double t0 = 0;  // the first piece checksummed: waiting for the copy is not checksum time
     store::SlotRecord rec = store_->read_record(slot);
-    // In pieces, so a large shard does not silence the heartbeats.
+    // In pieces, so a large shard does not silence the heartbeats, and
+    // behind the copy while save() stages (staged_upto_): the bytes are
+    // final once staged. The shard is done only once staging has ended.
     constexpr std::uint64_t kCrcPiece = 256ull << 20;
     std::uint32_t crc = 0;
-    for (std::uint64_t off = 0; off < rec.payload_bytes; off += kCrcPiece) {
+    std::uint64_t off = 0, behind = 0;  // behind: checksummed while the copy ran
+    for (;;) {
+        std::uint64_t upto = 0;
+        bool staging = false, failed = false;
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            if (inflight_->staging && staged_upto_ <= off) cv_.wait_for(lk, std::chrono::milliseconds(100));
+            staging = inflight_->staging;
+            failed = inflight_->staging_failed;
+            upto = staging ? staged_upto_ : rec.payload_bytes;
+        }
         send_heartbeats(false);
-        crc = crc32c(store_->base() + rec.offset + off, std::min(kCrcPiece, rec.payload_bytes - off), crc);
+        if (failed) {
+            // save() could not stage this shard: vote no, copy nothing.
+            std::lock_guard<std::mutex> lk(mu_);
+            inflight_->checksummed = true;
+            inflight_->worker_ok = false;
+            inflight_->replicated = true;
+            cv_.notify_all();
+            return;
+        }
+        if (off < upto) {
+            if (t0 == 0) t0 = now_ms();
+            std::uint64_t n = std::min(kCrcPiece, upto - off);
+            crc = crc32c(store_->base() + rec.offset + off, n, crc);
+            off += n;
+            if (staging) behind += n;
+        } else if (!staging && off >= rec.payload_bytes) {
+            break;
+        }
     }
+    log::debug("version {}: {} of {} bytes checksummed while save() was copying", rec.version, behind,
+               rec.payload_bytes);
     rec.payload_crc = crc;
     rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
     store_->write_record(slot, rec);
     double t1 = now_ms();
+    if (t0 == 0) t0 = t1;
     bool ok = true;
     for (int p : partners_) {
         TransportMsg m{};
@@ -602,7 +706,7 @@ Status Checkpointer::save(std::uint64_t version) {
     struct Staged {
         Checkpointer *c;
         ~Staged() { c->set_staging(false); }
-    } staged{this};
+    } staging_guard{this};
     // A finished flush is settled first, so that the commit below may start
     // the next one. A failed flush is reported in the statistics and logs;
     // training goes on.
@@ -669,34 +773,41 @@ Status Checkpointer::save(std::uint64_t version) {
         std::memcpy(dst + off, &e, sizeof e);
         off += sizeof e;
     }
-    bool crash = crash_requested(version, rank_);
-    for (const auto &r : regions_) {
-        if (crash) {
-            std::memcpy(dst + off, r.ptr, r.bytes / 2);
-            ::_exit(86);
-        }
-        std::memcpy(dst + off, r.ptr, r.bytes);
-        off += r.bytes;
-    }
-    set_staging(false);
-    double t2 = now_ms();
-
     stats_ = SaveStats{};
     stats_.version = version;
     stats_.bytes = need;
     stats_.wait_ms = t1 - t0;
-    stats_.stall_ms = t2 - t1;
     have_last_ = true;
     last_version_ = version;
+    // The worker starts now and checksums behind the copy: it follows
+    // staged_upto_, and finishes the shard only once staging has ended.
     {
         std::lock_guard<std::mutex> lk(mu_);
         inflight_.emplace();
         inflight_->version = version;
         inflight_->slot = slot;
         inflight_->t_start = t1;
+        inflight_->staging = true;
+        staged_upto_ = off;  // the manifest
         work_pending_ = true;
     }
     wake_worker();
+    Status staged = stage_regions(dst + off, crash_requested(version, rank_), [&](std::uint64_t n) {
+        std::lock_guard<std::mutex> lk(mu_);
+        staged_upto_ = std::max(staged_upto_, off + n);
+        cv_.notify_all();
+    });
+    set_staging(false);  // the flusher may read the store again
+    double t2 = now_ms();
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        stats_.stall_ms = t2 - t1;
+        inflight_->staging = false;
+        if (staged) staged_upto_ = need;
+        else inflight_->staging_failed = true;  // the worker votes no; the slot stays `writing`
+        cv_.notify_all();
+    }
+    if (!staged) return error(staged.code(), "save({}): {}", version, staged.message());
     if (!previous) {
         // This version is staged and in flight; the application still
         // learns, with the previous one's status, that it did not commit.
@@ -999,11 +1110,24 @@ Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, st
     }
     if (data != bytes) return error(TIERCKPT_ERR_CORRUPT, "shard size does not match its manifest");
     off = store::manifest_bytes(regions_.size());
+    Status st;
     for (const auto &r : regions_) {
-        std::memcpy(r.ptr, payload + off, r.bytes);
+        if (r.mem.device) {
+            st = stager_->to_device(r.ptr, payload + off, r.bytes, r.mem.device_id);
+            if (!st) {
+                st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+                break;
+            }
+        } else {
+            std::memcpy(r.ptr, payload + off, r.bytes);
+        }
         off += r.bytes;
     }
-    return Status::ok();
+    if (stager_) {
+        Status fin = stager_->finish();
+        if (st && !fin) st = fin;
+    }
+    return st;
 }
 
 Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
@@ -1368,6 +1492,7 @@ Status Checkpointer::close() {
     if (wake_fd_) wake_worker();
     if (worker_.joinable()) worker_.join();
     transport_.reset();
+    stager_.reset();  // unregisters the store mapping before it goes
     store_.reset();
     if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);

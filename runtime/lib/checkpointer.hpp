@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "../common/status.hpp"
 #include "../common/unique_fd.hpp"
 #include "persist.hpp"
+#include "cuda_stage.hpp"
 #include "peer_watch.hpp"
 #include "store_format.hpp"
 #include "transport/transport.hpp"
@@ -43,12 +45,13 @@ struct Options {
     std::uint32_t persist_keep = 3;    // TIERCKPT_PERSIST_KEEP: persistent versions to keep
     int peer_timeout_ms = 10000;     // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
     std::string failure_domain;      // TIERCKPT_FAILURE_DOMAIN: this node's (rack, switch...); "": its own
+    bool cuda = true;                // TIERCKPT_CUDA: look for device regions (with the CUDA tier)
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
     // replica_timeout_ms, peer_timeout_ms, failure_domain, persist_dir, persist_every,
-    // persist_keep.
+    // persist_keep, cuda.
     Status set(const std::string &key, const std::string &value);
 };
 
@@ -123,6 +126,9 @@ public:
     // The ranks that keep copies of this rank's shards.
     const std::vector<int> &partners() const { return partners_; }
     const char *transport_name() const { return transport_ ? transport_->name() : "none"; }
+    // How regions reach the store: host (no device region), cuda-direct
+    // or cuda-bounce (see cuda_stage.hpp).
+    cuda::Path stage_path() const;
     std::uint64_t committed_version() const { return committed_version_; }
     int rank() const { return rank_; }
     int world() const { return world_; }
@@ -133,10 +139,13 @@ private:
         std::string name;
         void *ptr;
         std::size_t bytes;
+        cuda::PtrInfo mem;  // device memory, and on which device
     };
     struct InFlight {
         std::uint64_t version = 0;
         std::uint32_t slot = 0;
+        bool staging = false;         // guarded by mu_: save() is still copying into the slot
+        bool staging_failed = false;  // guarded by mu_
         bool checksummed = false;  // guarded by mu_
         bool worker_ok = true;     // guarded by mu_
         bool replicated = false;   // guarded by mu_: every partner answered (or timed out)
@@ -182,12 +191,17 @@ private:
     // After an allocation failed: waits for a flush holding a slot; true
     // when one did (try again).
     bool wait_for_flush_slot();
+    Status stage_regions(std::uint8_t *dst, bool crash, const std::function<void(std::uint64_t)> &staged);
 
     MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
     bool we_initialized_mpi_ = false;
     int rank_ = 0, world_ = 1, node_rank_ = 0, node_size_ = 1;
     std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
     std::optional<store::StoreFile> store_;
+    bool cuda_enabled_ = true;                // Options::cuda
+    std::unique_ptr<cuda::Stager> stager_;    // with the first device region; before store_ goes
+    bool stage_pieces_ = false;               // TIERCKPT_TEST_STAGE_PIECES: host regions in pieces too
+    std::uint64_t staged_upto_ = 0;           // guarded by mu_: payload bytes of the save in flight staged
     std::vector<Region> regions_;
     // The persistent tier.
     struct FlushJob {

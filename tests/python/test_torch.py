@@ -144,8 +144,36 @@ def test_non_contiguous_and_device_tensors_are_refused(store):
         with pytest.raises(tierckpt.TierckptError, match="'t': the tensor is not contiguous"):
             ck.save(1, {"t": torch.zeros(4, 4).t()})
         meta = torch.empty(4, device="meta")
-        with pytest.raises(tierckpt.TierckptError, match="'m' is a meta tensor: libtierckpt checkpoints host memory only"):
+        with pytest.raises(tierckpt.TierckptError, match="'m' is a meta tensor: libtierckpt checkpoints host memory and, with its CUDA tier, CUDA memory only"):
             ck.save(1, {"m": meta})
+
+
+def test_cuda_tensors_need_the_cuda_tier(store):
+    with tierckpt.Checkpointer(store=store, store_bytes="64M", cuda=False) as ck:
+        assert not ck._cuda
+        ck.save(1, {"t": torch.ones(3)})
+        assert ck.stage_path == "host"
+    with tierckpt.Checkpointer(store=store, store_bytes="64M") as ck:
+        assert ck._cuda == ("cuda" in tierckpt.features())
+        ck.save(2, {"t": torch.ones(3)})
+        assert ck.stage_path == "host"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or "cuda" not in tierckpt.features(),
+                    reason="needs a CUDA device, PyTorch with CUDA and libtierckpt's CUDA tier")
+def test_cuda_tensors_round_trip(store):
+    g = torch.Generator(device="cpu").manual_seed(3)
+    t = torch.rand(1 << 20, generator=g).cuda()
+    host = torch.arange(10)
+    want_t, want_h = t.clone(), host.clone()
+    with tierckpt.Checkpointer(store=store, store_bytes="64M") as ck:
+        ck.save(1, {"t": t, "h": host})
+        assert ck.stage_path in ("cuda-direct", "cuda-bounce")
+        ck.wait()
+        t.zero_()
+        host.zero_()
+        assert ck.restore({"t": t, "h": host}) == 1
+    assert torch.equal(t, want_t) and torch.equal(host, want_h)
 
 
 def test_state_names_must_not_clash():

@@ -55,13 +55,6 @@ ShardMeta meta_for(std::uint32_t rank, std::uint32_t world, std::uint64_t versio
     return m;
 }
 
-std::string read_file(const std::string &p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 mode_t mode_of(const std::string &p) {
     struct stat st {};
     REQUIRE(::lstat(p.c_str(), &st) == 0);

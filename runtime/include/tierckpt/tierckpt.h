@@ -70,7 +70,8 @@ tierckpt_options_t *tierckpt_options_new(void);
  * "replicas" (0-16), "transport" ("ucx", "ofi", "auto"),
  * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers),
  * "failure_domain" (this node's rack: copies go to other domains),
- * "persist_dir", "persist_every", "persist_keep". */
+ * "persist_dir", "persist_every", "persist_keep", "cuda" ("yes"/"no": look
+ * for device regions; default yes). */
 tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
 void tierckpt_options_free(tierckpt_options_t *opts);
 
@@ -81,12 +82,18 @@ void tierckpt_options_free(tierckpt_options_t *opts);
 tierckpt_status_t tierckpt_open(const tierckpt_options_t *opts, tierckpt_t **ckpt);
 
 /* Registers bytes at ptr under name (1 to 55 characters, unique). Every
- * save stores the registered regions; restore fills them in place. */
+ * save stores the registered regions; restore fills them in place.
+ * With the CUDA tier ("cuda" in tierckpt_features()), ptr may also be CUDA
+ * device memory (cudaMalloc, or managed memory) on any device of this
+ * process: the kind is detected here, with cudaPointerGetAttributes.
+ * Without it (or with the option "cuda" = "no", TIERCKPT_CUDA=0) every
+ * region must be host memory. */
 tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes);
 
 /* Collective: every rank calls it with the same version, larger than the
  * last. Returns once this rank's regions are copied into the node store
- * (the stall); the checksum and the copies to partner nodes go on in the
+ * (the stall; for device regions it first waits for the work queued on
+ * their device, cudaDeviceSynchronize, then copies); the checksum and the copies to partner nodes go on in the
  * background. The previous version's commit vote runs at the start of the
  * next save (or in tierckpt_wait/tierckpt_close): a save first waits for
  * the previous one to commit (its wait shows in the statistics), so the
@@ -107,6 +114,12 @@ tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt);
  * for another one or an older version) and sets *found = 1 and *version;
  * *found = 0 when there is none. */
 tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version);
+
+/* How this rank's regions reach the node store: "host" (no device
+ * region), "cuda-direct" (device regions copied by DMA straight into the
+ * store, registered with CUDA), "cuda-bounce" (the store could not be
+ * registered: through pinned bounce buffers, slower; the log says why). */
+const char *tierckpt_stage_path(const tierckpt_t *ckpt);
 
 /* Where this rank's restored shard came from: "local" (this node's store),
  * "peer" (another node's), "persistent" (the persistent directory), or

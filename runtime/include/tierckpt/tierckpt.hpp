@@ -84,6 +84,8 @@ public:
         return found ? std::optional<std::uint64_t>(v) : std::nullopt;
     }
     std::string restore_source() const { return tierckpt_restore_source(h_); }
+    // "host", "cuda-direct" or "cuda-bounce" (see tierckpt_stage_path).
+    std::string stage_path() const { return tierckpt_stage_path(h_); }
     tierckpt_stats_t stats() const {
         tierckpt_stats_t s{};
         check(tierckpt_get_stats(h_, &s));

@@ -1,0 +1,129 @@
+// make bench, GPU part: staging device memory into the node store against a
+// plain cudaMemcpy of the same bytes from the device into pinned host
+// memory, measured in the same run on the same device. One line per figure:
+//   bench NAME value=X unit=U reference=R ratio=X/R
+// Without the CUDA tier or a device it prints one "skipped" line and exits 0.
+// TCK_BENCH_GPU_MIB sets the size (default 1024).
+#include "config.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#ifdef TCK_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include "../../runtime/lib/cuda_stage.hpp"
+#include "../gpu/gpu_common.hpp"
+#include "tierckpt/tierckpt.hpp"
+
+namespace {
+
+[[maybe_unused]] double now_ms() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+[[maybe_unused]] void report(const std::string &name, double value, const char *unit, double reference) {
+    std::printf("bench %s value=%.3f unit=%s reference=%.3f ratio=%.3f\n", name.c_str(), value, unit, reference,
+                value / reference);
+    std::fflush(stdout);
+}
+
+#ifdef TCK_HAVE_CUDA
+void check(cudaError_t rc, const char *what) {
+    if (rc != cudaSuccess) {
+        std::fprintf(stderr, "bench_gpu: %s: %s\n", what, cudaGetErrorString(rc));
+        std::exit(1);
+    }
+}
+
+// Best of `reps` saves of one device region: GB/s of the stall, and the path.
+double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag, std::string &path,
+                 double &restore_gbs) {
+    std::uint64_t sb = 2 * bytes + (64ull << 20);
+    tckgpu::TempStore store(sb, "bench-" + tag);
+    double best = 1e30, best_restore = 1e30;
+    {
+        tierckpt::Options o;
+        o.set("store", store.path).set("store_bytes", std::to_string(sb));
+        tierckpt::Checkpointer ck(&o);
+        ck.add("state", dev, bytes);
+        path = ck.stage_path();
+        for (int r = 0; r < reps + 1; ++r) {
+            ck.save(static_cast<std::uint64_t>(r + 1));
+            double stall = ck.stats().stall_ms;
+            ck.wait();
+            if (r > 0) best = std::min(best, stall);  // the first save touches new slots
+        }
+        for (int r = 0; r < 2; ++r) {
+            double t0 = now_ms();
+            (void)ck.restore();
+            best_restore = std::min(best_restore, now_ms() - t0);
+        }
+        ck.close();
+    }
+    restore_gbs = static_cast<double>(bytes) / best_restore / 1e6;
+    return static_cast<double>(bytes) / best / 1e6;
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string why;
+    if (tck::cuda::device_count(&why) == 0) {
+        std::printf("bench gpu_stage skipped: %s\n", why.c_str());
+        return 0;
+    }
+#ifdef TCK_HAVE_CUDA
+    MPI_Init(&argc, &argv);
+    std::size_t mib = 1024;
+    if (const char *m = std::getenv("TCK_BENCH_GPU_MIB")) mib = std::strtoul(m, nullptr, 10);
+    std::size_t bytes = mib << 20;
+    const int reps = 3;
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    std::printf("bench gpu device: %s, %zu MiB, store in %s\n", prop.name, mib,
+                tckgpu::store_dir(2 * bytes + (64ull << 20)).c_str());
+    void *dev = nullptr, *pinned = nullptr;
+    check(cudaMalloc(&dev, bytes), "cudaMalloc");
+    check(cudaMemset(dev, 0x3c, bytes), "cudaMemset");
+    check(cudaMallocHost(&pinned, bytes), "cudaMallocHost");
+    double d2h = 1e30, h2d = 1e30;
+    for (int r = 0; r < reps + 1; ++r) {
+        double t0 = now_ms();
+        check(cudaMemcpy(pinned, dev, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+        if (r > 0) d2h = std::min(d2h, now_ms() - t0);
+        t0 = now_ms();
+        check(cudaMemcpy(dev, pinned, bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+        if (r > 0) h2d = std::min(h2d, now_ms() - t0);
+    }
+    check(cudaFreeHost(pinned), "cudaFreeHost");
+    double ref_d2h = static_cast<double>(bytes) / d2h / 1e6, ref_h2d = static_cast<double>(bytes) / h2d / 1e6;
+    std::string m = std::to_string(mib) + "MiB";
+
+    std::string path;
+    double restore = 0;
+    double direct = stage_gbs(dev, bytes, reps, "direct", path, restore);
+    // The name carries the path taken: "cuda-direct" unless the store
+    // could not be registered.
+    report("gpu_stage_" + path.substr(5) + "_" + m, direct, "GB/s", ref_d2h);
+    report("gpu_restore_" + path.substr(5) + "_" + m, restore, "GB/s", ref_h2d);
+    ::setenv("TIERCKPT_TEST_CUDA_BOUNCE", "1", 1);
+    double bounce = stage_gbs(dev, bytes, reps, "bounce", path, restore);
+    ::unsetenv("TIERCKPT_TEST_CUDA_BOUNCE");
+    report("gpu_stage_bounce_" + m, bounce, "GB/s", ref_d2h);
+    check(cudaFree(dev), "cudaFree");
+    MPI_Finalize();
+#else
+    (void)argc;
+    (void)argv;
+#endif
+    return 0;
+}

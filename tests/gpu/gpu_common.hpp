@@ -1,0 +1,39 @@
+// Shared by the GPU tests and the GPU benchmark: where to put a node store
+// of a given size (tmpfs when it has room, as on a training node), and a
+// store path removed at the end.
+#pragma once
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+namespace tckgpu {
+
+// /dev/shm when it has room for `bytes` (the node store's home), else
+// $TMPDIR or /tmp (containers often give /dev/shm 64 MiB).
+inline std::string store_dir(std::uint64_t bytes) {
+    const char *tmp = std::getenv("TMPDIR");
+    for (const char *d : {"/dev/shm", (tmp && *tmp) ? tmp : "/tmp"}) {
+        struct statvfs s {};
+        if (::statvfs(d, &s) == 0 && static_cast<std::uint64_t>(s.f_bavail) * s.f_frsize > bytes + (256ull << 20)) {
+            return d;
+        }
+    }
+    return "/tmp";
+}
+
+struct TempStore {
+    std::string path;
+    TempStore(std::uint64_t bytes, const std::string &tag)
+        : path(store_dir(bytes) + "/tck-gpu-" + tag + "-" + std::to_string(::getpid())) {
+        ::unlink(path.c_str());
+    }
+    ~TempStore() { ::unlink(path.c_str()); }
+    TempStore(const TempStore &) = delete;
+    TempStore &operator=(const TempStore &) = delete;
+};
+
+}  // namespace tckgpu
