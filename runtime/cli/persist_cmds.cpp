@@ -17,18 +17,6 @@ namespace tck::cli {
 
 namespace {
 
-std::string json_str(const std::string &s) {
-    std::string o = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') o += '\\';
-        if (static_cast<unsigned char>(c) < 0x20) {
-            o += fmt::format("\\u{:04x}", c);
-            continue;
-        }
-        o += c;
-    }
-    return o + "\"";
-}
 
 struct PRow {
     std::string dir;
@@ -109,7 +97,7 @@ int cmd_persist_ls(const std::vector<std::string> &paths, bool verify, bool json
             const auto &r = rows[i];
             fmt::print("{}\n  {{\"dir\": {}, \"version\": {}, \"world\": {}, \"rank\": {}, \"bytes\": {}, "
                        "\"crc32c\": \"{:08x}\", \"job\": {}, \"state\": \"{}\"{}}}",
-                       i ? "," : "", json_str(r.dir), r.version, r.world, r.rank, r.bytes, r.crc, r.job,
+                       i ? "," : "", json_string(r.dir), r.version, r.world, r.rank, r.bytes, r.crc, r.job,
                        r.complete ? "complete" : "incomplete",
                        verify ? fmt::format(", \"check\": \"{}\"", r.check) : "");
         }

@@ -20,10 +20,8 @@
 
 namespace tck::cli {
 
-namespace {
-
-std::string json_escape(const std::string &s) {
-    std::string o;
+std::string json_string(const std::string &s) {
+    std::string o = "\"";
     for (char c : s) {
         if (c == '"' || c == '\\') o += '\\';
         if (static_cast<unsigned char>(c) < 0x20) {
@@ -32,8 +30,11 @@ std::string json_escape(const std::string &s) {
         }
         o += c;
     }
-    return o;
+    return o + "\"";
 }
+
+namespace {
+
 
 // PATH is a store file, or a directory holding job.N/store (a store_dir).
 std::vector<std::string> expand(const std::string &path) {
@@ -131,9 +132,9 @@ int cmd_store(const std::vector<std::string> &args, bool verify) {
         fmt::print("[");
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto &r = rows[i];
-            fmt::print("{}\n  {{\"store\": \"{}\", \"slot\": {}, \"rank\": {}, \"world\": {}, \"version\": {}, "
+            fmt::print("{}\n  {{\"store\": {}, \"slot\": {}, \"rank\": {}, \"world\": {}, \"version\": {}, "
                        "\"bytes\": {}, \"offset\": {}, \"kind\": \"{}\", \"state\": \"{}\", \"crc32c\": \"{:08x}\"{}}}",
-                       i ? "," : "", json_escape(r.store), r.slot, r.rec.rank, r.rec.world, r.rec.version,
+                       i ? "," : "", json_string(r.store), r.slot, r.rec.rank, r.rec.world, r.rec.version,
                        r.rec.payload_bytes, r.rec.offset, r.rec.kind == store::kReplica ? "replica" : "own",
                        store::state_name(static_cast<store::SlotState>(r.rec.state)),
                        r.rec.payload_crc, verify ? fmt::format(", \"check\": \"{}\"", r.check) : "");

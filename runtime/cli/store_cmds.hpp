@@ -5,6 +5,8 @@
 #include <vector>
 
 namespace tck::cli {
+// s as a JSON string literal, quotes included.
+std::string json_string(const std::string &s);
 // Returns the exit status: 0, 1 (a store unreadable or, for verify, a
 // shard corrupt), 2 (usage).
 int cmd_store(const std::vector<std::string> &args, bool verify);

@@ -17,12 +17,6 @@ export TIERCKPT_PEER_TIMEOUT_MS=5000
 trap '"$CLUSTER" revive n1 >/dev/null 2>&1 || true; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with
 
-step "reference: a straight run of 60 steps on 3 nodes"
-# shellcheck disable=SC2086  # TRAIN is a command line
-ref=$(ck srun --mpi=pmix -N3 -n6 "${OPTS[@]}" $TRAIN --steps 60)
-digest=$(sed -n 's/^final steps=60 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
-[ -n "$digest" ] || fail "no digest in the reference run: $ref"
-
 # Starts `tierckpt run ARGS...` in a 4-node --no-kill allocation in the
 # background, its output in $out_file.
 run_in_allocation() {
@@ -35,16 +29,35 @@ run_in_allocation() {
 wait_output() { # REGEX [SECONDS]
     wait_for "cat '$out_file'" "$1" "${2:-60}"
 }
+# Once the job has saved VERSION, kills NODEs, waits for tierckpt run and
+# shows its output; sets rc and out.
+kill_after_save() { # VERSION NODE...
+    local version=$1 node
+    shift
+    wait_output "^saved version=$version "
+    for node in "$@"; do "$CLUSTER" kill "$node"; done
+    rc=0
+    wait "$run_pid" || rc=$?
+    out=$(cat "$out_file")
+    echo "$out" | grep -v '^\(saved\|committed\)'
+}
+# The final digest of a straight run: srun ARGS... (as the test user).
+straight_digest() { # SRUN ARGS...
+    local ref d
+    ref=$(ck srun --mpi=pmix "${OPTS[@]}" "$@" --steps 60)
+    d=$(sed -n 's/^final steps=60 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
+    [ -n "$d" ] || fail "no digest in the straight run: $ref"
+    echo "$d"
+}
+
+step "reference: a straight run of 60 steps on 3 nodes"
+# shellcheck disable=SC2086  # TRAIN is a command line
+digest=$(straight_digest -N3 -n6 $TRAIN)
 
 step "a node dies mid-training: tierckpt run relaunches on the survivors plus the spare"
 # shellcheck disable=SC2086
 run_in_allocation --spares 1 -- srun --mpi=pmix -n6 $TRAIN --steps 60
-wait_output '^saved version=16 '
-"$CLUSTER" kill n2
-rc=0
-wait "$run_pid" || rc=$?
-out=$(cat "$out_file")
-echo "$out" | grep -v '^\(saved\|committed\)'
+kill_after_save 16 n2
 assert_eq "$rc" 0 "tierckpt run's exit status"
 assert_match "$out" '^tierckpt run: attempt 1: step on n1,n2,n3 \(spares: n4\)$' "the first attempt leaves the spare out"
 assert_match "$out" 'peer rank [23] on n2 silent for [0-9.]+ s' "the runtime notices n2's silence on its own"
@@ -67,32 +80,19 @@ assert_match "$out" '^tierckpt run: the program finished \(attempt 2, 1 restart\
 step "a node dies during a save: the previous version (or the new one, if complete everywhere) is restored"
 # shellcheck disable=SC2086
 run_in_allocation --spares 1 -- srun --mpi=pmix -n6 ${TRAIN/--state-mib 16/--state-mib 40} --steps 60
-wait_output '^saved version=12 '
-"$CLUSTER" kill n2
-rc=0
-wait "$run_pid" || rc=$?
-out=$(cat "$out_file")
-echo "$out" | grep -v '^\(saved\|committed\)'
+kill_after_save 12 n2
 assert_eq "$rc" 0 "tierckpt run's exit status"
 restored=$(sed -n 's/^rank=[0-5] restored version=\([0-9]*\) source=\(local\|peer\)$/\1/p' <<<"$out" | sort -u)
 assert_match "$restored" '^(8|12|16)$' "the one version every rank restores (8 committed, 12 in flight at the kill)"
 # shellcheck disable=SC2086
-ref40=$(ck srun --mpi=pmix -N3 -n6 "${OPTS[@]}" ${TRAIN/--state-mib 16/--state-mib 40} --steps 60)
-digest40=$(sed -n 's/^final steps=60 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref40")
-[ -n "$digest40" ] || fail "no digest in the 40 MiB reference run: $ref40"
+digest40=$(straight_digest -N3 -n6 ${TRAIN/--state-mib 16/--state-mib 40})
 assert_match "$out" "^final steps=60 digest=$digest40$" "digest after a node lost during a save"
 "$CLUSTER" revive n2
 
 step "the two nodes with the only copies of shards die: no complete checkpoint, the job stops, never a wrong state"
 # shellcheck disable=SC2086
 run_in_allocation --spares 2 -- srun --mpi=pmix -n4 $TRAIN --steps 60
-wait_output '^saved version=12 '
-"$CLUSTER" kill n1
-"$CLUSTER" kill n2
-rc=0
-wait "$run_pid" || rc=$?
-out=$(cat "$out_file")
-echo "$out" | grep -v '^\(saved\|committed\)'
+kill_after_save 12 n1 n2
 [ "$rc" -ne 0 ] || fail "tierckpt run succeeded although every copy of some shards is gone"
 assert_match "$out" '^tierckpt run: restart 1: failed: n1,n2 .*relaunching on n3,n4 \(spares n3,n4 in\)$' \
     "relaunched on the spares"
@@ -108,19 +108,11 @@ assert_no_match "$(sed -n '/attempt 2:/,$p' <<<"$out")" '^rank=[0-3] restored no
 step "the same loss with a persistent tier: the relaunch restores the lost shards from it, bit-exact"
 pdir=$(ck mktemp -d "$STATE/jobs/failover-persist.XXXXXX")
 # shellcheck disable=SC2086
-ref4=$(ck srun --mpi=pmix -N2 -n4 "${OPTS[@]}" $TRAIN --steps 60)
-digest4=$(sed -n 's/^final steps=60 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref4")
-[ -n "$digest4" ] || fail "no digest in the 4-rank reference run: $ref4"
+digest4=$(straight_digest -N2 -n4 $TRAIN)
 OPTS+=(--ckpt-persist="$pdir" --ckpt-persist-every=1)
 # shellcheck disable=SC2086
 run_in_allocation --spares 2 -- srun --mpi=pmix -n4 $TRAIN --steps 60
-wait_output '^saved version=16 '
-"$CLUSTER" kill n1
-"$CLUSTER" kill n2
-rc=0
-wait "$run_pid" || rc=$?
-out=$(cat "$out_file")
-echo "$out" | grep -v '^\(saved\|committed\)'
+kill_after_save 16 n1 n2
 assert_eq "$rc" 0 "tierckpt run's exit status"
 assert_eq "$(grep -cE '^rank=[0-3] restored version=[0-9]+ source=persistent$' <<<"$out")" 4 \
     "every rank of the relaunch restores from the persistent tier (the spares' stores are empty)"
