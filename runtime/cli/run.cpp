@@ -304,9 +304,11 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
 }
 
 // Which of `nodes` failed: Slurm's view, then a probe step on every other
-// node, all at once. `how` gets one phrase per failed node.
+// node, all at once. `suspects`: nodes the step's output named (the
+// runtime's silent peers, srun's node failures). `how` gets one phrase per
+// failed node.
 std::vector<std::string> find_failed(const std::vector<std::string> &nodes, const std::string &srun, unsigned timeout_s,
-                                     std::vector<std::string> &how) {
+                                     const std::vector<std::string> &suspects, std::vector<std::string> &how) {
     std::vector<std::string> failed;
     if (auto out = capture({"sinfo", "-h", "-N", "-n", join_nodes(nodes), "-o", "%N %T"}, 20)) {
         for (const auto &n : unusable_nodes(*out)) {
@@ -328,19 +330,38 @@ std::vector<std::string> find_failed(const std::vector<std::string> &nodes, cons
                           fd, nullptr, true);
         if (pid > 0) probes.push_back({n, pid, UniqueFd(fd)});
     }
-    double deadline = now_s() + timeout_s;
-    for (auto &p : probes) {
-        int ws = 0;
-        pid_t r = 0;
-        while ((r = ::waitpid(p.pid, &ws, WNOHANG)) == 0 && now_s() < deadline) ::usleep(50000);
-        if (r == 0) {
+    // Every probe runs at once. A node the runtime already named as silent
+    // gets no longer than the others took, plus a second: its probe would
+    // only wait out the full timeout.
+    double start = now_s(), deadline = start + timeout_s, others_done = 0;
+    std::vector<int> status(probes.size(), -1);  // -1: still running
+    for (;;) {
+        bool all = true, others = true;
+        for (std::size_t i = 0; i < probes.size(); ++i) {
+            int ws = 0;
+            if (status[i] < 0 && ::waitpid(probes[i].pid, &ws, WNOHANG) == probes[i].pid) status[i] = exit_status(ws);
+            if (status[i] < 0) {
+                all = false;
+                if (std::find(suspects.begin(), suspects.end(), probes[i].node) == suspects.end()) others = false;
+            }
+        }
+        double now = now_s();
+        if (others && others_done == 0) others_done = now;
+        if (all || now >= deadline || (others && now >= std::max(others_done, start) + 1.0)) break;
+        ::usleep(50000);
+    }
+    double waited = now_s() - start;
+    for (std::size_t i = 0; i < probes.size(); ++i) {
+        const auto &p = probes[i];
+        if (status[i] < 0) {
+            int ws = 0;
             ::kill(p.pid, SIGKILL);
             ::waitpid(p.pid, &ws, 0);
             add_unique(failed, p.node);
-            add_unique(how, fmt::format("{} did not run a probe step in {} s", p.node, timeout_s));
-        } else if (exit_status(ws) != 0) {
+            add_unique(how, fmt::format("{} did not run a probe step in {:.1f} s", p.node, waited));
+        } else if (status[i] != 0) {
             add_unique(failed, p.node);
-            add_unique(how, fmt::format("{} failed a probe step (status {})", p.node, exit_status(ws)));
+            add_unique(how, fmt::format("{} failed a probe step (status {})", p.node, status[i]));
         }
     }
     return failed;
@@ -416,7 +437,7 @@ int cmd_run(const std::vector<std::string> &args) {
             return a.status;
         }
         std::vector<std::string> how = a.signs;
-        std::vector<std::string> failed = find_failed(nodes, opts->srun[0], opts->probe_timeout_s, how);
+        std::vector<std::string> failed = find_failed(nodes, opts->srun[0], opts->probe_timeout_s, a.suspects, how);
         double decided = now_s();
         if (failed.empty() && a.status != TIERCKPT_EXIT_PEER_LOST) {
             say(fmt::format("the program failed (exit status {}) and every node of the step answers: not a node "
