@@ -28,6 +28,7 @@
 
 #include <fmt/format.h>
 
+#include "../common/clock.hpp"
 #include "../common/env_names.hpp"
 #include "../common/size.hpp"
 #include "../common/unique_fd.hpp"
@@ -61,11 +62,6 @@ See tierckpt(1).
 
 // How long srun may take to end by itself once the step is failing.
 constexpr double kSrunGraceS = 3.0;
-
-double now_s() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 void say(const std::string &msg) {
     std::fflush(stdout);

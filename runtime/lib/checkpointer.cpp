@@ -14,6 +14,7 @@
 #include <limits>
 #include <set>
 
+#include "../common/clock.hpp"
 #include "../common/env_names.hpp"
 #include "../common/log.hpp"
 #include "../common/parse.hpp"
@@ -30,11 +31,6 @@ constexpr int kTagHeader = 7101;
 constexpr int kTagData = 7102;
 constexpr std::uint64_t kChunk = 1ull << 30;     // MPI counts are int
 constexpr std::uint64_t kGetChunk = 4ull << 20;  // one RDMA read
-
-double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
 
 Status mpi_error(const char *what, int rc) {
     char msg[MPI_MAX_ERROR_STRING];

@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "../common/clock.hpp"
 #include "../common/log.hpp"
 #include "../common/parse.hpp"
 #include "crc32c.hpp"
@@ -32,11 +33,6 @@ constexpr std::size_t kMaxManifestBytes = 64u << 20;
 constexpr const char *kManifest = "MANIFEST";
 constexpr const char *kManifestMagic = "tierckpt-persist 1";
 constexpr const char *kSidecarMagic = "tierckpt-shard 1";
-
-double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
 
 Status sys_error(std::string_view what, const std::string &path, int err) {
     return error(TIERCKPT_ERR_IO, "{} {}: {}", what, path, std::strerror(err));

@@ -21,19 +21,12 @@
 #include "../../runtime/lib/cuda_stage.hpp"
 #include "../gpu/gpu_common.hpp"
 #include "tierckpt/tierckpt.hpp"
+#include "bench_util.hpp"
 
 namespace {
 
-[[maybe_unused]] double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
-
-[[maybe_unused]] void report(const std::string &name, double value, const char *unit, double reference) {
-    std::printf("bench %s value=%.3f unit=%s reference=%.3f ratio=%.3f\n", name.c_str(), value, unit, reference,
-                value / reference);
-    std::fflush(stdout);
-}
+using bench::now_ms;
+using bench::report;
 
 #ifdef TCK_HAVE_CUDA
 void check(cudaError_t rc, const char *what) {

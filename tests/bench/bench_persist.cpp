@@ -25,21 +25,14 @@
 #include <vector>
 
 #include "tierckpt/tierckpt.hpp"
+#include "bench_util.hpp"
 
 extern char **environ;
 
 namespace {
 
-double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
-
-void report(const std::string &name, double value, const char *unit, double reference) {
-    std::printf("bench %s value=%.3f unit=%s reference=%.3f ratio=%.3f\n", name.c_str(), value, unit, reference,
-                value / reference);
-    std::fflush(stdout);
-}
+using bench::now_ms;
+using bench::report;
 
 [[noreturn]] void die(const std::string &what) {
     std::fprintf(stderr, "bench_persist: %s\n", what.c_str());

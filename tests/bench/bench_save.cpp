@@ -18,19 +18,12 @@
 #include "../../runtime/lib/crc32c.hpp"
 #include "../../runtime/lib/store_format.hpp"
 #include "tierckpt/tierckpt.hpp"
+#include "bench_util.hpp"
 
 namespace {
 
-double now_ms() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
-
-void report(const std::string &name, double value, const char *unit, double reference) {
-    std::printf("bench %s value=%.3f unit=%s reference=%.3f ratio=%.3f\n", name.c_str(), value, unit, reference,
-                value / reference);
-    std::fflush(stdout);
-}
+using bench::now_ms;
+using bench::report;
 
 // A pre-faulted shared tmpfs mapping, like the node store.
 struct ShmBuffer {

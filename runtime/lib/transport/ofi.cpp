@@ -13,7 +13,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <deque>
 #include <vector>
 
 #include <rdma/fabric.h>
@@ -177,10 +176,7 @@ public:
 
     bool poll(TransportMsg &m) override {
         drain();
-        if (inbox_.empty()) return false;
-        m = inbox_.front();
-        inbox_.pop_front();
-        return true;
+        return inbox_.pop(m);
     }
 
     void wait(int wake_fd, int timeout_ms) override {
@@ -240,7 +236,7 @@ private:
             for (ssize_t i = 0; i < n; ++i) {
                 if (e[i].flags & FI_RECV) {
                     auto *slot = reinterpret_cast<RecvSlot *>(e[i].op_context);
-                    inbox_.push_back(slot->msg);
+                    inbox_.push(slot->msg);
                     (void)post_recv(*slot);
                 } else if (e[i].flags & FI_READ) {
                     reinterpret_cast<ReadCtx *>(e[i].op_context)->done = true;
@@ -262,7 +258,7 @@ private:
     std::uint64_t mr_mode_ = 0;
     std::vector<Peer> peers_;
     std::vector<RecvSlot> recv_;
-    std::deque<TransportMsg> inbox_;
+    Inbox inbox_;
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,23 @@ struct TransportMsg {
     std::uint32_t nregions;
     std::uint32_t ok;        // done: 1 when the replica landed and verified
     std::uint32_t owner;     // the rank whose shard it is
+};
+
+// Received control messages waiting for poll(): the queue every backend
+// fills from its completion callbacks.
+class Inbox {
+public:
+    void push(const TransportMsg &m) { q_.push_back(m); }
+    bool empty() const { return q_.empty(); }
+    bool pop(TransportMsg &m) {
+        if (q_.empty()) return false;
+        m = q_.front();
+        q_.pop_front();
+        return true;
+    }
+
+private:
+    std::deque<TransportMsg> q_;
 };
 
 class Transport {

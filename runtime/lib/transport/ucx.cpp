@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <deque>
 
 #include <ucp/api/ucp.h>
 
@@ -146,10 +145,7 @@ public:
     bool poll(TransportMsg &m) override {
         while (ucp_worker_progress(worker_)) {
         }
-        if (inbox_.empty()) return false;
-        m = inbox_.front();
-        inbox_.pop_front();
-        return true;
+        return inbox_.pop(m);
     }
 
     void wait(int wake_fd, int timeout_ms) override {
@@ -175,7 +171,7 @@ private:
         if (header_length == sizeof(TransportMsg)) {
             TransportMsg m;
             std::memcpy(&m, header, sizeof m);
-            self->inbox_.push_back(m);
+            self->inbox_.push(m);
         }
         return UCS_OK;
     }
@@ -233,7 +229,7 @@ private:
     ucp_mem_h memh_ = nullptr;
     int efd_ = -1;
     std::vector<Peer> peers_;
-    std::deque<TransportMsg> inbox_;
+    Inbox inbox_;
 };
 
 }  // namespace
