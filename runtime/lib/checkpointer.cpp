@@ -467,12 +467,21 @@ void Checkpointer::wake_worker() {
 void Checkpointer::worker_loop() {
     for (;;) {
         bool job = false;
+        std::function<Status()> task;
         {
             std::lock_guard<std::mutex> lk(mu_);
             if (stop_) break;
             job = std::exchange(work_pending_, false);
+            task = std::exchange(task_, nullptr);
         }
         if (job) worker_checksum();
+        if (task) {
+            Status st = task();
+            std::lock_guard<std::mutex> lk(mu_);
+            task_status_ = st;
+            task_done_ = true;
+            cv_.notify_all();
+        }
         if (transport_) {
             TransportMsg m;
             while (transport_->poll(m)) handle_msg(m);
@@ -488,7 +497,7 @@ void Checkpointer::worker_loop() {
                 inflight_->replicated = true;
                 cv_.notify_all();
             }
-            if (stop_ || work_pending_) continue;
+            if (stop_ || work_pending_ || task_) continue;
         }
         if (transport_) {
             transport_->wait(wake_fd_.get(), 100);
@@ -507,6 +516,31 @@ void Checkpointer::worker_loop() {
         bye.from = static_cast<std::uint32_t>(rank_);
         for (int p : watch_->peers()) (void)transport_->send(p, bye);
     }
+}
+
+void Checkpointer::post_worker_task(std::function<Status()> fn) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        task_ = std::move(fn);
+        task_done_ = false;
+    }
+    wake_worker();
+}
+
+Status Checkpointer::wait_worker_task() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return task_done_; });
+    return task_status_;
+}
+
+Status Checkpointer::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes) {
+    Status st;
+    for (std::uint64_t off = 0; off < bytes && st; off += kGetChunk) {
+        send_heartbeats(false);
+        st = transport_->get(peer, offset + off, dst + off, std::min<std::uint64_t>(kGetChunk, bytes - off),
+                             replica_timeout_ms_);
+    }
+    return st;
 }
 
 // Heartbeats to the watched peers, at most once an interval (force: now).
@@ -666,12 +700,7 @@ void Checkpointer::handle_msg(const TransportMsg &m) {
         // Verified after the transfer; a transfer that arrives damaged is
         // tried once more before the copy is given up.
         for (int attempt = 0; attempt < 2; ++attempt) {
-            st = Status::ok();
-            for (std::uint64_t off = 0; off < m.bytes && st; off += kGetChunk) {
-                send_heartbeats(false);
-                st = transport_->get(static_cast<int>(m.from), m.offset + off, store_->base() + rec.offset + off,
-                                     std::min<std::uint64_t>(kGetChunk, m.bytes - off), replica_timeout_ms_);
-            }
+            st = pull(static_cast<int>(m.from), m.offset, store_->base() + rec.offset, m.bytes);
             if (st && crc32c(store_->base() + rec.offset, m.bytes) != m.crc) {
                 st = error(TIERCKPT_ERR_CORRUPT, "the copy does not match its checksum");
                 log::info("replica of rank {} version {}: {} (attempt {})", m.owner, m.version, st.message(),
@@ -1138,8 +1167,44 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     restored_bytes_ = from_disk ? pentry.bytes : mine.payload_bytes;
     bool local = !from_disk && static_cast<int>(mine.holder) == leader_of_[static_cast<std::size_t>(rank_)];
     source = from_disk ? Source::persistent : local ? Source::local : Source::peer;
+    restored_via_ = from_disk ? "file" : local ? "store" : "mpi";
 
-    // Holders verify what they send; the header says whether it is good.
+    // A shard on another node comes over the transport when the job has
+    // one: the worker reads it from the holder's registered store straight
+    // into a slot of this node's store (registered too), which keeps it as a
+    // copy afterwards. Only free room is taken, never an older version's
+    // slot: if this version fails, an older one may need it. Without a
+    // transport (no replicas) or room, the holder sends the shard over MPI.
+    std::optional<std::uint32_t> pull_slot;
+    if (transport_ && !local && !from_disk) {
+        auto guard = store_->lock();
+        auto s = store_->allocate(static_cast<std::uint32_t>(rank_), static_cast<std::uint32_t>(world_), mine.version,
+                                  mine.payload_bytes, 0, static_cast<std::uint32_t>(regions_.size()), store::kReplica,
+                                  rank_);
+        if (s) {
+            pull_slot = *s;
+        } else {
+            log::info("restore: rank {}: {}; fetching the shard over MPI instead of {}", rank_, s.status().message(),
+                      transport_->name());
+        }
+    }
+    std::vector<int> pulls(static_cast<std::size_t>(world_), 0);
+    if (transport_) {
+        int me = pull_slot ? 1 : 0;
+        int rc = MPI_Allgather(&me, 1, MPI_INT, pulls.data(), 1, MPI_INT, comm_);
+        if (rc != MPI_SUCCESS) return mpi_error("restore (who reads over the transport)", rc);
+    }
+    std::uint8_t *pull_dst = nullptr;
+    if (pull_slot) {
+        pull_dst = store_->base() + store_->read_record(*pull_slot).offset;
+        post_worker_task([this, holder = static_cast<int>(mine.holder), off = mine.offset, dst = pull_dst,
+                          n = mine.payload_bytes] { return pull(holder, off, dst, n); });
+        restored_via_ = transport_->name();
+    }
+    const bool by_mpi = !local && !from_disk && !pull_slot;
+
+    // Over MPI, holders verify what they send; the header says whether it
+    // is good.
     struct Header {
         std::uint64_t ok;
         std::uint64_t bytes;
@@ -1149,6 +1214,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     std::vector<int> send_to;
     for (int r = 0; r < world_; ++r) {
         if (plan[static_cast<std::size_t>(r)] < 0) continue;  // reads the persistent tier
+        if (pulls[static_cast<std::size_t>(r)]) continue;     // reads over the transport
         const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(r)])];
         if (static_cast<int>(e.holder) != rank_ || leader_of_[static_cast<std::size_t>(r)] == rank_) continue;
         send_to.push_back(r);
@@ -1164,36 +1230,42 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         MPI_Isend(&send_heads[i], sizeof(Header), MPI_BYTE, send_to[i], kTagHeader, comm_, &reqs.back());
     }
     Header my_head{0, 0};
-    if (!local && !from_disk) {
+    if (by_mpi) {
         reqs.emplace_back();
         MPI_Irecv(&my_head, sizeof my_head, MPI_BYTE, static_cast<int>(mine.holder), kTagHeader, comm_, &reqs.back());
     }
     int rc = MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
-    if (rc != MPI_SUCCESS) return mpi_error("restore (headers)", rc);
     reqs.clear();
 
     // The payloads, in chunks, straight from the holder's store mapping.
     std::vector<std::uint8_t> buffer;
-    for (std::size_t i = 0; i < send_to.size(); ++i) {
-        if (!send_heads[i].ok) continue;
-        const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(send_to[i])])];
-        const std::uint8_t *src = store_->base() + store_->read_record(e.slot).offset;
-        for (std::uint64_t off = 0; off < e.payload_bytes; off += kChunk) {
-            reqs.emplace_back();
-            MPI_Isend(src + off, static_cast<int>(std::min(kChunk, e.payload_bytes - off)), MPI_BYTE, send_to[i],
-                      kTagData, comm_, &reqs.back());
+    if (rc == MPI_SUCCESS) {
+        for (std::size_t i = 0; i < send_to.size(); ++i) {
+            if (!send_heads[i].ok) continue;
+            const InventoryEntry &e = inv[static_cast<std::size_t>(plan[static_cast<std::size_t>(send_to[i])])];
+            const std::uint8_t *src = store_->base() + store_->read_record(e.slot).offset;
+            for (std::uint64_t off = 0; off < e.payload_bytes; off += kChunk) {
+                reqs.emplace_back();
+                MPI_Isend(src + off, static_cast<int>(std::min(kChunk, e.payload_bytes - off)), MPI_BYTE, send_to[i],
+                          kTagData, comm_, &reqs.back());
+            }
+        }
+        if (by_mpi && my_head.ok) {
+            buffer.resize(my_head.bytes);
+            for (std::uint64_t off = 0; off < my_head.bytes; off += kChunk) {
+                reqs.emplace_back();
+                MPI_Irecv(buffer.data() + off, static_cast<int>(std::min(kChunk, my_head.bytes - off)), MPI_BYTE,
+                          static_cast<int>(mine.holder), kTagData, comm_, &reqs.back());
+            }
         }
     }
-    if (!local && !from_disk && my_head.ok) {
-        buffer.resize(my_head.bytes);
-        for (std::uint64_t off = 0; off < my_head.bytes; off += kChunk) {
-            reqs.emplace_back();
-            MPI_Irecv(buffer.data() + off, static_cast<int>(std::min(kChunk, my_head.bytes - off)), MPI_BYTE,
-                      static_cast<int>(mine.holder), kTagData, comm_, &reqs.back());
-        }
-    }
-    rc = MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
-    if (rc != MPI_SUCCESS) return mpi_error("restore (data)", rc);
+    int rc_data = rc == MPI_SUCCESS ? MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE)
+                                    : MPI_SUCCESS;
+    // The worker's read ends (or times out) before anything returns: it
+    // writes into the store.
+    Status pulled = pull_slot ? wait_worker_task() : Status::ok();
+    if (rc != MPI_SUCCESS) return mpi_error("restore (headers)", rc);
+    if (rc_data != MPI_SUCCESS) return mpi_error("restore (data)", rc_data);
 
     Status st;
     if (from_disk) {
@@ -1222,15 +1294,30 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         } else {
             st = unpack(store_->base() + rec.offset, mine.payload_bytes, mine.crc);
         }
+    } else if (pull_slot) {
+        st = pulled ? unpack(pull_dst, mine.payload_bytes, mine.crc) : pulled;
+        if (st || st.code() == TIERCKPT_ERR_INVALID) {
+            // Intact (the checksum matched): this node keeps the copy.
+            store::SlotRecord rec = store_->read_record(*pull_slot);
+            rec.payload_crc = mine.crc;
+            rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
+            store_->write_record(*pull_slot, rec);
+        }
     } else if (!my_head.ok) {
         st = error(TIERCKPT_ERR_CORRUPT, "the holder found the copy corrupt");
     } else {
         st = unpack(buffer.data(), my_head.bytes, mine.crc);
     }
-    if (!st && st.code() == TIERCKPT_ERR_CORRUPT) bad_entry = plan[static_cast<std::size_t>(rank_)];
+    // A copy that is damaged, or that the transport cannot reach, is left
+    // out of the next plan.
+    if (!st && (st.code() == TIERCKPT_ERR_CORRUPT || (pull_slot && st.code() != TIERCKPT_ERR_INVALID))) {
+        bad_entry = my_plan;
+    }
     if (!st) {
         st = error(st.code(), "rank {}: shard of version {} from {}: {}", rank_, mine.version,
-                   local ? "this node's store" : "rank " + std::to_string(mine.holder) + "'s node", st.message());
+                   local ? std::string("this node's store")
+                         : fmt::format("rank {}'s node over {}", mine.holder, restored_via_),
+                   st.message());
     }
     return st;
 }
@@ -1245,9 +1332,10 @@ Result<RestoreResult> Checkpointer::restore() {
 
 // One line per rank for tierckpt run's recovery account (TIERCKPT_RUN_REPORT=1).
 void Checkpointer::report_restore(const RestoreResult &r, double ms) const {
-    std::fprintf(stderr, "tierckpt-report restore rank=%d node=%s version=%llu source=%s bytes=%llu ms=%.1f\n", rank_,
+    std::fprintf(stderr, "tierckpt-report restore rank=%d node=%s version=%llu source=%s bytes=%llu ms=%.1f via=%s\n", rank_,
                  hosts_[static_cast<std::size_t>(rank_)].c_str(), static_cast<unsigned long long>(r.version),
-                 source_name(r.source), static_cast<unsigned long long>(restored_bytes_), ms);
+                 source_name(r.source), static_cast<unsigned long long>(restored_bytes_), ms,
+                 restored_via_);
     std::fflush(stderr);
 }
 
@@ -1267,7 +1355,7 @@ Result<RestoreResult> Checkpointer::restore_newest() {
             }
             bool committed = s.rec.state == static_cast<std::uint32_t>(store::SlotState::committed);
             mine.push_back({s.rec.version, s.rec.payload_bytes, s.rec.rank, static_cast<std::uint32_t>(rank_), s.slot,
-                            s.rec.payload_crc, committed ? 1u : 0u, 0u});
+                            s.rec.payload_crc, committed ? 1u : 0u, 0u, s.rec.offset});
         }
     }
     auto gathered = allgather_bytes(comm_, mine.data(), mine.size() * sizeof(InventoryEntry), "restore (inventory)");

@@ -88,6 +88,7 @@ struct InventoryEntry {
     std::uint32_t crc;
     std::uint32_t committed;  // the owner marked this version committed
     std::uint32_t pad;
+    std::uint64_t offset;     // where the payload lies in the holder's store (for transport reads)
 };
 
 enum class Source { none, local, peer, persistent };
@@ -168,6 +169,14 @@ private:
     [[noreturn]] void peer_lost(int peer, double silent_ms);
     void report_restore(const RestoreResult &r, double ms) const;
     void wake_worker();
+    // Hands fn to the worker thread (the only one that may touch the
+    // transport after open) and returns at once; wait_worker_task() waits
+    // for it and returns what it returned. One task at a time.
+    void post_worker_task(std::function<Status()> fn);
+    Status wait_worker_task();
+    // Worker: reads bytes at offset in peer's store into dst (in this
+    // node's store) in pieces, heartbeating between them.
+    Status pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes);
     Status setup_replication(const Options &opts);
     Result<bool> progress(bool block);
     // The newest version complete in node memory, or in the persistent
@@ -246,6 +255,7 @@ private:
     bool run_report_ = false;         // TIERCKPT_RUN_REPORT
     std::uint64_t expect_version_ = 0;  // TIERCKPT_EXPECT_VERSION: committed before a relaunch
     std::uint64_t restored_bytes_ = 0;
+    const char *restored_via_ = "none";  // how this rank's shard came: store, ucx/ofi, mpi, file
     int replica_timeout_ms_ = 60000;
     UniqueFd wake_fd_;  // eventfd: the application's thread wakes the worker
 
@@ -254,6 +264,9 @@ private:
     std::condition_variable cv_;
     bool stop_ = false;
     bool work_pending_ = false;
+    std::function<Status()> task_;  // guarded by mu_: posted for the worker
+    bool task_done_ = true;         // guarded by mu_
+    Status task_status_;            // guarded by mu_
     bool closed_ = false;
 };
 

@@ -27,7 +27,7 @@ for transport in $TRANSPORTS; do
     out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
                         srun -N3 -n3 -w n1,n2,n3 tierckpt ls" \
                        '"$CLUSTER" kill n2' \
-                       "srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
+                       "TIERCKPT_RUN_REPORT=1 srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
     echo "$out"
     # Placement: n1 -> n2 -> n3 -> n1, two ranks a node.
     for pair in "0 n2" "1 n2" "2 n3" "3 n3" "4 n1" "5 n1"; do
@@ -40,6 +40,10 @@ for transport in $TRANSPORTS; do
         "every rank restores version 12 although n2 is gone"
     assert_match "$out" '^rank=[23] restored version=12 source=local$' "n2's ranks, now on n3, find n3's replicas"
     assert_match "$out" '^rank=[45] restored version=12 source=peer$' "ranks moved to the spare n4 fetch from peers"
+    assert_eq "$(grep -cE "^tierckpt-report restore rank=[45] node=n4 version=12 source=peer .* via=$transport$" <<<"$out")" 2 \
+        "n4's ranks read their shards over $transport, not MPI"
+    assert_eq "$(grep -cE '^tierckpt-report restore rank=[0-3] .* via=store$' <<<"$out")" 4 \
+        "the other ranks read their node's store"
     assert_match "$out" "^final steps=20 digest=$digest$" "digest after losing a node"
     "$CLUSTER" revive n2
 done
