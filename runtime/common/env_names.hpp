@@ -18,6 +18,7 @@ inline constexpr const char *kMemlock = "TIERCKPT_MEMLOCK_BYTES";      // the ta
 inline constexpr const char *kTransport = "TIERCKPT_TRANSPORT";        // ucx, ofi or auto
 inline constexpr const char *kReplicaTimeout = "TIERCKPT_REPLICA_TIMEOUT_MS";  // a partner's time to copy
 inline constexpr const char *kFailureDomain = "TIERCKPT_FAILURE_DOMAIN";  // this node's failure domain ("": none)
+inline constexpr const char *kUcxPull = "TIERCKPT_UCX_PULL";  // am (default) or get: how UCX moves shards
 inline constexpr const char *kPeerTimeout = "TIERCKPT_PEER_TIMEOUT_MS";  // a silent peer is dead after this (0: never)
 inline constexpr const char *kRunReport = "TIERCKPT_RUN_REPORT";  // 1: print restore reports for tierckpt run
 inline constexpr const char *kCuda = "TIERCKPT_CUDA";  // 0: treat every region as host memory (CUDA tier off)

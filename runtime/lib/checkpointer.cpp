@@ -30,7 +30,6 @@ namespace {
 constexpr int kTagHeader = 7101;
 constexpr int kTagData = 7102;
 constexpr std::uint64_t kChunk = 1ull << 30;     // MPI counts are int
-constexpr std::uint64_t kGetChunk = 4ull << 20;  // one RDMA read
 
 Status mpi_error(const char *what, int rc) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -535,9 +534,10 @@ Status Checkpointer::wait_worker_task() {
 
 Status Checkpointer::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes) {
     Status st;
-    for (std::uint64_t off = 0; off < bytes && st; off += kGetChunk) {
+    const std::uint64_t piece = transport_->pull_piece();
+    for (std::uint64_t off = 0; off < bytes && st; off += piece) {
         send_heartbeats(false);
-        st = transport_->get(peer, offset + off, dst + off, std::min<std::uint64_t>(kGetChunk, bytes - off),
+        st = transport_->get(peer, offset + off, dst + off, std::min<std::uint64_t>(piece, bytes - off),
                              replica_timeout_ms_);
     }
     return st;

@@ -1,6 +1,6 @@
 // bench_transport: the RDMA read that replication uses, between two ranks
-// on two nodes, through tierckpt's own transport (ucx or ofi), in the 4 MiB
-// pieces the runtime reads. Prints "transport=K bytes=B seconds=S gbps=G"
+// on two nodes, through tierckpt's own transport (ucx or ofi), in the
+// pieces the runtime reads (Transport::pull_piece). Prints "transport=K bytes=B seconds=S gbps=G"
 // from rank 0. Run by tests/bench/transport.sh on the test cluster:
 //   srun --mpi=pmix -N2 -n2 bench_transport ucx
 #include <mpi.h>
@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     std::string kind = argc > 1 ? argv[1] : "ucx";
-    const std::size_t bytes = 256u << 20, piece = 4u << 20;
+    const std::size_t bytes = 256u << 20;
     if (size != 2) {
         if (rank == 0) std::fprintf(stderr, "bench_transport: run with 2 ranks on 2 nodes\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
@@ -46,6 +46,7 @@ int main(int argc, char **argv) {
     std::vector<std::vector<std::uint8_t>> blobs = {{all.begin(), all.begin() + lens[0]}, {all.begin() + lens[0], all.end()}};
     if (auto st = (*t)->set_peers(blobs, rank); !st) MPI_Abort(MPI_COMM_WORLD, 1);
 
+    const std::size_t piece = (*t)->pull_piece();  // what the runtime reads at once
     double best = 1e30;
     for (int rep = 0; rep < 3; ++rep) {
         MPI_Barrier(MPI_COMM_WORLD);

@@ -1,10 +1,11 @@
 #!/bin/bash
 # The replication protocol's case, in numbers, on the test cluster (root):
-# ucx_perftest's put and get bandwidth and tag bandwidth between two
-# namespace nodes over TCP, and tierckpt's own RDMA read (the one
-# replication uses) over UCX and libfabric, all in the same run. Lines:
+# ucx_perftest's get, put, tag and active-message bandwidth between two
+# namespace nodes over TCP, and tierckpt's own pull (the one replication
+# and restore use) over UCX (both ways: rendezvous active messages, the
+# default, and one-sided gets) and libfabric, all in the same run. Lines:
 #   bench NAME value=X unit=GB/s reference=R ratio=X/R
-# The reference for each is ucx_perftest's ucp_get bandwidth.
+# The reference for each is the best ucx_perftest figure of the run.
 set -euo pipefail
 SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 BUILDDIR=${TCK_BUILDDIR:-$SRCDIR}
@@ -29,17 +30,22 @@ mbs() { awk -v x="$1" 'BEGIN { printf "%.3f", x / 1000 }'; }
 get=$(mbs "$(perftest ucp_get)")
 put=$(mbs "$(perftest ucp_put_bw)")
 tag=$(mbs "$(perftest tag_bw)")
-report() { awk -v n="$1" -v v="$2" -v r="$get" 'BEGIN { printf "bench %s value=%.3f unit=GB/s reference=%.3f ratio=%.3f\n", n, v, r, v / r }'; }
+am=$(mbs "$(perftest ucp_am_bw)")
+best=$(printf '%s\n' "$get" "$put" "$tag" "$am" | sort -g | tail -n 1)
+report() { awk -v n="$1" -v v="$2" -v r="$best" 'BEGIN { printf "bench %s value=%.3f unit=GB/s reference=%.3f ratio=%.3f\n", n, v, r, v / r }'; }
 report ucx_perftest_ucp_get "$get"
 report ucx_perftest_ucp_put_bw "$put"
 report ucx_perftest_tag_bw "$tag"
+report ucx_perftest_ucp_am_bw "$am"
 # The real program, not libtool's wrapper: it finds libtierckpt through the
 # cluster's LD_LIBRARY_PATH (the installed build).
 bin=$BUILDDIR/tests/bench/.libs/bench_transport
 [ -x "$bin" ] || bin=$BUILDDIR/tests/bench/bench_transport
 cp "$bin" "$STATE/jobs/bench_transport" && chmod a+rx "$STATE/jobs/bench_transport"
-for k in ucx ofi; do
-    line=$("$CLUSTER" exec srun --mpi=pmix -N2 -n2 -w n1,n2 "$STATE/jobs/bench_transport" "$k" | grep '^transport=')
+for k in ucx ucx_get ofi; do
+    line=$("$CLUSTER" exec env TIERCKPT_UCX_PULL="$([ "$k" = ucx_get ] && echo get || echo am)" \
+        srun --mpi=pmix -N2 -n2 -w n1,n2 "$STATE/jobs/bench_transport" "${k%_get}" | grep '^transport=')
+    grep -q 'data=ok' <<<"$line" || echo "bench replication_read_$k: wrong data: $line"
     report "replication_read_$k" "$(sed -n 's/.*gbps=\([0-9.]*\).*/\1/p' <<<"$line")"
 done
 # Restore from a peer: a step on n1 and n2 saves (copies of n2's shards on

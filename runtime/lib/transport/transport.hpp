@@ -67,8 +67,12 @@ public:
     // Worker thread only from here on.
     virtual Status send(int peer, const TransportMsg &m) = 0;
     // Reads len bytes at offset in peer's store into local (inside our own
-    // registered store); gives up after timeout_ms.
+    // registered store); gives up after timeout_ms. The peer's worker must
+    // be polling (it serves the read on emulated transports).
     virtual Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) = 0;
+    // The bytes one get() should move: large enough to keep the link busy,
+    // small enough that heartbeats go out between calls.
+    virtual std::size_t pull_piece() const { return 4u << 20; }
     // Delivers received messages; false when none is queued.
     virtual bool poll(TransportMsg &m) = 0;
     // Sleeps until the transport has work, `wake_fd` is readable, or
