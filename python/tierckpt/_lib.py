@@ -26,6 +26,7 @@ STATUS_NAMES = {
 }
 
 MPI_THREAD_FUNNELED = 1  # the same in Open MPI and MPICH
+MPI_THREAD_MULTIPLE = 3
 
 
 class CStats(ctypes.Structure):
@@ -99,6 +100,7 @@ def _declare(lib):
         "MPI_Finalized": (c_int, [p(c_int)]),
         "MPI_Init_thread": (c_int, [c_void_p, c_void_p, c_int, p(c_int)]),
         "MPI_Finalize": (c_int, []),
+        "MPI_Query_thread": (c_int, [p(c_int)]),
     }
     for name, (res, args) in table.items():
         f = getattr(lib, name)

@@ -1,0 +1,246 @@
+"""tierckpt.dcp: the staging layout with real tensors (any PyTorch), the
+storage through a real node store, and, where PyTorch has a working
+torch.distributed.checkpoint (>= 2.2), dcp.save/dcp.load through it. The DCP
+tests are skipped, visibly, elsewhere (Debian 12's PyTorch is 1.13)."""
+import os
+import tempfile
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch not installed (apt-get install python3-torch)")
+
+import tierckpt  # noqa: E402
+import tierckpt.dcp as tdcp  # noqa: E402
+
+needs_dcp = pytest.mark.skipif(not tdcp.AVAILABLE, reason=tdcp.UNAVAILABLE_REASON or "")
+
+
+# ---- the layout: no DCP needed
+
+
+def sample():
+    torch.manual_seed(3)
+    wide = torch.randn(6, 10)
+    return [
+        (("w", None), torch.randn(4, 5)),
+        (("w", (4, 0)), torch.randn(3, 5)),  # another chunk of the same name
+        (("half", None), torch.randn(7).to(torch.bfloat16)),
+        (("steps", None), torch.arange(9, dtype=torch.int64)),
+        (("mask", None), torch.tensor([True, False, True])),
+        (("empty", None), torch.empty(0, 3)),
+        (("view", None), wide[1:5, 2:8:2]),  # not contiguous
+        (("blob", None), b"\x00pickled\xffbytes"),
+    ]
+
+
+def test_pack_round_trip_is_bit_identical():
+    items = sample()
+    buf = bytearray(1 << 16)
+    used = tdcp.pack(buf, items, {"note": 7})
+    assert 0 < used <= len(buf)
+    entries, extra = tdcp.read_index(buf)
+    assert extra == {"note": 7}
+    assert list(entries) == [k for k, _ in items]
+    for key, value in items:
+        e = entries[key]
+        if isinstance(value, torch.Tensor):
+            got = tdcp.item_tensor(buf, e)
+            assert got.dtype == value.dtype and got.shape == value.shape
+            assert torch.equal(got, value)
+            assert e[2] % 64 == 0  # aligned
+        else:
+            assert bytes(tdcp.item_bytes(buf, e)) == value
+
+
+def test_pack_refuses_a_small_capacity_before_writing():
+    buf = bytearray(1024)
+    with pytest.raises(tierckpt.TierckptError) as e:
+        tdcp.pack(buf, [(("big", None), torch.zeros(1024))])
+    assert "capacity" in str(e.value) and "capacity=" in str(e.value)
+    assert buf == bytearray(1024)
+
+
+def test_read_index_refuses_what_pack_did_not_write():
+    with pytest.raises(tierckpt.TierckptError, match="no tierckpt.dcp checkpoint"):
+        tdcp.read_index(bytearray(256))
+
+
+def test_error_shard_says_why():
+    buf = bytearray(4096)
+    tdcp.pack_error(buf, "ValueError: no", {"version": 3})
+    entries, extra = tdcp.read_index(buf)
+    assert entries == {} and extra["error"] == "ValueError: no" and extra["version"] == 3
+
+
+def test_capacity_sizes():
+    assert tdcp._size("64M") == 64 << 20 and tdcp._size(4096) == 4096 and tdcp._size("2G") == 2 << 30
+    with pytest.raises(tierckpt.TierckptError, match="capacity="):
+        tdcp._size("lots")
+
+
+def test_storage_saves_and_restores_the_layout(store):
+    items = sample()
+    with tdcp.Storage("1M", store=store, store_bytes="16M") as st:
+        assert st.restore() is None
+        tdcp.pack(st._buf, items, {"metadata": b"x"})
+        st._save(5)
+        assert st.version == 5
+    with tdcp.Storage(1 << 20, store=store) as st:
+        assert st.restore() == 5
+        entries, extra = tdcp.read_index(st._buf)
+        assert extra == {"metadata": b"x"}
+        assert torch.equal(tdcp.item_tensor(st._buf, entries[("view", None)]), items[6][1])
+
+
+def test_storage_refuses_another_capacity(store):
+    with tdcp.Storage("1M", store=store, store_bytes="16M") as st:
+        tdcp.pack(st._buf, sample())
+        st._save(1)
+    with tdcp.Storage("2M", store=store) as st:
+        with pytest.raises(tierckpt.StateMismatchError):
+            st.restore()
+
+
+@pytest.mark.skipif(tdcp.AVAILABLE, reason="this PyTorch has torch.distributed.checkpoint")
+def test_without_dcp_the_classes_say_what_they_need(store):
+    with pytest.raises(ImportError, match=r"needs PyTorch >= 2\.2"):
+        tdcp.Writer(None)
+    with pytest.raises(ImportError, match=r"needs PyTorch >= 2\.2"):
+        tdcp.Reader(None)
+
+
+# ---- with torch.distributed.checkpoint
+
+
+@pytest.fixture
+def group():
+    """A one-rank gloo group (dcp.save/load and async_save want one)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        yield
+        return
+    fd, path = tempfile.mkstemp(prefix="tierckpt-dcp-pg-")
+    os.close(fd)
+    dist.init_process_group("gloo", init_method=f"file://{path}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+        os.unlink(path)
+
+
+def make(seed, hidden=16):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return model, opt
+
+
+def train(model, opt, steps):
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        loss = (model(torch.randn(4, 8, generator=g)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def states(model, opt):
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    msd, osd = get_state_dict(model, opt)
+    return {"model": msd, "optim": osd}
+
+
+def flat(sd, prefix=""):
+    out = {}
+    for k, v in sd.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            out.update(flat(dict(enumerate(v)), f"{prefix}{k}."))
+        else:
+            out[prefix + str(k)] = v.clone() if isinstance(v, torch.Tensor) else v
+    return out
+
+
+@needs_dcp
+def test_dcp_round_trip_is_bit_identical(store, group):
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    model, opt = make(0)
+    train(model, opt, 3)
+    with tdcp.Storage("8M", store=store, store_bytes="64M") as st:
+        sd = states(model, opt)
+        sd["extra"] = {"epoch": 3, "name": "run7", "blob": b"abc"}  # non-tensors: DCP BytesIO items
+        dcp.save(sd, storage_writer=st.writer())
+        saved = flat(sd)
+        v = st.version
+
+    model2, opt2 = make(99)
+    with tdcp.Storage("8M", store=store) as st:
+        assert st.restore() == v
+        sd2 = states(model2, opt2)
+        sd2["extra"] = {"epoch": 0, "name": "", "blob": b""}
+        dcp.load(sd2, storage_reader=st.reader())
+        set_state_dict(model2, opt2, model_state_dict=sd2["model"], optim_state_dict=sd2["optim"])
+    got = flat(states(model2, opt2))
+    got.update(flat({"extra": sd2["extra"]}))
+    assert set(got) == set(saved)
+    for k, want in saved.items():
+        if isinstance(want, torch.Tensor):
+            assert torch.equal(got[k], want), k
+        else:
+            assert got[k] == want, k
+
+
+@needs_dcp
+def test_dcp_refuses_a_changed_shape(store, group):
+    import torch.distributed.checkpoint as dcp
+
+    model, opt = make(0)
+    with tdcp.Storage("8M", store=store, store_bytes="64M") as st:
+        dcp.save({"model": model.state_dict()}, storage_writer=st.writer())
+    other, _ = make(1, hidden=32)
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with tdcp.Storage("8M", store=store) as st:
+        with pytest.raises(Exception, match=r"(?i)mismatch|does not match|size"):
+            dcp.load({"model": other.state_dict()}, storage_reader=st.reader())
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+
+
+@needs_dcp
+def test_dcp_capacity_too_small_says_so_and_load_says_why(store, group):
+    import torch.distributed.checkpoint as dcp
+
+    model, _ = make(0)
+    with tdcp.Storage(4096, store=store, store_bytes="64M") as st:
+        with pytest.raises(Exception, match="capacity"):
+            dcp.save({"model": model.state_dict()}, storage_writer=st.writer())
+    with tdcp.Storage(4096, store=store) as st:
+        with pytest.raises(Exception, match="unusable"):
+            dcp.load({"model": model.state_dict()}, storage_reader=st.reader())
+
+
+@needs_dcp
+def test_dcp_async_save(store, group):
+    import torch.distributed.checkpoint as dcp
+
+    if not hasattr(dcp, "async_save"):
+        pytest.skip(f"torch {torch.__version__} has no dcp.async_save")
+    model, _ = make(0)
+    want = {k: v.clone() for k, v in model.state_dict().items()}
+    with tdcp.Storage("8M", store=store, store_bytes="64M") as st:
+        fut = dcp.async_save({"model": model.state_dict()}, storage_writer=st.writer())
+        if tdcp._lib_thread_level() < tierckpt._lib.MPI_THREAD_MULTIPLE:
+            with pytest.raises(Exception, match="MPI_THREAD_MULTIPLE"):
+                fut.result()
+            return
+        fut.result()
+    other, _ = make(5)
+    with tdcp.Storage("8M", store=store) as st:
+        sd = {"model": other.state_dict()}
+        dcp.load(sd, storage_reader=st.reader())
+    assert all(torch.equal(want[k], v) for k, v in other.state_dict().items())
