@@ -94,16 +94,16 @@ Result<std::vector<Pair>> split_pairs(std::string_view line) {
     };
     for (skip(); i < line.size(); skip()) {
         std::size_t k = i;
-        while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '.')) {
-            ++i;
-        }
+        auto key_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; };
+        while (i < line.size() && key_char(line[i])) ++i;
         std::string_view key = line.substr(k, i - k);
         skip();
         if (key.empty() || i == line.size() || line[i] != '=') {
             std::string_view rest = line.substr(k);
             if (lower(rest.substr(0, 8)) == "include " || lower(rest.substr(0, 8)) == "include\t") {
                 return error(TIERCKPT_ERR_INVALID,
-                             "an Include line: tierckpt reads topology.conf alone; write those switches into this file");
+                             "an Include line: tierckpt reads topology.conf alone; write those switches into this "
+                             "file");
             }
             return error(TIERCKPT_ERR_INVALID, "'{}' is not KEY=VALUE: write e.g. SwitchName=s1 Nodes=n[1-16]",
                          shown(rest.substr(0, rest.find_first_of(" \t"))));
@@ -169,7 +169,8 @@ Result<Entry> parse_entry(const std::vector<Pair> &pairs) {
     }
     if (e.kind == Entry::switch_ && !e.nodes.empty() && !e.switches.empty()) {
         return error(TIERCKPT_ERR_INVALID,
-                     "switch {} has both Nodes= and Switches=: a switch has nodes (a leaf) or switches, not both", e.name);
+                     "switch {} has both Nodes= and Switches=: a switch has nodes (a leaf) or switches, not both",
+                     e.name);
     }
     if (e.kind != Entry::block_sizes && e.nodes.empty() && e.switches.empty()) {
         return error(TIERCKPT_ERR_INVALID, "{} {} has no Nodes={}: name its children", pairs.front().as_written,
@@ -200,8 +201,9 @@ Result<std::vector<Config::Domain>> parse_topology(std::string_view text, std::s
         if (entry->kind == Entry::block_sizes) continue;
         auto [it, fresh] = names.emplace(entry->name, line.number);
         if (!fresh) {
-            return at(error(TIERCKPT_ERR_INVALID, "{} is named again (first on line {}): give each switch or block one line",
-                            entry->name, it->second));
+            return at(error(TIERCKPT_ERR_INVALID,
+                            "{} is named again (first on line {}): give each switch or block one line", entry->name,
+                            it->second));
         }
         if (!entry->nodes.empty()) domains.push_back({entry->name, entry->nodes, line.number});
     }

@@ -151,8 +151,11 @@ TEST_CASE("slurmstepd: failure_domains=topology gives each node its leaf switch"
     }
     // Beside slurmstepd's own SLURM_CONF (slurmd sets it); the job's
     // environment has another, which must not count.
-    const char *old = std::getenv("SLURM_CONF");
-    std::string saved = old ? old : "";
+    struct EnvGuard {
+        const char *old = std::getenv("SLURM_CONF");
+        std::string saved = old ? old : "";
+        ~EnvGuard() { old ? ::setenv("SLURM_CONF", saved.c_str(), 1) : ::unsetenv("SLURM_CONF"); }
+    } guard;
     ::setenv("SLURM_CONF", (p.dir + "/slurm.conf").c_str(), 1);
     for (auto [node, domain] : {std::pair<const char *, const char *>{"n2", "s1"}, {"n3", "s2"}, {"n9", ""}}) {
         p.start(S_CTX_REMOTE);
@@ -163,7 +166,6 @@ TEST_CASE("slurmstepd: failure_domains=topology gives each node its leaf switch"
         CHECK(p.env("TIERCKPT_FAILURE_DOMAIN") == domain);
         CHECK(p.call(slurm_spank_task_init) == 0);
     }
-    if (old) ::setenv("SLURM_CONF", saved.c_str(), 1); else ::unsetenv("SLURM_CONF");
 }
 
 TEST_CASE("slurmstepd: a broken topology.conf fails the tasks with the file, the line and the fix", "[spank][plugin]") {
