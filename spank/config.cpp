@@ -26,7 +26,8 @@ Result<SizeSpec> parse_mem(std::string_view key, std::string_view value) {
 
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
     auto kv = parse_kvargs(args, {"store_dir", "max_mem", "default_mem", "default_replicas", "persist_dirs",
-                                  "keep_seconds", "flush_seconds", "prefault", "log", "failure_domains"});
+                                  "keep_seconds", "flush_seconds", "prefault", "log", "failure_domains",
+                                  "topology_conf"});
     if (!kv) return kv.status();
     Config cfg;
     for (const auto &[key, value] : *kv) {
@@ -59,6 +60,8 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
                 rest.remove_prefix(colon + 1);
                 if (rest.empty()) return error(TIERCKPT_ERR_INVALID, "persist_dirs={}: ends with ':'", value);
             }
+        } else if (key == "failure_domains" && value == "topology") {
+            cfg.topology_domains = true;
         } else if (key == "failure_domains") {
             cfg.failure_domains.clear();
             std::string_view rest = value;
@@ -67,12 +70,11 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
                 std::string_view item = rest.substr(0, semi);
                 auto colon = item.find(':');
                 std::string_view name = item.substr(0, colon);
-                if (colon == std::string_view::npos || name.empty() || name.size() > 64 ||
-                    name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-                        std::string_view::npos) {
+                if (colon == std::string_view::npos || !valid_domain_name(name)) {
                     return error(TIERCKPT_ERR_INVALID,
                                  "failure_domains: '{}': give NAME:HOSTLIST (NAME: up to 64 letters, digits, '_', '.', "
-                                 "'-'), domains separated by ';', e.g. failure_domains=rackA:n[1-16];rackB:n[17-32]",
+                                 "'-'), domains separated by ';', e.g. failure_domains=rackA:n[1-16];rackB:n[17-32], "
+                                 "or failure_domains=topology",
                                  item);
                 }
                 std::string_view hosts = item.substr(colon + 1);
@@ -87,6 +89,10 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
                 if (semi == std::string_view::npos) break;
                 rest.remove_prefix(semi + 1);
             }
+        } else if (key == "topology_conf") {
+            auto p = parse_abs_path("topology_conf", value);
+            if (!p) return p.status();
+            cfg.topology_conf = *p;
         } else if (key == "keep_seconds") {
             auto n = parse_uint(key, value, 0, kMaxKeepSeconds);
             if (!n) return n.status();
@@ -104,6 +110,11 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
                 return error(TIERCKPT_ERR_INVALID, "log={}: expected error, warn, info or debug", value);
             }
         }
+    }
+    if (!cfg.topology_conf.empty() && !cfg.topology_domains) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "topology_conf={} is read only with failure_domains=topology: add that, or remove topology_conf",
+                     cfg.topology_conf);
     }
     // When both are of one kind the order can be checked here, once for all
     // nodes; mixed kinds are checked per node against its memory.
@@ -177,6 +188,12 @@ tck::Result<bool> hostlist_contains(std::string_view hosts, std::string_view hos
         at = end + 1;
     }
     return found;
+}
+
+bool valid_domain_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 &&
+           name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+               std::string_view::npos;
 }
 
 std::string failure_domain_of(const Config &cfg, std::string_view host) {

@@ -22,9 +22,14 @@ struct Config {
     std::vector<std::string> persist_dirs;          // persist_dirs=a:b; empty: any absolute path
     struct Domain {
         std::string name;
-        std::string hosts;  // a Slurm host list: n[1-4],gpu07
+        std::string hosts;     // a Slurm host list: n[1-4],gpu07
+        std::size_t line = 0;  // its line in topology.conf; 0: from plugstack.conf
     };
     std::vector<Domain> failure_domains;            // failure_domains=rackA:n[1-4];rackB:n[5-8]
+    // failure_domains=topology: the leaf switches (or blocks) of Slurm's
+    // topology.conf, read in slurmstepd (topology.hpp), not here.
+    bool topology_domains = false;
+    std::string topology_conf;                      // topology_conf=: empty: beside slurm.conf
     std::uint64_t keep_seconds = 600;               // keep_seconds=: grace after a failed job
     std::uint64_t flush_seconds = 600;              // flush_seconds=: the epilog's flush; 0: none
     bool prefault = true;                           // prefault=
@@ -51,8 +56,13 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args);
 // name) names host. An error for a malformed list.
 tck::Result<bool> hostlist_contains(std::string_view hosts, std::string_view host);
 
-// The failure domain of host under cfg ("" when no domain names it).
+// The failure domain of host among plugstack.conf's failure_domains (""
+// when no domain names it). failure_domains=topology: see topology.hpp.
 std::string failure_domain_of(const Config &cfg, std::string_view host);
+
+// Whether name is a valid failure domain name: 1 to 64 letters, digits,
+// '_', '.' and '-' (it travels in TIERCKPT_FAILURE_DOMAIN).
+bool valid_domain_name(std::string_view name);
 
 // "max_mem=50%" or "max_mem=64 GiB", for messages.
 std::string describe(const SizeSpec &spec);

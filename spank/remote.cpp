@@ -11,6 +11,7 @@
 #include "../runtime/common/env_names.hpp"
 #include "../runtime/common/log.hpp"
 #include "state.hpp"
+#include "topology.hpp"
 
 // From <slurm/slurm.h>, which a SPANK plugin need not include.
 #ifndef SLURM_BATCH_SCRIPT
@@ -55,6 +56,23 @@ Status setup_store(spank_t sp, PluginState &s) {
         spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS) {
         return error(TIERCKPT_ERR_INTERNAL, "cannot read the job id, uid or gid from Slurm");
     }
+    // The node's failure domain, by its Slurm name (the host name where the
+    // job's environment lacks it), before any store is made: a broken
+    // topology.conf stops the step here. SLURM_CONF is slurmstepd's own
+    // (slurmd sets it), never the job's.
+    std::string node = get_env(sp, "SLURMD_NODENAME");
+    if (node.empty()) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        node = host;
+        node = node.substr(0, node.find('.'));
+    }
+    auto domain = node_failure_domain(s.cfg, node, std::getenv("SLURM_CONF"));
+    if (!domain) {
+        return error(domain.status().code(), "{}; ask the admin to fix it (see spank-tierckpt(8))",
+                     domain.status().message());
+    }
+
     auto mem = read_meminfo();
     if (!mem) return mem.status();
     auto bytes = store_bytes(*settings, s.cfg, mem->total);
@@ -79,16 +97,6 @@ Status setup_store(spank_t sp, PluginState &s) {
     s.store = *info;
 
     std::string restarts = get_env(sp, "SLURM_RESTART_COUNT");
-    // The node's failure domain, by its Slurm name (the host name where the
-    // job's environment lacks it).
-    std::string node = get_env(sp, "SLURMD_NODENAME");
-    if (node.empty()) {
-        char host[256] = {};
-        ::gethostname(host, sizeof host - 1);
-        node = host;
-        node = node.substr(0, node.find('.'));
-    }
-    std::string domain = failure_domain_of(s.cfg, node);
     for (auto [name, value] : {
              std::pair<const char *, std::string>{env::kStore, info->path},
              {env::kStoreBytes, std::to_string(info->bytes)},
@@ -101,7 +109,7 @@ Status setup_store(spank_t sp, PluginState &s) {
              {env::kPersistKeep, std::to_string(settings->persist_keep)},
              {env::kJobId, std::to_string(job_id)},
              {env::kRestartCount, restarts.empty() ? "0" : restarts},
-             {env::kFailureDomain, domain},
+             {env::kFailureDomain, *domain},
          }) {
         Status st = set_env(sp, name, value);
         if (!st) return st;

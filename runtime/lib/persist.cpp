@@ -21,6 +21,7 @@
 #include "../common/clock.hpp"
 #include "../common/log.hpp"
 #include "../common/parse.hpp"
+#include "../common/small_file.hpp"
 #include "crc32c.hpp"
 #include "store_format.hpp"
 
@@ -66,32 +67,6 @@ Status write_all(int fd, const void *p, std::size_t n, std::uint64_t off, const 
         n -= static_cast<std::size_t>(w);
     }
     return Status::ok();
-}
-
-Result<std::string> read_small_at(int dirfd, const std::string &name, const std::string &shown) {
-    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-    if (!fd) {
-        int err = errno;
-        if (err == ENOENT) return error(TIERCKPT_ERR_NOT_FOUND, "{}: no such file", shown);
-        return sys_error("cannot open", shown, err);
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return sys_error("cannot stat", shown, errno);
-    if (!S_ISREG(st.st_mode)) return error(TIERCKPT_ERR_CORRUPT, "{} is not a regular file", shown);
-    if (static_cast<std::uint64_t>(st.st_size) > kMaxManifestBytes) {
-        return error(TIERCKPT_ERR_CORRUPT, "{} is too large ({} bytes)", shown, st.st_size);
-    }
-    std::string text(static_cast<std::size_t>(st.st_size), '\0');
-    std::size_t got = 0;
-    while (got < text.size()) {
-        ssize_t r = ::pread(fd.get(), text.data() + got, text.size() - got, static_cast<off_t>(got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return sys_error("cannot read", shown, errno);
-        if (r == 0) break;
-        got += static_cast<std::size_t>(r);
-    }
-    text.resize(got);
-    return text;
 }
 
 // Removes the entries of an open directory that tierckpt writes (regular
@@ -437,7 +412,7 @@ Result<Manifest> Dir::read_manifest(std::uint64_t version) const {
     auto vfd = open_version(version, false);
     if (!vfd) return vfd.status();
     std::string shown = path_ + "/" + version_dir_name(version) + "/" + kManifest;
-    auto text = read_small_at(vfd->get(), kManifest, shown);
+    auto text = read_small_file_at(vfd->get(), kManifest, shown, kMaxManifestBytes, O_NOFOLLOW);
     if (!text) return text.status();
     auto m = parse_manifest(*text);
     if (!m) return error(m.status().code(), "{}: {}", shown, m.status().message());
@@ -450,7 +425,7 @@ Result<Manifest> Dir::read_manifest(std::uint64_t version) const {
 std::optional<ShardMeta> Dir::read_sidecar(std::uint64_t version, std::uint32_t rank) const {
     auto vfd = open_version(version, false);
     if (!vfd) return std::nullopt;
-    auto text = read_small_at(vfd->get(), sidecar_name(rank), sidecar_name(rank));
+    auto text = read_small_file_at(vfd->get(), sidecar_name(rank), sidecar_name(rank), kMaxManifestBytes, O_NOFOLLOW);
     if (!text) return std::nullopt;
     auto m = parse_sidecar(*text);
     if (!m || m->rank != rank || m->version != version) return std::nullopt;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -140,6 +141,56 @@ TEST_CASE("slurmstepd: a store that cannot be made fails the tasks with the reas
     CHECK(spank_stub::world().errors.empty());
     struct stat st {};
     CHECK(::lstat((p.dir + "/stores/job.1").c_str(), &st) != 0);  // nothing created
+}
+
+TEST_CASE("slurmstepd: failure_domains=topology gives each node its leaf switch", "[spank][plugin]") {
+    Plugin p({"failure_domains=topology"});
+    {
+        std::ofstream(p.dir + "/topology.conf") << "SwitchName=s1 Nodes=n[1-2]\nSwitchName=s2 Nodes=n[3-4]\n"
+                                                   "SwitchName=top Switches=s[1-2]\n";
+    }
+    // Beside slurmstepd's own SLURM_CONF (slurmd sets it); the job's
+    // environment has another, which must not count.
+    struct EnvGuard {
+        const char *old = std::getenv("SLURM_CONF");
+        std::string saved = old ? old : "";
+        ~EnvGuard() { old ? ::setenv("SLURM_CONF", saved.c_str(), 1) : ::unsetenv("SLURM_CONF"); }
+    } guard;
+    ::setenv("SLURM_CONF", (p.dir + "/slurm.conf").c_str(), 1);
+    for (auto [node, domain] : {std::pair<const char *, const char *>{"n2", "s1"}, {"n3", "s2"}, {"n9", ""}}) {
+        p.start(S_CTX_REMOTE);
+        spank_stub::world().job_env["SLURMD_NODENAME"] = node;
+        spank_stub::world().job_env["SLURM_CONF"] = "/home/user/slurm.conf";
+        REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_FAILURE_DOMAIN") == domain);
+        CHECK(p.call(slurm_spank_task_init) == 0);
+    }
+}
+
+TEST_CASE("slurmstepd: a broken topology.conf fails the tasks with the file, the line and the fix", "[spank][plugin]") {
+    Plugin p({"failure_domains=topology"});
+    p.args.push_back("topology_conf=" + p.dir + "/topology.conf");
+    {
+        std::ofstream(p.dir + "/topology.conf") << "SwitchName=s1 Nodes=n[1-2]\nSwitchName=s2 Nodes=n[2-4\n";
+    }
+    p.start(S_CTX_REMOTE);
+    spank_stub::world().job_env["SLURMD_NODENAME"] = "n1";
+    REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
+    CHECK(p.call(slurm_spank_init_post_opt) == 0);
+    CHECK(p.env("TIERCKPT_STORE").empty());
+    CHECK(p.call(slurm_spank_task_init) < 0);
+    CHECK(p.has_error("failure_domains=topology: " + p.dir + "/topology.conf line 2: Nodes=: host list 'n[2-4': "
+                      "unbalanced [; ask the admin to fix it"));
+    struct stat st {};
+    CHECK(::lstat((p.dir + "/stores/job.1").c_str(), &st) != 0);  // no store made
+
+    std::filesystem::remove(p.dir + "/topology.conf");
+    p.start(S_CTX_REMOTE);
+    REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
+    CHECK(p.call(slurm_spank_init_post_opt) == 0);
+    CHECK(p.call(slurm_spank_task_init) < 0);
+    CHECK(p.has_error(p.dir + "/topology.conf does not exist: write it"));
 }
 
 TEST_CASE("slurmstepd: no --ckpt-mem, batch and extern steps: no store", "[spank][plugin]") {
