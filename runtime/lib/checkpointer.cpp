@@ -1197,8 +1197,16 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     std::uint8_t *pull_dst = nullptr;
     if (pull_slot) {
         pull_dst = store_->base() + store_->read_record(*pull_slot).offset;
-        post_worker_task([this, holder = static_cast<int>(mine.holder), off = mine.offset, dst = pull_dst,
-                          n = mine.payload_bytes] { return pull(holder, off, dst, n); });
+        // Every rank on the holder's node registered the same store: the
+        // readers are spread over their workers, which serve in parallel.
+        std::vector<int> servers;
+        for (int r = 0; r < world_; ++r) {
+            if (leader_of_[static_cast<std::size_t>(r)] == static_cast<int>(mine.holder)) servers.push_back(r);
+        }
+        int server = servers[static_cast<std::size_t>(rank_) % servers.size()];
+        post_worker_task([this, server, off = mine.offset, dst = pull_dst, n = mine.payload_bytes] {
+            return pull(server, off, dst, n);
+        });
         restored_via_ = transport_->name();
     }
     const bool by_mpi = !local && !from_disk && !pull_slot;

@@ -13,6 +13,7 @@
 #include "ucx.hpp"
 
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -126,7 +127,7 @@ public:
 
     const char *name() const override { return "ucx"; }
     // A pull of this size keeps enough 4 MiB messages in flight.
-    std::size_t pull_piece() const override { return pull_am_ ? 16 * kAmPiece : kAmPiece; }
+    std::size_t pull_piece() const override { return pull_am_ ? 32 * kAmPiece : kAmPiece; }
 
     Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) override {
         ucp_mem_map_params_t mp{};
@@ -205,11 +206,15 @@ public:
 
     void wait(int wake_fd, int timeout_ms) override {
         if (!inbox_.empty() || !to_serve_.empty() || !rndv_.empty()) return;
+        // Pieces still being sent need progress as soon as the socket
+        // drains, which the event fd does not say: poll the worker without
+        // sleeping while they last (a transfer's worth of time).
+        if (sends_in_flight_ > 0) {
+            sched_yield();
+            return;
+        }
         ucs_status_t st = ucp_worker_arm(worker_);
         if (st == UCS_ERR_BUSY) return;  // events pending: progress again
-        // Pieces still being sent need progress as soon as the socket
-        // drains, which the event fd does not always say.
-        if (sends_in_flight_ > 0) timeout_ms = std::min(timeout_ms, 1);
         struct pollfd fds[2] = {{efd_, POLLIN, 0}, {wake_fd, POLLIN, 0}};
         ::poll(fds, wake_fd >= 0 ? 2 : 1, timeout_ms);
     }
