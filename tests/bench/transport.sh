@@ -5,7 +5,8 @@
 # and restore use) over UCX (both ways: rendezvous active messages, the
 # default, and one-sided gets) and libfabric, all in the same run. Lines:
 #   bench NAME value=X unit=GB/s reference=R ratio=X/R
-# The reference for each is the best ucx_perftest figure of the run.
+# The reference for each is the best of these tools' figures in the run
+# (ucx_perftest's, and libfabric's fi_pingpong).
 set -euo pipefail
 SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 BUILDDIR=${TCK_BUILDDIR:-$SRCDIR}
@@ -26,17 +27,34 @@ perftest() { # TEST: MB/s from ucx_perftest between n1 (server) and n2
     # The "Final:" line: ... bandwidth (MB/s) in the 6th column from the end.
     awk '/Final:/ {print $(NF-3)}' <<<"$out"
 }
+# libfabric's own tool between the same nodes: 4 MiB messages over its tcp
+# provider's RDM endpoint (ping-pong, one in flight); prints MB/s.
+fi_pingpong_mbs() {
+    local ip srv out
+    ip=$(in_node n1 hostname -I | awk '{print $1}')
+    in_node n1 timeout 60 fi_pingpong -p tcp -e rdm -S 4194304 -I 50 -B 47593 >/dev/null 2>&1 &
+    srv=$!
+    for _ in 1 2 3 4 5; do  # the server may take a moment to listen
+        sleep 1
+        out=$(in_node n2 timeout 60 fi_pingpong -p tcp -e rdm -S 4194304 -I 50 -P 47593 "$ip" 2>&1 || true)
+        grep -q 'Connection refused' <<<"$out" || break
+    done
+    wait "$srv" || true
+    awk '$1 == "4m" {print $6}' <<<"$out"
+}
 mbs() { awk -v x="$1" 'BEGIN { printf "%.3f", x / 1000 }'; }
 get=$(mbs "$(perftest ucp_get)")
 put=$(mbs "$(perftest ucp_put_bw)")
 tag=$(mbs "$(perftest tag_bw)")
 am=$(mbs "$(perftest ucp_am_bw)")
-best=$(printf '%s\n' "$get" "$put" "$tag" "$am" | sort -g | tail -n 1)
+fip=$(mbs "$(fi_pingpong_mbs)")
+best=$(printf '%s\n' "$get" "$put" "$tag" "$am" "$fip" | sort -g | tail -n 1)
 report() { awk -v n="$1" -v v="$2" -v r="$best" 'BEGIN { printf "bench %s value=%.3f unit=GB/s reference=%.3f ratio=%.3f\n", n, v, r, v / r }'; }
 report ucx_perftest_ucp_get "$get"
 report ucx_perftest_ucp_put_bw "$put"
 report ucx_perftest_tag_bw "$tag"
 report ucx_perftest_ucp_am_bw "$am"
+report libfabric_fi_pingpong "$fip"
 # The real program, not libtool's wrapper: it finds libtierckpt through the
 # cluster's LD_LIBRARY_PATH (the installed build).
 bin=$BUILDDIR/tests/bench/.libs/bench_transport
