@@ -102,6 +102,7 @@ def _declare(lib):
         "MPI_Init_thread": (c_int, [c_void_p, c_void_p, c_int, p(c_int)]),
         "MPI_Finalize": (c_int, []),
         "MPI_Query_thread": (c_int, [p(c_int)]),
+        "MPI_Is_thread_main": (c_int, [p(c_int)]),
     }
     for name, (res, args) in table.items():
         f = getattr(lib, name)
