@@ -368,6 +368,15 @@ class Checkpointer:
         """Collective. Blocks until the newest save has committed."""
         _check(_lib.get().tierckpt_wait(self._h()))
 
+    def agree(self, ok: bool) -> bool:
+        """Collective. True when every rank passed a true ok: over this
+        checkpointer's communicator, the one its saves are collective over
+        (tierckpt.dcp agrees with it before a save, and skips one that a
+        rank could not prepare)."""
+        all_ok = ctypes.c_int(0)
+        _check(_lib.get().tierckpt_agree(self._h(), 1 if ok else 0, ctypes.byref(all_ok)))
+        return bool(all_ok.value)
+
     def test(self) -> bool:
         """True once the newest save has committed (or none is in flight);
         never blocks."""

@@ -90,6 +90,7 @@ def _declare(lib):
         "tierckpt_save": (c_int, [c_void_p, c_uint64]),
         "tierckpt_test": (c_int, [c_void_p, p(c_int)]),
         "tierckpt_wait": (c_int, [c_void_p]),
+        "tierckpt_agree": (c_int, [c_void_p, c_int, p(c_int)]),
         "tierckpt_restore": (c_int, [c_void_p, p(c_int), p(c_uint64)]),
         "tierckpt_restore_source": (c_char_p, [c_void_p]),
         "tierckpt_stage_path": (c_char_p, [c_void_p]),
@@ -101,6 +102,7 @@ def _declare(lib):
         "MPI_Init_thread": (c_int, [c_void_p, c_void_p, c_int, p(c_int)]),
         "MPI_Finalize": (c_int, []),
         "MPI_Query_thread": (c_int, [p(c_int)]),
+        "MPI_Is_thread_main": (c_int, [p(c_int)]),
     }
     for name, (res, args) in table.items():
         f = getattr(lib, name)

@@ -8,11 +8,14 @@
     ...
     dcp.save(state, storage_writer=storage.writer())  # returns once copied into node memory
 
-Needs PyTorch >= 2.2 (the StorageWriter/StorageReader API with reset(),
-validate_checkpoint_id(); checked against 2.2 and the current main branch's
-sources). With an older PyTorch, or one without torch.distributed.checkpoint,
-this module still imports (its layout functions work) and Storage.writer(),
-Storage.reader(), Writer and Reader raise ImportError naming the version.
+Needs PyTorch >= 2.2, where dcp.save and dcp.load first appear; written
+against the sources of 2.2 and of the current main branch, not yet run
+against a real DCP. On 2.2 dcp.save/dcp.load take no checkpoint_id (the
+writer saves the next version) and want no_dist=True when torch.distributed
+is not initialised; checkpoint_id and dcp.async_save come with 2.3. With an
+older PyTorch, or one without torch.distributed.checkpoint, this module still
+imports (its layout functions work) and Storage.writer(), Storage.reader(),
+Writer and Reader raise ImportError naming the version.
 
 How DCP's calls map onto tierckpt's collective save and restore:
 
@@ -29,9 +32,12 @@ How DCP's calls map onto tierckpt's collective save and restore:
   checks that it is the metadata it packed. So the data and the metadata of a
   DCP checkpoint are one tierckpt version: committed together or not at all.
 - A rank that cannot stage (capacity too small, an item that cannot be
-  resolved, a planner keeping no metadata) still takes part in the collective
-  save, with an index that says why, then raises: the ranks' collective calls
-  stay in step, and loading that version says why it is unusable.
+  resolved, a planner keeping no metadata) says so before the save: after
+  packing, the ranks agree (Checkpointer.agree, an allreduce over tierckpt's
+  own communicator: always there, and exactly the ranks the save is
+  collective over, whereas DCP may run without a process group) and, when
+  any rank failed, none saves and every rank raises. The newest good
+  checkpoint stays the newest.
 - dcp.load calls read_metadata on every rank: the first call restores
   (collective; Storage.restore() may have done it already), then the ranks
   gather over torch.distributed (when it is initialised with more than one
@@ -39,7 +45,9 @@ How DCP's calls map onto tierckpt's collective save and restore:
   restore brings back its own shard only, so items another rank saved (DCP
   keeps one copy of a replicated tensor, on one rank) travel at read_data:
   the coordinator's prepare_global_plan tells each rank which of its items
-  others need, and every rank then takes part in one all_gather_object.
+  others need, and every rank then takes part in one all_gather_object. A
+  rank that fails before one of these gathers still enters it, carrying its
+  error, and every rank raises after it.
 - Tensors are copied straight from the staging region into the tensors DCP
   resolves (planner.resolve_tensor, commit_tensor), bytes through
   planner.load_bytes. A saved tensor whose shape differs from the live one is
@@ -48,7 +56,10 @@ How DCP's calls map onto tierckpt's collective save and restore:
   there, which needs MPI_THREAD_MULTIPLE (import mpi4py before tierckpt);
   otherwise it is refused. tierckpt's save already returns once the state is
   in node memory (replication goes on in the background): dcp.save is the
-  short stall async_save would otherwise buy.
+  short stall async_save would otherwise buy. A Storage's saves, restores,
+  waits and close run one at a time (a lock); collectives still need the same
+  order on every rank, so wait for an async_save's future before the next
+  save, wait or close.
 
 See tierckpt-python(3).
 """
@@ -164,17 +175,6 @@ def pack(buf, items, extra=None) -> int:
     return need
 
 
-def pack_error(buf, message, extra=None) -> None:
-    """A shard that carries no items, only why its save failed."""
-    extra = dict(extra or {}, error=message)
-    index = pickle.dumps({"entries": [], "extra": extra}, protocol=4)
-    off = _align(_HEAD.size)
-    if off + len(index) > len(buf):
-        index = pickle.dumps({"entries": [], "extra": {"error": message[: max(0, len(buf) - off - 128)]}}, protocol=4)
-    buf[off : off + len(index)] = index
-    _HEAD.pack_into(buf, 0, _MAGIC, off, len(index))
-
-
 def read_index(buf):
     """(entries by key, extra) of a packed buf."""
     magic, off, n = _HEAD.unpack_from(buf, 0)
@@ -238,8 +238,11 @@ class Storage:
         self._ck = checkpointer if checkpointer is not None else _tck.Checkpointer(**settings)
         self._last = 0  # newest version saved or restored here
         self._restored = None  # a restore that no load has used yet: its version
-        self._thread = threading.get_ident()
-        self._lock = threading.Lock()
+        # Every collective call on this storage (save, restore, wait, close)
+        # and every use of the staging region runs under this lock, so two
+        # threads of one rank (an async_save and the main thread) never
+        # interleave their packing or their collective calls.
+        self._lock = threading.RLock()
 
     @property
     def checkpointer(self):
@@ -263,18 +266,23 @@ class Storage:
         self._check_thread("restore")
         with self._lock:
             v = self._ck.restore(self._state)
-        self._restored = v
-        if v is not None:
-            self._last = v
-        return v
+            self._restored = v
+            if v is not None:
+                self._last = v
+            return v
 
     def wait(self) -> None:
         """Collective. Blocks until the newest save has committed."""
-        self._ck.wait()
+        self._check_thread("wait")
+        with self._lock:
+            self._ck.wait()
 
     def close(self) -> None:
-        if self._own:
-            self._ck.close()
+        """Collective when the storage made its checkpointer."""
+        if self._own and not self._ck.closed:
+            self._check_thread("close")
+            with self._lock:
+                self._ck.close()
 
     def __enter__(self):
         return self
@@ -288,28 +296,93 @@ class Storage:
     def _save(self, version):
         with self._lock:
             self._ck.save(version, self._state)
-        self._last = version
-        self._restored = None
+            self._last = version
+            self._restored = None
+
+    def _save_agreed(self, version, stage):
+        """Collective. stage() packs this rank's part into the staging region
+        and may raise. The ranks then agree, over the checkpointer's
+        communicator, whether every one of them staged; only then do they all
+        save version (None: the next one). Otherwise no rank saves, so the
+        newest good checkpoint stays the newest, and every rank raises: its
+        own error, or one naming the failure elsewhere. Returns the version
+        saved."""
+        self._check_thread("save")
+        with self._lock:
+            version = version or self._last + 1
+            self._restored = None  # staging overwrites what a restore brought back
+            error = None
+            try:
+                stage(version)
+            except Exception as e:  # noqa: BLE001 - raised once the ranks agree
+                error = e
+            all_ok = self._ck.agree(error is None)
+            outcome = _save_outcome(error, all_ok, version, self._last)
+            if outcome is not None:
+                raise outcome from error
+            self._ck.save(version, self._state)
+            self._last = version
+            self._restored = None
+            return version
 
     def _check_thread(self, what):
-        """MPI may be called from another thread only with MPI_THREAD_MULTIPLE."""
-        if threading.get_ident() == self._thread:
+        """MPI may be called from a thread other than MPI's main thread (the
+        one that initialised it) only with MPI_THREAD_MULTIPLE."""
+        if _is_mpi_main_thread():
             return
         level = _lib_thread_level()
         if level < _lib.MPI_THREAD_MULTIPLE:
             raise TierckptError(
                 8,
-                f"tierckpt.dcp: {what} from another thread than the one that created the Storage (async_save runs "
+                f"tierckpt.dcp: {what} from another thread than the one that initialised MPI (async_save runs "
                 f"write_data in its executor thread), and MPI was initialised with thread level {level}, not "
                 "MPI_THREAD_MULTIPLE: import mpi4py before tierckpt (it asks for MULTIPLE), or use dcp.save, "
                 "which returns once the state is in node memory",
             )
 
 
+def _save_outcome(error, all_ok, version, last):
+    """What a rank raises after the ranks agreed on a save (None: save).
+    error: this rank's staging failure, or None; all_ok: every rank staged."""
+    if error is None and all_ok:
+        return None
+    kept = f"version {last} stays the newest" if last else "the newest checkpoint is unchanged"
+    if error is not None:
+        return TierckptError(
+            error.code if isinstance(error, TierckptError) else 8,
+            f"tierckpt.dcp: this rank could not stage its part of version {version}: {type(error).__name__}: "
+            f"{error}; no rank saved it ({kept})",
+        )
+    return TierckptError(
+        8, f"tierckpt.dcp: another rank could not stage its part of version {version} (its error says why); no "
+        f"rank saved it ({kept})"
+    )
+
+
 def _lib_thread_level():
     level = ctypes.c_int(-1)
     _lib.get().MPI_Query_thread(ctypes.byref(level))
     return level.value
+
+
+def _is_mpi_main_thread():
+    flag = ctypes.c_int(0)
+    _lib.get().MPI_Is_thread_main(ctypes.byref(flag))
+    return bool(flag.value)
+
+
+def _carry(fn, *args):
+    """(fn(*args), None), or (None, "Type: message") when it raises: an
+    error carried through a collective so that every rank enters it."""
+    try:
+        return fn(*args), None
+    except Exception as e:  # noqa: BLE001 - re-raised after the collective on every rank
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _first_error(errors):
+    """(rank, message) of the first rank whose error is set, or None."""
+    return next(((r, e) for r, e in enumerate(errors) if e), None)
 
 
 def _version_of(checkpoint_id):
@@ -369,12 +442,18 @@ class Writer(_WriterBase):
         return plans
 
     def write_data(self, plan, planner):
+        """Every rank of DCP's group (dcp.save runs it on each): stages this
+        rank's items, then the ranks agree and save together, or none saves
+        (Storage._save_agreed)."""
         st = self.storage
-        st._check_thread("write_data")  # the same outcome on every rank: no save
-        version = _version_of(self.checkpoint_id) or st._last + 1
-        extra = {"version": version, "coordinator": self._coordinator}
-        results, error = [], None
-        try:
+        # A checkpoint_id holds for one save: DCP calls reset() only when it
+        # is given one, so a reused writer would otherwise keep it.
+        wanted, self.checkpoint_id = _version_of(self.checkpoint_id), None
+        results = []
+        self._packed_metadata = None
+
+        def stage(version):
+            extra = {"version": version, "coordinator": self._coordinator}
             items = []
             for item in plan.items:
                 data = planner.resolve_data(item)
@@ -386,6 +465,7 @@ class Writer(_WriterBase):
                     n = value.numel() * value.element_size()
                 items.append((_key(item.index), value))
                 results.append(_WriteResult(index=item.index, size_in_bytes=n, storage_data=None))
+            md = None
             if self._coordinator:
                 md = getattr(planner, "metadata", None)
                 if not isinstance(md, _Metadata):
@@ -393,14 +473,10 @@ class Writer(_WriterBase):
                         8, f"the save planner ({type(planner).__name__}) keeps no global Metadata in .metadata, "
                         "which tierckpt.dcp saves with the data: use DefaultSavePlanner or a subclass")
                 extra["metadata"] = pickle.dumps(md, protocol=4)
-                self._packed_metadata = md
             pack(st._buf, items, extra)
-        except Exception as e:  # noqa: BLE001 - reported after the collective save
-            error = e
-            pack_error(st._buf, f"{type(e).__name__}: {e}", extra)
-        st._save(version)  # collective: every rank, failed or not, keeps the ranks in step
-        if error is not None:
-            raise error
+            self._packed_metadata = md
+
+        st._save_agreed(wanted, stage)  # raises on every rank when any rank could not stage
         fut = _Future()
         fut.set_result(results)
         return fut
@@ -432,28 +508,41 @@ class Reader(_ReaderBase):
     def validate_checkpoint_id(cls, checkpoint_id) -> bool:
         return _version_of(checkpoint_id) is not None
 
-    def read_metadata(self, *args: Any, **kwargs: Any):
+    def read_metadata(self, *args: Any):
         """Collective (every rank, as dcp.load calls it): restores unless
-        Storage.restore() just did."""
+        Storage.restore() just did. Takes no keyword arguments on purpose:
+        newer DCP retries a failed read_metadata(rank=...) "rank-locally"
+        when the reader accepts **kwargs, which would repeat the collectives
+        and hide why the first call failed."""
         st = self.storage
-        version = st._restored if st._restored is not None else st.restore()
-        if version is None:
+        want, self.checkpoint_id = _version_of(self.checkpoint_id), None  # for one load, as in write_data
+
+        def local():
+            v = st._restored if st._restored is not None else st.restore()
+            return None if v is None else (v, read_index(st._buf))
+
+        with st._lock:
+            got, err = _carry(local)
+        if got is None and err is None:
+            # restore() agrees across the job: every rank found none
             raise TierckptError(4, "tierckpt.dcp: no checkpoint in the job's node stores (nothing to load)")
-        want = _version_of(self.checkpoint_id)
-        entries, extra = read_index(st._buf)
-        mine = (extra.get("metadata"), extra.get("error"), sorted(entries, key=repr))
+        if err is None:
+            version, (entries, extra) = got
+            mine = (extra.get("metadata"), extra.get("error"), sorted(entries, key=repr))
+        else:
+            version, mine = st._last, (None, err, [])
         size, _ = _group_size(self.process_group)
-        if size > 1:
+        if size > 1:  # every rank gets here, failed or not, so the gathers match
             everyone = [None] * size
             _dist.all_gather_object(everyone, mine, group=self.process_group)
         else:
             everyone = [mine]
-        for r, (_, err, _) in enumerate(everyone):
-            if err:
-                raise TierckptError(5, f"tierckpt.dcp: the newest checkpoint (version {version}) is unusable: its "
-                                    f"save failed on rank {r}: {err}")
+        bad = _first_error([e for _, e, _ in everyone])
+        if bad is not None:
+            raise TierckptError(5, f"tierckpt.dcp: the newest checkpoint (version {version}) is unusable: "
+                                f"rank {bad[0]}: {bad[1]}")
         if want is not None and want != version:
-            raise TierckptError(4, f"tierckpt.dcp: checkpoint_id={self.checkpoint_id!r}, but the newest checkpoint "
+            raise TierckptError(4, f"tierckpt.dcp: checkpoint_id={want!r}, but the newest checkpoint "
                                 f"complete across the job is version {version} (tierckpt restores the newest)")
         blob = next((m for m, _, _ in everyone if m is not None), None)
         if blob is None:
@@ -483,27 +572,41 @@ class Reader(_ReaderBase):
                 for p, s in zip(plans, sends)]
 
     def read_data(self, plan, planner):
+        with self.storage._lock:
+            self._read_data(plan, planner)
+        self.storage._restored = None  # used: a later load restores again
+        fut = _Future()
+        fut.set_result(None)
+        return fut
+
+    def _read_data(self, plan, planner):
         buf = self.storage._buf
-        entries, _ = read_index(buf)
-        error = None
-        try:
-            self._check_shapes(plan, planner, entries)
-        except Exception as e:  # noqa: BLE001 - raised after the exchange every rank takes part in
-            error = e
         sd = plan.storage_data if isinstance(plan.storage_data, dict) else {}
-        received = {}
-        if sd.get("tierckpt.exchange"):
+
+        def local():
+            entries, _ = read_index(buf)
+            self._check_shapes(plan, planner)
             out = {}
             for k in sd.get("tierckpt.send", []):
                 e = entries[k]
                 out[k] = (e, bytes(item_bytes(buf, e)))
+            return entries, out
+
+        got, err = _carry(local)
+        received = {}
+        if sd.get("tierckpt.exchange"):  # the same on every rank (the coordinator's plan)
             size, _ = _group_size(self.process_group)
             everyone = [None] * size
-            _dist.all_gather_object(everyone, out, group=self.process_group)
-            for d in everyone:
+            _dist.all_gather_object(everyone, (got[1] if got else {}, err), group=self.process_group)
+            for d, _ in everyone:
                 received.update(d)
-        if error is not None:
-            raise error
+            bad = _first_error([e for _, e in everyone])
+        else:
+            bad = (None, err) if err else None
+        if bad is not None:
+            msg = f"tierckpt.dcp: {'' if bad[0] is None else f'rank {bad[0]}: '}{bad[1]}"
+            raise StateMismatchError(msg) if bad[1].startswith("StateMismatchError") else TierckptError(5, msg)
+        entries = got[0]
         for item in plan.items:
             k = _key(item.storage_index)
             if k in entries:
@@ -526,25 +629,27 @@ class Reader(_ReaderBase):
                                          f"{list(target.size())}")
             target.copy_(src)
             planner.commit_tensor(item, target)
-        self.storage._restored = None  # used: a later load restores again
-        fut = _Future()
-        fut.set_result(None)
-        return fut
 
-    def _check_shapes(self, plan, planner, entries):
+    def _check_shapes(self, plan, planner):
         """Refuses, before writing anything, a plain tensor whose shape is not
-        the one saved."""
+        the one saved. It looks at the object in the planner's (flattened)
+        state_dict, never at the piece lookup_tensor gives: for a DTensor or
+        ShardedTensor that piece is the local shard, smaller than the saved
+        global size; those are checked by DCP's own planning (as plain
+        tensors are too, in newer PyTorch)."""
         md = self._metadata.state_dict_metadata if self._metadata is not None else {}
-        lookup = getattr(planner, "lookup_tensor", None)
+        objs = getattr(planner, "state_dict", None)
+        if not isinstance(objs, dict):
+            return
         for item in plan.items:
-            if item.type == _LoadItemType.BYTE_IO or lookup is None:
+            if item.type == _LoadItemType.BYTE_IO:
                 continue
             saved = md.get(item.dest_index.fqn)
             if not isinstance(saved, _TensorMD):
                 continue
-            live = lookup(item.dest_index)
+            live = objs.get(item.dest_index.fqn)
             if type(live) not in (_torch.Tensor, _torch.nn.Parameter):
-                continue  # DTensor, ShardedTensor: DCP's own planning checks their pieces
+                continue
             if tuple(live.shape) != tuple(saved.size):
                 raise StateMismatchError(
                     f"the checkpoint does not match this state: '{item.dest_index.fqn}' is {list(saved.size)} in "

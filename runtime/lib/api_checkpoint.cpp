@@ -115,6 +115,17 @@ tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt) {
     });
 }
 
+tierckpt_status_t tierckpt_agree(tierckpt_t *ckpt, int ok, int *all_ok) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(all_ok, "all_ok"); !st) return st;
+        auto r = ckpt->impl->agree(ok != 0);
+        if (!r) return r.status();
+        *all_ok = *r ? 1 : 0;
+        return tck::Status::ok();
+    });
+}
+
 tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version) {
     return guarded([&] {
         if (auto st = need(ckpt, "ckpt"); !st) return st;

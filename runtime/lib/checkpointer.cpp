@@ -926,6 +926,13 @@ Status Checkpointer::wait() {
     return commit_inflight();
 }
 
+Result<bool> Checkpointer::agree(bool ok) {
+    int mine = ok ? 1 : 0, all = 0;
+    int rc = MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm_);
+    if (rc != MPI_SUCCESS) return mpi_error("agreeing (MPI_Allreduce)", rc);
+    return all == 1;
+}
+
 // ---- the persistent tier ---------------------------------------------------
 
 void Checkpointer::start_flush(std::uint64_t version, std::uint32_t slot) {

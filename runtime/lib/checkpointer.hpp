@@ -120,6 +120,10 @@ public:
     // Collective. Fills the regions with the newest version complete
     // across the job.
     Result<RestoreResult> restore();
+    // Collective: true when every rank passed ok. Lets ranks agree, over
+    // the checkpointer's own communicator, before a collective they would
+    // otherwise enter unevenly (tierckpt.dcp: skip a save any rank failed).
+    Result<bool> agree(bool ok);
     Status close();
 
     const SaveStats &last_stats() const { return stats_; }

@@ -109,6 +109,12 @@ tierckpt_status_t tierckpt_test(tierckpt_t *ckpt, int *committed);
 /* Blocks until the newest save commits. */
 tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt);
 
+/* Collective (every rank, at the same point of the program): *all_ok = 1
+ * when every rank passed ok != 0, else 0. Over the checkpointer's own
+ * communicator, the one its saves are collective over: ranks agree with it
+ * before a save that one of them could not prepare, and skip it together. */
+tierckpt_status_t tierckpt_agree(tierckpt_t *ckpt, int ok, int *all_ok);
+
 /* Collective: finds the newest version complete across the job, fills the
  * regions (every byte checked against its checksum; a bad copy is skipped
  * for another one or an older version) and sets *found = 1 and *version;

@@ -76,6 +76,12 @@ public:
         return c != 0;
     }
     void wait() { check(tierckpt_wait(h_)); }
+    // Collective: true when every rank passed ok (see tierckpt_agree).
+    bool agree(bool ok) {
+        int all = 0;
+        check(tierckpt_agree(h_, ok ? 1 : 0, &all));
+        return all != 0;
+    }
     // The restored version, or nothing when no checkpoint exists.
     std::optional<std::uint64_t> restore() {
         int found = 0;
