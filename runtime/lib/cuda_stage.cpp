@@ -204,6 +204,13 @@ struct Stager::Impl {
         return &devs.back();
     }
 
+    // The stream and events of `device`, which g (the caller's) made
+    // current.
+    Result<Dev *> current(const DeviceGuard &g, int device) {
+        if (g.rc() != cudaSuccess) return cuda_error(("cudaSetDevice(" + std::to_string(device) + ")").c_str(), g.rc());
+        return dev(device);
+    }
+
     // Records an event after the piece just queued on device d's stream.
     Status mark(std::size_t d, const void *end) {
         Dev &dv = devs[d];
@@ -270,8 +277,7 @@ Status Stager::to_host(void *dst, const void *src, std::size_t bytes, int device
     Impl &m = *impl_;
     if (bytes == 0) return Status::ok();
     DeviceGuard g(device);
-    if (g.rc() != cudaSuccess) return cuda_error(("cudaSetDevice(" + std::to_string(device) + ")").c_str(), g.rc());
-    auto d = m.dev(device);
+    auto d = m.current(g, device);
     if (!d) return d.status();
     cudaStream_t s = (*d)->stream;
     auto *out = static_cast<std::uint8_t *>(dst);
@@ -317,8 +323,7 @@ Status Stager::to_device(void *dst, const void *src, std::size_t bytes, int devi
     Impl &m = *impl_;
     if (bytes == 0) return Status::ok();
     DeviceGuard g(device);
-    if (g.rc() != cudaSuccess) return cuda_error(("cudaSetDevice(" + std::to_string(device) + ")").c_str(), g.rc());
-    auto d = m.dev(device);
+    auto d = m.current(g, device);
     if (!d) return d.status();
     cudaStream_t s = (*d)->stream;
     auto *out = static_cast<std::uint8_t *>(dst);
