@@ -1370,7 +1370,7 @@ Result<RestoreResult> Checkpointer::restore_newest() {
             }
             bool committed = s.rec.state == static_cast<std::uint32_t>(store::SlotState::committed);
             mine.push_back({s.rec.version, s.rec.payload_bytes, s.rec.rank, static_cast<std::uint32_t>(rank_), s.slot,
-                            s.rec.payload_crc, committed ? 1u : 0u, 0u, s.rec.offset});
+                            s.rec.payload_crc, committed ? 1u : 0u, s.rec.nregions, s.rec.offset});
         }
     }
     auto gathered = allgather_bytes(comm_, mine.data(), mine.size() * sizeof(InventoryEntry), "restore (inventory)");
@@ -1479,6 +1479,22 @@ Result<RestoreResult> Checkpointer::restore_newest() {
                 MPI_Scatter(pes.data(), sizeof(PEntry), MPI_BYTE, &my_pe, sizeof(PEntry), MPI_BYTE, 0, comm_);
             }
             persist::ShardEntry pentry{my_pe.bytes, my_pe.crc, missing};
+            // Regions that cannot match (another count) are refused before
+            // any byte moves: a probe with fewer regions (tierckpt.torch
+            // asks with its small-object region alone) must not fetch
+            // whole shards from peers.
+            const int my_plan = plan[static_cast<std::size_t>(rank_)];
+            const std::uint32_t shard_regions = my_plan >= 0 ? inv[static_cast<std::size_t>(my_plan)].nregions : 0;
+            int count_bad = my_plan >= 0 && shard_regions != regions_.size() ? 1 : 0, any_count_bad = 0;
+            MPI_Allreduce(&count_bad, &any_count_bad, 1, MPI_INT, MPI_MAX, comm_);
+            if (any_count_bad) {
+                Status st = count_bad ? error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered",
+                                              shard_regions, regions_.size())
+                                      : error(TIERCKPT_ERR_INVALID,
+                                              "restore: another rank's regions do not match the checkpoint");
+                log::info("restore: {}", st.message());
+                return st;
+            }
             Source source = Source::none;
             int bad_entry = -1;
             bool persist_bad = false;

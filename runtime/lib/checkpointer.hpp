@@ -87,7 +87,7 @@ struct InventoryEntry {
     std::uint32_t slot;
     std::uint32_t crc;
     std::uint32_t committed;  // the owner marked this version committed
-    std::uint32_t pad;
+    std::uint32_t nregions;   // regions in the shard
     std::uint64_t offset;     // where the payload lies in the holder's store (for transport reads)
 };
 
