@@ -38,6 +38,18 @@ Status mpi_error(const char *what, int rc) {
     return error(TIERCKPT_ERR_PEER, "{} failed: {}", what, std::string(msg, static_cast<std::size_t>(len)));
 }
 
+// MPI_Allreduce(MPI_MIN) that waits in short sleeps: Open MPI's blocking
+// calls poll without pause, and while a rank waits here its worker may be
+// serving peers' pulls (restore), which then lacks the CPU on a busy node.
+int allreduce_min_yielding(MPI_Comm comm, int v) {
+    int out = v;
+    MPI_Request req = MPI_REQUEST_NULL;
+    if (MPI_Iallreduce(&v, &out, 1, MPI_INT, MPI_MIN, comm, &req) != MPI_SUCCESS) return 0;
+    int done = 0;
+    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) ::usleep(100);
+    return done ? out : 0;
+}
+
 // Every rank's bytes (of any length each), indexed by rank. Collective.
 Result<std::vector<std::vector<std::uint8_t>>> allgather_bytes(MPI_Comm comm, const void *data, std::size_t len,
                                                                 const char *what) {
@@ -862,7 +874,14 @@ Result<bool> Checkpointer::progress(bool block) {
         f.vote_started = true;
     }
     int done = 0;
-    int rc = block ? MPI_Wait(&f.req, MPI_STATUS_IGNORE) : MPI_Test(&f.req, &done, MPI_STATUS_IGNORE);
+    // Blocking: in short sleeps, not MPI_Wait's busy poll; this rank's
+    // worker may still be pulling a partner's shard (see
+    // allreduce_min_yielding).
+    int rc = MPI_Test(&f.req, &done, MPI_STATUS_IGNORE);
+    while (block && rc == MPI_SUCCESS && !done) {
+        ::usleep(100);
+        rc = MPI_Test(&f.req, &done, MPI_STATUS_IGNORE);
+    }
     if (block) done = 1;
     if (rc != MPI_SUCCESS) {
         inflight_.reset();
@@ -1167,6 +1186,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
                                      bool &persist_bad, Source &source) {
     bad_entry = -1;
     persist_bad = false;
+    const double t_begin = now_ms();
     const int my_plan = plan[static_cast<std::size_t>(rank_)];
     const bool from_disk = my_plan < 0;
     static const InventoryEntry kNone{};
@@ -1279,6 +1299,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     // The worker's read ends (or times out) before anything returns: it
     // writes into the store.
     Status pulled = pull_slot ? wait_worker_task() : Status::ok();
+    const double t_moved = now_ms();
     if (rc != MPI_SUCCESS) return mpi_error("restore (headers)", rc);
     if (rc_data != MPI_SUCCESS) return mpi_error("restore (data)", rc_data);
 
@@ -1311,6 +1332,10 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         }
     } else if (pull_slot) {
         st = pulled ? unpack(pull_dst, mine.payload_bytes, mine.crc) : pulled;
+        log::debug("restore: rank {}: {} bytes from rank {}'s node over {}: moved in {:.1f} ms, verified and copied "
+                   "into the regions in {:.1f} ms (since the attempt began: {:.1f} ms)",
+                   rank_, mine.payload_bytes, mine.holder, restored_via_, t_moved - t_begin, now_ms() - t_moved,
+                   now_ms() - t_begin);
         if (st || st.code() == TIERCKPT_ERR_INVALID) {
             // Intact (the checksum matched): this node keeps the copy.
             store::SlotRecord rec = store_->read_record(*pull_slot);
@@ -1499,8 +1524,7 @@ Result<RestoreResult> Checkpointer::restore_newest() {
             int bad_entry = -1;
             bool persist_bad = false;
             Status st = restore_attempt(inv, plan, v, pentry, bad_entry, persist_bad, source);
-            int ok = st.is_ok(), all_ok = 0;
-            MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm_);
+            int all_ok = allreduce_min_yielding(comm_, st.is_ok() ? 1 : 0);
             if (all_ok) {
                 if (newest_committed && v < *newest_committed && rank_ == 0) {
                     log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
