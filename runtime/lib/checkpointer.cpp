@@ -544,13 +544,22 @@ Status Checkpointer::wait_worker_task() {
     return task_status_;
 }
 
-Status Checkpointer::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes) {
+Status Checkpointer::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes,
+                          std::atomic<std::uint64_t> *progress) {
     Status st;
     const std::uint64_t piece = transport_->pull_piece();
     for (std::uint64_t off = 0; off < bytes && st; off += piece) {
         send_heartbeats(false);
-        st = transport_->get(peer, offset + off, dst + off, std::min<std::uint64_t>(piece, bytes - off),
-                             replica_timeout_ms_);
+        const std::uint64_t n = std::min<std::uint64_t>(piece, bytes - off);
+        Transport::Landed landed;
+        if (progress) {
+            landed = [this, progress, off](std::uint64_t k) {
+                progress->store(off + k);
+                cv_.notify_all();
+            };
+        }
+        st = transport_->get(peer, offset + off, dst + off, n, replica_timeout_ms_, landed);
+        if (st && landed) landed(n);
     }
     return st;
 }
@@ -1134,8 +1143,8 @@ Status Checkpointer::persist_poll(bool block) {
                  why.empty() ? "" : ": " + why);
 }
 
-Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc) {
-    if (crc32c(payload, bytes) != crc) return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked) {
+    if (!crc_checked && crc32c(payload, bytes) != crc) return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
     if (bytes < sizeof(store::ManifestHead)) return error(TIERCKPT_ERR_CORRUPT, "shard too short");
     store::ManifestHead head;
     std::memcpy(&head, payload, sizeof head);
@@ -1231,8 +1240,9 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
             if (leader_of_[static_cast<std::size_t>(r)] == static_cast<int>(mine.holder)) servers.push_back(r);
         }
         int server = servers[static_cast<std::size_t>(rank_) % servers.size()];
+        pulled_.store(0);
         post_worker_task([this, server, off = mine.offset, dst = pull_dst, n = mine.payload_bytes] {
-            return pull(server, off, dst, n);
+            return pull(server, off, dst, n, &pulled_);
         });
         restored_via_ = transport_->name();
     }
@@ -1298,7 +1308,30 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
                                     : MPI_SUCCESS;
     // The worker's read ends (or times out) before anything returns: it
     // writes into the store.
-    Status pulled = pull_slot ? wait_worker_task() : Status::ok();
+    // The checksum runs behind the transfer, on the bytes landed so far.
+    std::uint32_t pulled_crc = 0;
+    std::uint64_t checked = 0;
+    Status pulled;
+    if (pull_slot) {
+        for (bool done = false; !done;) {
+            {
+                std::unique_lock<std::mutex> lk(mu_);
+                // A timed wait: the worker notifies without the lock.
+                cv_.wait_for(lk, std::chrono::milliseconds(1), [&] { return task_done_ || pulled_.load() > checked; });
+                done = task_done_;
+            }
+            std::uint64_t upto = std::min<std::uint64_t>(pulled_.load(), mine.payload_bytes);
+            if (upto > checked) {
+                pulled_crc = crc32c(pull_dst + checked, upto - checked, pulled_crc);
+                checked = upto;
+            }
+        }
+        pulled = wait_worker_task();
+        if (pulled && checked < mine.payload_bytes) {
+            pulled_crc = crc32c(pull_dst + checked, mine.payload_bytes - checked, pulled_crc);
+        }
+        if (pulled && pulled_crc != mine.crc) pulled = error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+    }
     const double t_moved = now_ms();
     if (rc != MPI_SUCCESS) return mpi_error("restore (headers)", rc);
     if (rc_data != MPI_SUCCESS) return mpi_error("restore (data)", rc_data);
@@ -1331,8 +1364,8 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
             st = unpack(store_->base() + rec.offset, mine.payload_bytes, mine.crc);
         }
     } else if (pull_slot) {
-        st = pulled ? unpack(pull_dst, mine.payload_bytes, mine.crc) : pulled;
-        log::debug("restore: rank {}: {} bytes from rank {}'s node over {}: moved in {:.1f} ms, verified and copied "
+        st = pulled ? unpack(pull_dst, mine.payload_bytes, mine.crc, true) : pulled;
+        log::debug("restore: rank {}: {} bytes from rank {}'s node over {}: moved and verified in {:.1f} ms, copied "
                    "into the regions in {:.1f} ms (since the attempt began: {:.1f} ms)",
                    rank_, mine.payload_bytes, mine.holder, restored_via_, t_moved - t_begin, now_ms() - t_moved,
                    now_ms() - t_begin);

@@ -180,7 +180,10 @@ private:
     Status wait_worker_task();
     // Worker: reads bytes at offset in peer's store into dst (in this
     // node's store) in pieces, heartbeating between them.
-    Status pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes);
+    // progress (if given) follows the bytes landed, for a restore that
+    // checksums behind the transfer.
+    Status pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes,
+                std::atomic<std::uint64_t> *progress = nullptr);
     Status setup_replication(const Options &opts);
     Result<bool> progress(bool block);
     // The newest version complete in node memory, or in the persistent
@@ -191,7 +194,9 @@ private:
     Status restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
                            std::uint64_t version, const persist::ShardEntry &pentry, int &bad_entry,
                            bool &persist_bad, Source &source);
-    Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc);
+    // Copies a shard into the regions after checking it against crc
+    // (crc_checked: the caller has).
+    Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked = false);
     Status commit_inflight();
     // Collective (when a flush is outstanding, which every rank knows
     // alike): learns whether every rank's shard is written; then rank 0
@@ -269,6 +274,7 @@ private:
     bool stop_ = false;
     bool work_pending_ = false;
     std::function<Status()> task_;  // guarded by mu_: posted for the worker
+    std::atomic<std::uint64_t> pulled_{0};  // bytes of a restore's pull landed so far (the worker's)
     bool task_done_ = true;         // guarded by mu_
     Status task_status_;            // guarded by mu_
     bool closed_ = false;

@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
         if (rank == 0) {
             auto t0 = std::chrono::steady_clock::now();
             for (std::size_t off = 0; off < bytes; off += piece) {
-                auto st = (*t)->get(1, off, static_cast<char *>(buf) + off, piece, 60000);
+                auto st = (*t)->get(1, off, static_cast<char *>(buf) + off, piece, 60000, nullptr);
                 if (!st) {
                     std::fprintf(stderr, "bench_transport: %s\n", st.message().c_str());
                     MPI_Abort(MPI_COMM_WORLD, 1);

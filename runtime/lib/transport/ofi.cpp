@@ -166,13 +166,14 @@ public:
     // for a round trip per piece (make bench: see HACKING.md).
     std::size_t pull_piece() const override { return kReadDepth * kReadPiece; }
 
-    Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) override {
+    Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms,
+               const Landed &landed) override {
         const Peer &p = peers_[static_cast<std::size_t>(peer)];
         const std::uint64_t raddr = (mr_mode_ & FI_MR_VIRT_ADDR) ? p.base + offset : offset;
         auto *dst = static_cast<std::uint8_t *>(local);
         const std::size_t pieces = (len + kReadPiece - 1) / kReadPiece;
         std::vector<ReadCtx> ctx(pieces);  // stable addresses: completions point here
-        std::size_t posted = 0, done = 0;
+        std::size_t posted = 0, done = 0, prefix = 0;
         Status st;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         while (st && done < pieces) {
@@ -196,6 +197,9 @@ public:
                 ++done;
                 if (ctx[i].err && st) st = error(TIERCKPT_ERR_PEER, "libfabric: read failed: {}", fi_strerror(ctx[i].err));
             }
+            std::size_t before = prefix;
+            while (st && prefix < posted && ctx[prefix].done) ++prefix;
+            if (landed && prefix > before) landed(std::min<std::uint64_t>(prefix * kReadPiece, len));
             if (st && !progress && done < pieces) {
                 if (std::chrono::steady_clock::now() > deadline) {
                     st = error(TIERCKPT_ERR_TIMEOUT, "libfabric: read of {} bytes from rank {} did not finish in {} ms",

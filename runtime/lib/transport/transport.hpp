@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,10 +67,15 @@ public:
 
     // Worker thread only from here on.
     virtual Status send(int peer, const TransportMsg &m) = 0;
+    // How much of a get has landed: the first n bytes (called as that
+    // prefix grows, from the calling thread, maybe not at all before the
+    // get returns).
+    using Landed = std::function<void(std::uint64_t n)>;
     // Reads len bytes at offset in peer's store into local (inside our own
     // registered store); gives up after timeout_ms. The peer's worker must
     // be polling (it serves the read on emulated transports).
-    virtual Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) = 0;
+    virtual Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms,
+                       const Landed &landed) = 0;
     // The bytes one get() should move: large enough to keep the link busy,
     // small enough that heartbeats go out between calls.
     virtual std::size_t pull_piece() const { return 4u << 20; }

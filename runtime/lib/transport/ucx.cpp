@@ -184,8 +184,9 @@ public:
         return finish(req, "message", kSendTimeoutMs);
     }
 
-    Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms) override {
-        if (pull_am_) return pull_am(peer, offset, static_cast<std::uint8_t *>(local), len, timeout_ms);
+    Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms,
+               const Landed &landed) override {
+        if (pull_am_) return pull_am(peer, offset, static_cast<std::uint8_t *>(local), len, timeout_ms, landed);
         auto ep = endpoint(peer);
         if (!ep) return ep.status();
         Peer &p = peers_[static_cast<std::size_t>(peer)];
@@ -222,9 +223,19 @@ public:
 private:
     // A pull this side asked for: bytes landed so far.
     struct Pending {
+        std::uint64_t dst = 0;   // where the pull lands (offset in our store)
         std::uint64_t len = 0, got = 0;
         unsigned receiving = 0;  // ucp_am_recv_data_nbx posted, not completed
         bool failed = false;
+        std::vector<char> landed;  // per piece
+        std::size_t prefix = 0;    // pieces landed from the start
+        void piece_landed(std::uint64_t dst_offset, std::uint64_t n) {
+            got += n;
+            std::size_t i = static_cast<std::size_t>((dst_offset - dst) / kAmPiece);
+            if (i < landed.size()) landed[i] = 1;
+            while (prefix < landed.size() && landed[prefix]) ++prefix;
+        }
+        std::uint64_t prefix_bytes() const { return std::min<std::uint64_t>(prefix * kAmPiece, len); }
     };
     struct Rndv {
         DataHdr hdr;
@@ -232,7 +243,7 @@ private:
     };
     struct RecvCtx {
         UcxTransport *self;
-        std::uint64_t id, len;
+        std::uint64_t id, dst_offset, len;
     };
     struct SendCtx {
         UcxTransport *self;
@@ -258,21 +269,28 @@ private:
         return any;
     }
 
-    Status pull_am(int peer, std::uint64_t offset, std::uint8_t *dst, std::size_t len, int timeout_ms) {
+    Status pull_am(int peer, std::uint64_t offset, std::uint8_t *dst, std::size_t len, int timeout_ms,
+                   const Landed &landed) {
         if (!base_ || dst < base_ || len > len_ || static_cast<std::size_t>(dst - base_) > len_ - len) {
             return error(TIERCKPT_ERR_INTERNAL, "UCX: a pull must land in the registered store");
         }
         auto ep = endpoint(peer);
         if (!ep) return ep.status();
         std::uint64_t id = next_id_++;
-        pending_[id] = Pending{len, 0, 0, false};
+        Pending fresh;
+        fresh.dst = static_cast<std::uint64_t>(dst - base_);
+        fresh.len = len;
+        fresh.landed.assign((len + kAmPiece - 1) / kAmPiece, 0);
+        pending_[id] = std::move(fresh);
         PullReq q{id, offset, static_cast<std::uint64_t>(dst - base_), len, self_, 0};
         ucp_request_param_t prm{};
         void *req = ucp_am_send_nbx(*ep, kPullAmId, &q, sizeof q, nullptr, 0, &prm);
         Status st = finish(req, "pull request", kSendTimeoutMs);
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        std::uint64_t told = 0;
         while (st) {
             const Pending &p = pending_[id];
+            if (landed && p.prefix_bytes() > told) landed(told = p.prefix_bytes());
             if (p.failed) {
                 st = error(TIERCKPT_ERR_PEER, "UCX: a piece from rank {} failed to arrive", peer);
             } else if (p.got >= p.len) {
@@ -339,7 +357,7 @@ private:
             ucp_am_data_release(worker_, r.desc);  // a pull given up, or nonsense
             return;
         }
-        auto *ctx = new RecvCtx{this, r.hdr.id, r.hdr.len};
+        auto *ctx = new RecvCtx{this, r.hdr.id, r.hdr.dst_offset, r.hdr.len};
         ucp_request_param_t prm{};
         prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
         prm.cb.recv_am = &UcxTransport::on_piece_received;
@@ -350,7 +368,7 @@ private:
             return;
         }
         if (UCS_PTR_IS_ERR(req)) it->second.failed = true;
-        else it->second.got += r.hdr.len;
+        else it->second.piece_landed(r.hdr.dst_offset, r.hdr.len);
         delete ctx;
     }
 
@@ -359,7 +377,7 @@ private:
         auto it = ctx->self->pending_.find(ctx->id);
         if (it != ctx->self->pending_.end()) {
             --it->second.receiving;
-            if (st == UCS_OK) it->second.got += ctx->len;
+            if (st == UCS_OK) it->second.piece_landed(ctx->dst_offset, ctx->len);
             else it->second.failed = true;
         }
         delete ctx;
@@ -393,7 +411,7 @@ private:
         if (it != self->pending_.end() && length == h.len && h.len <= self->len_ &&
             h.dst_offset <= self->len_ - h.len) {
             std::memcpy(self->base_ + h.dst_offset, data, length);
-            it->second.got += length;
+            it->second.piece_landed(h.dst_offset, length);
         }
         return UCS_OK;
     }
