@@ -49,14 +49,19 @@ for transport in $TRANSPORTS; do
 done
 OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
 
-step "the only copy left of rank 2's version 12 is corrupted: caught, version 8 restored"
-flip="srun -N1 -n1 -w n3 bash -c '
-        off=\$(tierckpt ls --json \"\$TIERCKPT_STORE\" | tr -d \" \" | grep \"\\\"rank\\\":2,\" |
+# A command for the job: damages one byte of rank R's replica of version 12
+# in NODE's store, and shows tierckpt verify's verdict.
+flip() { # NODE RANK
+    printf '%s\n' "srun -N1 -n1 -w $1 bash -c '
+        off=\$(tierckpt ls --json \"\$TIERCKPT_STORE\" | tr -d \" \" | grep \"\\\"rank\\\":$2,\" |
               grep \"\\\"version\\\":12,\" | grep replica | sed \"s/.*\\\"offset\\\":\\([0-9]*\\),.*/\\1/\")
         printf \"\\\\377\" | dd of=\"\$TIERCKPT_STORE\" bs=1 seek=\$((off + 8192)) conv=notrunc status=none
         tierckpt verify \"\$TIERCKPT_STORE\" | grep corrupt'"
+}
+
+step "the only copy left of rank 2's version 12 is corrupted: caught, version 8 restored"
 out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
-                    $flip" \
+                    $(flip n3 2)" \
                    '"$CLUSTER" kill n2' \
                    "srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
 echo "$out"
@@ -65,6 +70,24 @@ assert_match "$out" 'rank 2: shard of version 12 .*checksum mismatch' "the runti
 assert_eq "$(grep -c '^rank=[0-5] restored version=8 source=\(local\|peer\)$' <<<"$out")" 6 \
     "every rank restores version 8"
 assert_match "$out" "^final steps=20 digest=$digest$" "digest after the corrupted replica"
+"$CLUSTER" revive n2
+
+step "a copy read over the transport arrives corrupted: caught, the other copy read instead, version 12 restored"
+# Rank 4's shard of version 12 is on n3 (its own) and n1 (its replica);
+# moved to the spare n4 it reads n1's copy first, which is damaged.
+out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
+                    $(flip n1 4)" \
+                   '"$CLUSTER" kill n2' \
+                   "TIERCKPT_RUN_REPORT=1 srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
+echo "$out"
+assert_match "$out" ' 4 +6 +12 +16\.0 MiB replica +complete +corrupt$' "tierckpt verify finds the corrupted replica"
+assert_match "$out" "rank 4: shard of version 12 from rank 0's node over ucx: checksum mismatch" \
+    "the reader catches the damage"
+assert_match "$out" '^tierckpt-report restore rank=4 node=n4 version=12 source=peer .* via=ucx$' \
+    "rank 4 reads its own node's copy over the transport instead"
+assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <<<"$out")" 6 \
+    "every rank restores version 12"
+assert_match "$out" "^final steps=20 digest=$digest$" "digest after the corrupted transfer"
 "$CLUSTER" revive n2
 
 step "a partner that never copies version 12: the version does not commit, the error says why, nothing hangs"
