@@ -409,15 +409,9 @@ def _group_size(group):
     return _dist.get_world_size(group), _dist.get_rank(group)
 
 
-class Writer(_WriterBase):
-    """The StorageWriter of dcp.save / dcp.async_save: Writer(storage)."""
-
-    def __init__(self, storage: Storage):
-        _need_dcp()
-        self.storage = storage
-        self.checkpoint_id = None
-        self._coordinator = False
-        self._packed_metadata = None
+class _CheckpointId:
+    """What Writer and Reader share: a checkpoint_id names a tierckpt
+    version, for one save or load."""
 
     def reset(self, checkpoint_id=None) -> None:
         _check_id(checkpoint_id)
@@ -426,6 +420,17 @@ class Writer(_WriterBase):
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id) -> bool:
         return _version_of(checkpoint_id) is not None
+
+
+class Writer(_CheckpointId, _WriterBase):
+    """The StorageWriter of dcp.save / dcp.async_save: Writer(storage)."""
+
+    def __init__(self, storage: Storage):
+        _need_dcp()
+        self.storage = storage
+        self.checkpoint_id = None
+        self._coordinator = False
+        self._packed_metadata = None
 
     def set_up_storage_writer(self, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("use_collectives", True) is False:
@@ -488,7 +493,7 @@ class Writer(_WriterBase):
                 "write_data, which the checkpoint in node memory holds: it may not load")
 
 
-class Reader(_ReaderBase):
+class Reader(_CheckpointId, _ReaderBase):
     """The StorageReader of dcp.load: Reader(storage, process_group=None)
     (the process group given to dcp.load, if any)."""
 
@@ -499,14 +504,6 @@ class Reader(_ReaderBase):
         self.checkpoint_id = None
         self._metadata = None
         self._where = {}  # key -> rank whose shard holds it
-
-    def reset(self, checkpoint_id=None) -> None:
-        _check_id(checkpoint_id)
-        self.checkpoint_id = checkpoint_id
-
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id) -> bool:
-        return _version_of(checkpoint_id) is not None
 
     def read_metadata(self, *args: Any):
         """Collective (every rank, as dcp.load calls it): restores unless

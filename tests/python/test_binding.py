@@ -2,7 +2,6 @@
 (one MPI process; tests/python/two_ranks.py runs two under mpirun)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -11,6 +10,7 @@ import pytest
 
 import tierckpt
 from tierckpt import StateMismatchError, TierckptError
+from conftest import run_two_ranks
 
 np = pytest.importorskip("numpy")
 
@@ -264,17 +264,7 @@ def test_a_missing_library_is_named():
 
 
 def test_two_ranks_under_mpirun(store):
-    mpirun = shutil.which("mpirun")
-    if not mpirun:
-        pytest.skip("mpirun not found (apt-get install openmpi-bin)")
-    here = os.path.dirname(os.path.abspath(__file__))
-    cmd = [mpirun, "--oversubscribe", "-n", "2"]
-    if os.geteuid() == 0:
-        cmd.append("--allow-run-as-root")
-    env = dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_pml="ob1",
-               OMPI_MCA_btl_vader_backing_directory="/tmp")
-    r = subprocess.run(cmd + [sys.executable, os.path.join(here, "two_ranks.py"), store],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = run_two_ranks("two_ranks.py", store)
     assert r.returncode == 0, r.stdout + r.stderr
     # mpirun forwards each rank's output in pieces: two ranks' lines can run
     # together, so pick the reports out of the text rather than its lines.

@@ -5,9 +5,6 @@ tests are skipped, visibly, elsewhere (Debian 12's PyTorch is 1.13)."""
 import contextlib
 import os
 import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 
@@ -17,6 +14,7 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (apt-get inst
 
 import tierckpt  # noqa: E402
 import tierckpt.dcp as tdcp  # noqa: E402
+from conftest import run_two_ranks
 
 needs_dcp = pytest.mark.skipif(not tdcp.AVAILABLE, reason=tdcp.UNAVAILABLE_REASON or "")
 
@@ -143,17 +141,7 @@ def test_a_failed_stage_saves_nothing_and_keeps_the_last_good_version(store):
 
 
 def test_two_ranks_agree_to_skip_a_save_one_could_not_stage(store):
-    mpirun = shutil.which("mpirun")
-    if not mpirun:
-        pytest.skip("mpirun not found (apt-get install openmpi-bin)")
-    here = os.path.dirname(os.path.abspath(__file__))
-    cmd = [mpirun, "--oversubscribe", "-n", "2"]
-    if os.geteuid() == 0:
-        cmd.append("--allow-run-as-root")
-    env = dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_pml="ob1",
-               OMPI_MCA_btl_vader_backing_directory="/tmp")
-    r = subprocess.run(cmd + [sys.executable, os.path.join(here, "two_ranks_dcp.py"), store],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = run_two_ranks("two_ranks_dcp.py", store)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = sorted(re.findall(r"rank \d second \S+ kept \d+ restored \S+ intact \w+", r.stdout))
     assert lines == ["rank 0 second refused:other kept 1 restored 1 intact True",
