@@ -224,18 +224,18 @@ private:
     // A pull this side asked for: bytes landed so far.
     struct Pending {
         std::uint64_t dst = 0;   // where the pull lands (offset in our store)
-        std::uint64_t len = 0, got = 0;
+        std::uint64_t len = 0;
         unsigned receiving = 0;  // ucp_am_recv_data_nbx posted, not completed
         bool failed = false;
         std::vector<char> landed;  // per piece
         std::size_t prefix = 0;    // pieces landed from the start
-        void piece_landed(std::uint64_t dst_offset, std::uint64_t n) {
-            got += n;
+        void piece_landed(std::uint64_t dst_offset) {
             std::size_t i = static_cast<std::size_t>((dst_offset - dst) / kAmPiece);
             if (i < landed.size()) landed[i] = 1;
             while (prefix < landed.size() && landed[prefix]) ++prefix;
         }
         std::uint64_t prefix_bytes() const { return std::min<std::uint64_t>(prefix * kAmPiece, len); }
+        bool complete() const { return prefix == landed.size(); }
     };
     struct Rndv {
         DataHdr hdr;
@@ -243,12 +243,16 @@ private:
     };
     struct RecvCtx {
         UcxTransport *self;
-        std::uint64_t id, dst_offset, len;
+        std::uint64_t id, dst_offset;
     };
     struct SendCtx {
         UcxTransport *self;
         DataHdr hdr;  // must live until the send completes
     };
+
+    // Whether [off, off+n) lies inside the registered store (offsets and
+    // lengths come from peers).
+    bool in_store(std::uint64_t off, std::uint64_t n) const { return base_ && n <= len_ && off <= len_ - n; }
 
     // Progress plus the work callbacks queued: serving pulls, receiving
     // pieces. True when anything happened.
@@ -271,7 +275,7 @@ private:
 
     Status pull_am(int peer, std::uint64_t offset, std::uint8_t *dst, std::size_t len, int timeout_ms,
                    const Landed &landed) {
-        if (!base_ || dst < base_ || len > len_ || static_cast<std::size_t>(dst - base_) > len_ - len) {
+        if (!base_ || dst < base_ || !in_store(static_cast<std::uint64_t>(dst - base_), len)) {
             return error(TIERCKPT_ERR_INTERNAL, "UCX: a pull must land in the registered store");
         }
         auto ep = endpoint(peer);
@@ -293,7 +297,7 @@ private:
             if (landed && p.prefix_bytes() > told) landed(told = p.prefix_bytes());
             if (p.failed) {
                 st = error(TIERCKPT_ERR_PEER, "UCX: a piece from rank {} failed to arrive", peer);
-            } else if (p.got >= p.len) {
+            } else if (p.complete()) {
                 break;
             } else if (peers_[static_cast<std::size_t>(peer)].failed) {
                 st = error(TIERCKPT_ERR_PEER, "UCX: the connection to rank {} failed", peer);
@@ -319,7 +323,7 @@ private:
     // Holder: send [src, src+len) as pieces; they complete in the
     // background while the worker goes on.
     void serve(const PullReq &q) {
-        if (!base_ || q.len > len_ || q.src_offset > len_ - q.len) {
+        if (!in_store(q.src_offset, q.len)) {
             log::warn("UCX: rank {} asked for bytes outside this store; ignored", q.from);
             return;
         }
@@ -353,11 +357,11 @@ private:
     // Reader: a rendezvous piece announced; receive it into the store.
     void receive(const Rndv &r) {
         auto it = pending_.find(r.hdr.id);
-        if (it == pending_.end() || r.hdr.len > len_ || r.hdr.dst_offset > len_ - r.hdr.len) {
+        if (it == pending_.end() || !in_store(r.hdr.dst_offset, r.hdr.len)) {
             ucp_am_data_release(worker_, r.desc);  // a pull given up, or nonsense
             return;
         }
-        auto *ctx = new RecvCtx{this, r.hdr.id, r.hdr.dst_offset, r.hdr.len};
+        auto *ctx = new RecvCtx{this, r.hdr.id, r.hdr.dst_offset};
         ucp_request_param_t prm{};
         prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
         prm.cb.recv_am = &UcxTransport::on_piece_received;
@@ -368,7 +372,7 @@ private:
             return;
         }
         if (UCS_PTR_IS_ERR(req)) it->second.failed = true;
-        else it->second.piece_landed(r.hdr.dst_offset, r.hdr.len);
+        else it->second.piece_landed(r.hdr.dst_offset);
         delete ctx;
     }
 
@@ -377,7 +381,7 @@ private:
         auto it = ctx->self->pending_.find(ctx->id);
         if (it != ctx->self->pending_.end()) {
             --it->second.receiving;
-            if (st == UCS_OK) it->second.piece_landed(ctx->dst_offset, ctx->len);
+            if (st == UCS_OK) it->second.piece_landed(ctx->dst_offset);
             else it->second.failed = true;
         }
         delete ctx;
@@ -408,10 +412,9 @@ private:
         }
         // Eager: the bytes are here now.
         auto it = self->pending_.find(h.id);
-        if (it != self->pending_.end() && length == h.len && h.len <= self->len_ &&
-            h.dst_offset <= self->len_ - h.len) {
+        if (it != self->pending_.end() && length == h.len && self->in_store(h.dst_offset, h.len)) {
             std::memcpy(self->base_ + h.dst_offset, data, length);
-            it->second.piece_landed(h.dst_offset, length);
+            it->second.piece_landed(h.dst_offset);
         }
         return UCS_OK;
     }
