@@ -38,15 +38,25 @@ Status mpi_error(const char *what, int rc) {
     return error(TIERCKPT_ERR_PEER, "{} failed: {}", what, std::string(msg, static_cast<std::size_t>(len)));
 }
 
-// MPI_Allreduce(MPI_MIN) that waits in short sleeps: Open MPI's blocking
-// calls poll without pause, and while a rank waits here its worker may be
-// serving peers' pulls (restore), which then lacks the CPU on a busy node.
+// MPI_Test, and with block again in short sleeps until done: Open MPI's
+// blocking waits poll without pause, and while a rank waits its worker may
+// be serving or pulling shards, which then lacks the CPU on a busy node.
+int test_request(MPI_Request &req, int &done, bool block) {
+    int rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    while (block && rc == MPI_SUCCESS && !done) {
+        ::usleep(100);
+        rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    }
+    return rc;
+}
+
+// MPI_Allreduce(MPI_MIN) that waits by test_request.
 int allreduce_min_yielding(MPI_Comm comm, int v) {
     int out = v;
     MPI_Request req = MPI_REQUEST_NULL;
     if (MPI_Iallreduce(&v, &out, 1, MPI_INT, MPI_MIN, comm, &req) != MPI_SUCCESS) return 0;
     int done = 0;
-    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) ::usleep(100);
+    test_request(req, done, true);
     return done ? out : 0;
 }
 
@@ -298,6 +308,14 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
 
 // Collective. Partners: the node's ranks replicate to the next `replicas`
 // nodes in order, rank for rank by their index on the node.
+std::vector<int> Checkpointer::ranks_on(int node_leader) const {
+    std::vector<int> there;  // in order
+    for (int i = 0; i < world_; ++i) {
+        if (leader_of_[static_cast<std::size_t>(i)] == node_leader) there.push_back(i);
+    }
+    return there;
+}
+
 Status Checkpointer::setup_replication(const Options &opts) {
     replica_timeout_ms_ = opts.replica_timeout_ms;
     std::vector<int> nodes(leader_of_);
@@ -333,13 +351,6 @@ Status Checkpointer::setup_replication(const Options &opts) {
     if (!st) return st;
     transport_ = std::move(*t);
 
-    auto ranks_on = [&](int node_leader) {
-        std::vector<int> there;  // in order
-        for (int i = 0; i < world_; ++i) {
-            if (leader_of_[static_cast<std::size_t>(i)] == node_leader) there.push_back(i);
-        }
-        return there;
-    };
     // Every node's failure domain, as its leader sees it.
     auto domains = allgather_bytes(comm_, opts.failure_domain.data(), opts.failure_domain.size(),
                                    "exchanging failure domains");
@@ -883,14 +894,8 @@ Result<bool> Checkpointer::progress(bool block) {
         f.vote_started = true;
     }
     int done = 0;
-    // Blocking: in short sleeps, not MPI_Wait's busy poll; this rank's
-    // worker may still be pulling a partner's shard (see
-    // allreduce_min_yielding).
-    int rc = MPI_Test(&f.req, &done, MPI_STATUS_IGNORE);
-    while (block && rc == MPI_SUCCESS && !done) {
-        ::usleep(100);
-        rc = MPI_Test(&f.req, &done, MPI_STATUS_IGNORE);
-    }
+    // Blocking: this rank's worker may still be pulling a partner's shard.
+    int rc = test_request(f.req, done, block);
     if (block) done = 1;
     if (rc != MPI_SUCCESS) {
         inflight_.reset();
@@ -1235,10 +1240,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         pull_dst = store_->base() + store_->read_record(*pull_slot).offset;
         // Every rank on the holder's node registered the same store: the
         // readers are spread over their workers, which serve in parallel.
-        std::vector<int> servers;
-        for (int r = 0; r < world_; ++r) {
-            if (leader_of_[static_cast<std::size_t>(r)] == static_cast<int>(mine.holder)) servers.push_back(r);
-        }
+        std::vector<int> servers = ranks_on(static_cast<int>(mine.holder));
         int server = servers[static_cast<std::size_t>(rank_) % servers.size()];
         pulled_.store(0);
         post_worker_task([this, server, off = mine.offset, dst = pull_dst, n = mine.payload_bytes] {

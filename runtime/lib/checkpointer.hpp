@@ -185,6 +185,8 @@ private:
     Status pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes,
                 std::atomic<std::uint64_t> *progress = nullptr);
     Status setup_replication(const Options &opts);
+    // The ranks on the node whose leader is node_leader, in order.
+    std::vector<int> ranks_on(int node_leader) const;
     Result<bool> progress(bool block);
     // The newest version complete in node memory, or in the persistent
     // tier for the shards memory lacks.
