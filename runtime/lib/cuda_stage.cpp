@@ -87,7 +87,11 @@ public:
     }
     DeviceGuard(const DeviceGuard &) = delete;
     DeviceGuard &operator=(const DeviceGuard &) = delete;
-    cudaError_t rc() const { return rc_; }
+    // The error of making `device` current, if it failed.
+    Status status(int device) const {
+        if (rc_ == cudaSuccess) return Status::ok();
+        return cuda_error(("cudaSetDevice(" + std::to_string(device) + ")").c_str(), rc_);
+    }
 
 private:
     int prev_ = -1;
@@ -207,7 +211,7 @@ struct Stager::Impl {
     // The stream and events of `device`, which g (the caller's) made
     // current.
     Result<Dev *> current(const DeviceGuard &g, int device) {
-        if (g.rc() != cudaSuccess) return cuda_error(("cudaSetDevice(" + std::to_string(device) + ")").c_str(), g.rc());
+        if (Status st = g.status(device); !st) return st;
         return dev(device);
     }
 
@@ -267,7 +271,7 @@ const std::string &Stager::fallback_reason() const { return impl_->reason; }
 
 Status Stager::quiesce(int device) {
     DeviceGuard g(device);
-    if (g.rc() != cudaSuccess) return cuda_error(("cudaSetDevice(" + std::to_string(device) + ")").c_str(), g.rc());
+    if (Status st = g.status(device); !st) return st;
     cudaError_t rc = cudaDeviceSynchronize();
     if (rc != cudaSuccess) return cuda_error("cudaDeviceSynchronize (the application's work on the device)", rc);
     return Status::ok();
