@@ -615,8 +615,8 @@ def _first_difference(old, new):
     return "; ".join(parts) or "reordered"
 
 
-def _round_up(n):
-    m = 1 << 16
+def _round_up(n, m=1 << 16):
+    """The smallest power of two from m up that is at least n (sizes to suggest in messages)."""
     while m < n:
         m <<= 1
     return m

@@ -160,7 +160,7 @@ def pack(buf, items, extra=None) -> int:
         raise TierckptError(
             2,
             f"this rank's checkpoint takes {need} bytes, more than the staging capacity ({len(buf)} bytes): "
-            f"create the Storage with capacity={_round_up(need)} or more (the same value to load)",
+            f"create the Storage with capacity={_tck._round_up(need, 1 << 20)} or more (the same value to load)",
         )
     for (key, kind, o, n, _, shape), (_, value) in zip(entries, items):
         if not n:
@@ -199,13 +199,6 @@ def item_tensor(buf, entry):
 def item_bytes(buf, entry) -> memoryview:
     _, kind, off, n, _, _ = entry
     return memoryview(buf)[off : off + n]
-
-
-def _round_up(n):
-    m = 1 << 20
-    while m < n:
-        m <<= 1
-    return m
 
 
 def _size(v):
