@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <thread>
 
 #include "../common/clock.hpp"
 #include "../common/env_names.hpp"
@@ -237,6 +238,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     MPI_Comm_split_type(c->comm_, MPI_COMM_TYPE_SHARED, c->rank_, MPI_INFO_NULL, &c->node_comm_);
     MPI_Comm_rank(c->node_comm_, &c->node_rank_);
     MPI_Comm_size(c->node_comm_, &c->node_size_);
+    c->verify_threads_ = std::clamp(std::thread::hardware_concurrency() / static_cast<unsigned>(c->node_size_), 1u, 8u);
     int leader = c->rank_;
     MPI_Bcast(&leader, 1, MPI_INT, 0, c->node_comm_);
     c->leader_of_.resize(static_cast<std::size_t>(c->world_));
@@ -1149,7 +1151,9 @@ Status Checkpointer::persist_poll(bool block) {
 }
 
 Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked) {
-    if (!crc_checked && crc32c(payload, bytes) != crc) return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+    if (!crc_checked && crc32c_parallel(payload, bytes, verify_threads_) != crc) {
+        return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+    }
     if (bytes < sizeof(store::ManifestHead)) return error(TIERCKPT_ERR_CORRUPT, "shard too short");
     store::ManifestHead head;
     std::memcpy(&head, payload, sizeof head);

@@ -1,6 +1,7 @@
 // CRC32C (Castagnoli), the checksum of every shard: SSE4.2's crc32
-// instruction where the CPU has it (checked once at run time), a table
-// otherwise. Both give the same values.
+// instruction where the CPU has it (checked once at run time; three
+// interleaved streams over large buffers), a table otherwise. Both give
+// the same values.
 #pragma once
 
 #include <cstddef>
@@ -16,5 +17,14 @@ std::uint32_t crc32c(const void *data, std::size_t n, std::uint32_t crc = 0);
 std::uint32_t crc32c_portable(const void *data, std::size_t n, std::uint32_t crc = 0);
 
 bool crc32c_has_hardware();
+
+// The CRC of A followed by B, from crc32c(A), crc32c(B) and B's length.
+std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t bytes_b);
+
+// crc32c(data, n) computed by up to `threads` threads (this one among
+// them) over consecutive parts of at least 8 MiB, joined with
+// crc32c_combine: for verifying a whole shard while nothing else runs
+// (restore). Falls back to fewer threads when none can be started.
+std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads);
 
 }  // namespace tck

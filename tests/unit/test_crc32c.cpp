@@ -31,3 +31,50 @@ TEST_CASE("hardware and portable CRC32C agree at every length and alignment; CRC
     buf[500] ^= 1;
     CHECK(tck::crc32c(buf.data(), 1000) != whole);
 }
+
+TEST_CASE("the interleaved hardware CRC32C agrees with the portable one on large buffers", "[crc32c]") {
+    // Three 8 KiB lanes per block: lengths around one and two blocks, and
+    // unaligned starts, so the lane joins and the tails are all exercised.
+    std::mt19937_64 rng(7);
+    std::vector<unsigned char> buf(3 * 24576 + 64);
+    for (auto &b : buf) b = static_cast<unsigned char>(rng());
+    for (std::size_t off : {0u, 3u}) {
+        for (std::size_t n : {24575u, 24576u, 24577u, 24576u + 8191u, 49152u, 49152u + 13u, 3u * 24576u}) {
+            INFO("offset " << off << " length " << n);
+            CHECK(tck::crc32c(buf.data() + off, n) == tck::crc32c_portable(buf.data() + off, n));
+        }
+    }
+    std::uint32_t chained = tck::crc32c(buf.data() + 30000, 40000, tck::crc32c(buf.data(), 30000));
+    CHECK(chained == tck::crc32c_portable(buf.data(), 70000));
+}
+
+TEST_CASE("crc32c_combine joins the CRCs of two parts", "[crc32c]") {
+    std::mt19937_64 rng(11);
+    std::vector<unsigned char> buf(100000);
+    for (auto &b : buf) b = static_cast<unsigned char>(rng());
+    for (std::size_t cut : {0u, 1u, 8u, 999u, 50000u, 99999u, 100000u}) {
+        INFO("cut at " << cut);
+        std::uint32_t a = tck::crc32c(buf.data(), cut), b = tck::crc32c(buf.data() + cut, buf.size() - cut);
+        CHECK(tck::crc32c_combine(a, b, buf.size() - cut) == tck::crc32c(buf.data(), buf.size()));
+    }
+    // The length matters: the same two CRCs with a wrong length differ.
+    std::uint32_t a = tck::crc32c(buf.data(), 500), b = tck::crc32c(buf.data() + 500, 99500);
+    CHECK(tck::crc32c_combine(a, b, 99499) != tck::crc32c(buf.data(), buf.size()));
+}
+
+TEST_CASE("crc32c_parallel gives the serial CRC for any thread count", "[crc32c]") {
+    std::mt19937_64 rng(3);
+    std::vector<unsigned char> buf((41u << 20) + 13);
+    for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
+        std::uint64_t x = rng();
+        std::memcpy(&buf[i], &x, 8);
+    }
+    const std::uint32_t serial = tck::crc32c_portable(buf.data(), buf.size());
+    for (unsigned t : {0u, 1u, 2u, 3u, 5u, 64u}) {
+        INFO(t << " threads");
+        CHECK(tck::crc32c_parallel(buf.data(), buf.size(), t) == serial);
+    }
+    CHECK(tck::crc32c_parallel(buf.data() + 1, 1000, 4) == tck::crc32c(buf.data() + 1, 1000));
+    buf[(30u << 20) + 5] ^= 0x80;  // in a later part
+    CHECK(tck::crc32c_parallel(buf.data(), buf.size(), 4) != serial);
+}
