@@ -58,6 +58,17 @@ class TierckptError(Exception):
         self.message = message
         super().__init__(f"tierckpt: {message} ({self.status})")
 
+    def __reduce__(self):
+        # torch.distributed.checkpoint gathers a rank's exception with
+        # pickle, which would call cls(str(self)): rebuild from the fields.
+        return (_rebuild_error, (type(self), self.code, self.message))
+
+
+def _rebuild_error(cls, code, message):
+    e = cls.__new__(cls)
+    TierckptError.__init__(e, code, message)
+    return e
+
 
 class StateMismatchError(TierckptError):
     """The checkpoint's tensors and buffers (names, shapes, dtypes, sizes) are

@@ -1,6 +1,7 @@
 """The tierckpt Python binding over a real libtierckpt and a real node store
 (one MPI process; tests/python/two_ranks.py runs two under mpirun)."""
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -185,6 +186,14 @@ def test_runtime_errors_carry_its_message():
     assert e.value.code == 1 and e.value.status == "TIERCKPT_ERR_INVALID"
 
 
+def test_errors_survive_pickling():
+    # torch.distributed.checkpoint gathers each rank's exception with pickle.
+    for e in (TierckptError(5, "checksum mismatch"), StateMismatchError("tensor 'w' has shape (3,), not (4,)")):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e)
+        assert (back.code, back.status, back.message, str(back)) == (e.code, e.status, e.message, str(e))
+
+
 def test_without_plugin_or_settings_says_what_to_do(monkeypatch):
     monkeypatch.delenv("TIERCKPT_STORE", raising=False)
     with pytest.raises(TierckptError, match="srun --ckpt-mem=SIZE.*store="):
@@ -245,7 +254,7 @@ with tierckpt.Checkpointer(comm=MPI.COMM_WORLD, store={store!r}, store_bytes="64
     ck.save(3, {{"a": a}})
 b = np.zeros(5)
 with tierckpt.Checkpointer(store={store!r}) as ck:
-    print("restored", ck.restore({{"a": b}}), list(b), MPI.Is_initialized(), MPI.Is_finalized())
+    print("restored", ck.restore({{"a": b}}), b.tolist(), MPI.Is_initialized(), MPI.Is_finalized())
 """
     r = run_py(code)
     assert r.returncode == 0, r.stderr

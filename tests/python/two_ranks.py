@@ -30,4 +30,4 @@ with tierckpt.Checkpointer(store=store) as ck:
             verdict = "refused:names-a"
         else:
             verdict = "refused:" + e.message
-print(f"rank {rank} restored {v} {list(b)} epoch {out['epoch']} {verdict}", flush=True)
+print(f"rank {rank} restored {v} {b.tolist()} epoch {out['epoch']} {verdict}", flush=True)
