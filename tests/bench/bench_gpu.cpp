@@ -6,18 +6,24 @@
 // TCK_BENCH_GPU_MIB sets the size (default 1024).
 #include "config.h"
 
+#include <sys/mman.h>
+
 #include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #ifdef TCK_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
 
+#include "../../runtime/lib/crc32c.hpp"
 #include "../../runtime/lib/cuda_stage.hpp"
 #include "../gpu/gpu_common.hpp"
 #include "tierckpt/tierckpt.hpp"
@@ -37,8 +43,10 @@ void check(cudaError_t rc, const char *what) {
 }
 
 // Best of `reps` saves of one device region: GB/s of the stall, and the path.
+// add_ms: the first add() of a device region, which registers the whole
+// store with CUDA.
 double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag, std::string &path,
-                 double &restore_gbs) {
+                 double &restore_gbs, double &add_ms) {
     std::uint64_t sb = 2 * bytes + (64ull << 20);
     tckgpu::TempStore store(sb, "bench-" + tag);
     double best = 1e30, best_restore = 1e30;
@@ -46,7 +54,9 @@ double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag,
         tierckpt::Options o;
         o.set("store", store.path).set("store_bytes", std::to_string(sb));
         tierckpt::Checkpointer ck(&o);
+        double t0 = now_ms();
         ck.add("state", dev, bytes);
+        add_ms = now_ms() - t0;
         path = ck.stage_path();
         for (int r = 0; r < reps + 1; ++r) {
             ck.save(static_cast<std::uint64_t>(r + 1));
@@ -55,7 +65,7 @@ double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag,
             if (r > 0) best = std::min(best, stall);  // the first save touches new slots
         }
         for (int r = 0; r < 2; ++r) {
-            double t0 = now_ms();
+            t0 = now_ms();
             (void)ck.restore();
             best_restore = std::min(best_restore, now_ms() - t0);
         }
@@ -101,17 +111,57 @@ int main(int argc, char **argv) {
     double ref_d2h = static_cast<double>(bytes) / d2h / 1e6, ref_h2d = static_cast<double>(bytes) / h2d / 1e6;
     std::string m = std::to_string(mib) + "MiB";
 
+    // What registering a mapping of the store's size costs by itself:
+    // anonymous memory, touched first as the store's pages are.
+    std::size_t store_bytes = 2 * bytes + (64ull << 20);
+    void *anon = ::mmap(nullptr, store_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (anon == MAP_FAILED) {
+        std::fprintf(stderr, "bench_gpu: mmap of %zu bytes failed\n", store_bytes);
+        return 1;
+    }
+    std::memset(anon, 1, store_bytes);
+    double t0 = now_ms();
+    check(cudaHostRegister(anon, store_bytes, cudaHostRegisterDefault), "cudaHostRegister");
+    double register_ms = now_ms() - t0;
+    check(cudaHostUnregister(anon), "cudaHostUnregister");
+    ::munmap(anon, store_bytes);
+
     std::string path;
-    double restore = 0;
-    double direct = stage_gbs(dev, bytes, reps, "direct", path, restore);
+    double restore = 0, add_ms = 0;
+    double direct = stage_gbs(dev, bytes, reps, "direct", path, restore, add_ms);
     // The name carries the path taken: "cuda-direct" unless the store
     // could not be registered.
     report("gpu_stage_" + path.substr(5) + "_" + m, direct, "GB/s", ref_d2h);
     report("gpu_restore_" + path.substr(5) + "_" + m, restore, "GB/s", ref_h2d);
+    report("gpu_first_device_add_ms_store_" + std::to_string(store_bytes >> 20) + "MiB", add_ms, "ms", register_ms);
     ::setenv("TIERCKPT_TEST_CUDA_BOUNCE", "1", 1);
-    double bounce = stage_gbs(dev, bytes, reps, "bounce", path, restore);
+    double bounce = stage_gbs(dev, bytes, reps, "bounce", path, restore, add_ms);
     ::unsetenv("TIERCKPT_TEST_CUDA_BOUNCE");
     report("gpu_stage_bounce_" + m, bounce, "GB/s", ref_d2h);
+
+    // What restore does on the host before its copy to the device: verify
+    // the shard (one thread, then the threads a lone rank uses), against a
+    // memcpy of the same bytes (the bounce path's speed).
+    std::vector<unsigned char> src(bytes, 0x5c), dst(bytes);
+    double copy = 1e30, crc1 = 1e30, crcn = 1e30;
+    unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    volatile std::uint32_t sink = 0;
+    for (int r = 0; r < reps; ++r) {
+        t0 = now_ms();
+        std::memcpy(dst.data(), src.data(), bytes);
+        copy = std::min(copy, now_ms() - t0);
+        t0 = now_ms();
+        sink = tck::crc32c(src.data(), bytes);
+        crc1 = std::min(crc1, now_ms() - t0);
+        t0 = now_ms();
+        sink = tck::crc32c_parallel(src.data(), bytes, threads);
+        crcn = std::min(crcn, now_ms() - t0);
+    }
+    (void)sink;
+    double copy_gbs = static_cast<double>(bytes) / copy / 1e6;
+    report("host_crc32c_1thread_" + m, static_cast<double>(bytes) / crc1 / 1e6, "GB/s", copy_gbs);
+    report("host_crc32c_" + std::to_string(threads) + "threads_" + m, static_cast<double>(bytes) / crcn / 1e6, "GB/s",
+           copy_gbs);
     check(cudaFree(dev), "cudaFree");
     MPI_Finalize();
 #else

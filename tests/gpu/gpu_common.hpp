@@ -25,13 +25,19 @@ inline std::string store_dir(std::uint64_t bytes) {
     return "/tmp";
 }
 
+// A store path for one test. Under mpirun the ranks of a node share it:
+// they pass the same `id` (rank 0's pid) and only the owner (rank 0)
+// removes it, before the test and after.
 struct TempStore {
     std::string path;
-    TempStore(std::uint64_t bytes, const std::string &tag)
-        : path(store_dir(bytes) + "/tck-gpu-" + tag + "-" + std::to_string(::getpid())) {
-        ::unlink(path.c_str());
+    bool owner;
+    TempStore(std::uint64_t bytes, const std::string &tag, long id = ::getpid(), bool owner_ = true)
+        : path(store_dir(bytes) + "/tck-gpu-" + tag + "-" + std::to_string(id)), owner(owner_) {
+        if (owner) ::unlink(path.c_str());
     }
-    ~TempStore() { ::unlink(path.c_str()); }
+    ~TempStore() {
+        if (owner) ::unlink(path.c_str());
+    }
     TempStore(const TempStore &) = delete;
     TempStore &operator=(const TempStore &) = delete;
 };

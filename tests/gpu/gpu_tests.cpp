@@ -3,11 +3,14 @@
 //   :test-result: PASS|FAIL|SKIP name[: reason]
 // Without the CUDA tier, or without a device, the device cases are SKIPs
 // that say why; the host case runs everywhere. Run on a GPU machine by
-// tests/gpu/run-on-device.sh.
+// tests/gpu/run-on-device.sh, once alone and once as two ranks under
+// mpirun: the ranks share one node store (the store path is rank 0's),
+// each saving and restoring its own regions, with bytes of its own.
 #include "config.h"
 
 #include <mpi.h>
 
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +30,8 @@
 namespace {
 
 int g_failed = 0;
+int g_rank = 0, g_world = 1;
+long g_store_id = 0;  // rank 0's pid: names the store the ranks share
 
 struct Failure {
     std::string what;
@@ -36,22 +41,41 @@ void expect(bool ok, const std::string &what) {
     if (!ok) throw Failure{what};
 }
 
+// Details worth a line in the log, from rank 0 (the others do the same).
+__attribute__((format(printf, 1, 2))) void note(const char *fmt, ...) {
+    if (g_rank != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    std::vprintf(fmt, ap);
+    va_end(ap);
+}
+
+// One result line per case, from rank 0: a case passes when it passed on
+// every rank; a rank that failed says why.
 void run_case(const std::string &name, const std::function<void()> &body, const std::string &skip = "") {
     if (!skip.empty()) {
-        std::printf(":test-result: SKIP %s: %s\n", name.c_str(), skip.c_str());
+        note(":test-result: SKIP %s: %s\n", name.c_str(), skip.c_str());
         std::fflush(stdout);
         return;
     }
+    std::string failure;
     try {
         body();
-        std::printf(":test-result: PASS %s\n", name.c_str());
     } catch (const Failure &f) {
-        ++g_failed;
-        std::printf("%s: %s\n:test-result: FAIL %s\n", name.c_str(), f.what.c_str(), name.c_str());
+        failure = f.what;
     } catch (const std::exception &e) {
-        ++g_failed;
-        std::printf("%s: exception: %s\n:test-result: FAIL %s\n", name.c_str(), e.what(), name.c_str());
+        failure = std::string("exception: ") + e.what();
     }
+    if (!failure.empty()) {
+        std::printf("%s%s: %s\n", g_world > 1 ? ("rank " + std::to_string(g_rank) + ": ").c_str() : "", name.c_str(),
+                    failure.c_str());
+        std::fflush(stdout);
+    }
+    int ok = failure.empty() ? 1 : 0, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (!all) ++g_failed;
+    note(":test-result: %s %s%s\n", all ? "PASS" : "FAIL", name.c_str(),
+         g_world > 1 ? (" (" + std::to_string(g_world) + " ranks, one node store)").c_str() : "");
     std::fflush(stdout);
 }
 
@@ -59,7 +83,7 @@ void run_case(const std::string &name, const std::function<void()> &body, const 
 // or partial copy shows.
 std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
     std::vector<unsigned char> v(n);
-    std::uint32_t x = 2463534242u ^ seed;
+    std::uint32_t x = 2463534242u ^ seed ^ (static_cast<std::uint32_t>(g_rank) * 0x9e3779b9u);  // each rank its own
     for (std::size_t i = 0; i < n; ++i) {
         x ^= x << 13;
         x ^= x >> 17;
@@ -69,13 +93,20 @@ std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
-std::uint64_t store_bytes_for(std::uint64_t payload) { return 2 * payload + (64ull << 20); }
+// Room for two versions of every rank's payload.
+std::uint64_t store_bytes_for(std::uint64_t payload) {
+    return 2 * static_cast<std::uint64_t>(g_world) * payload + (64ull << 20);
+}
+
+tckgpu::TempStore shared_store(std::uint64_t bytes, const std::string &tag) {
+    return tckgpu::TempStore(bytes, tag, g_store_id, g_rank == 0);
+}
 
 void host_case() {
     const std::size_t n = (3u << 20) + 5;
     auto a = pattern(n, 1), b = pattern(4097, 2);
     auto a0 = a, b0 = b;
-    tckgpu::TempStore store(store_bytes_for(n + 4097), "host");
+    tckgpu::TempStore store = shared_store(store_bytes_for(n + 4097), "host");
     tierckpt::Options o;
     o.set("store", store.path).set("store_bytes", std::to_string(store_bytes_for(n + 4097)));
     tierckpt::Checkpointer ck(&o);
@@ -101,7 +132,7 @@ void host_pieces_case() {
     auto a = pattern(n, 5), b = pattern(77, 6);
     auto a0 = a, b0 = b;
     std::uint64_t sb = store_bytes_for(n + 77);
-    tckgpu::TempStore store(sb, "pieces");
+    tckgpu::TempStore store = shared_store(sb, "pieces");
     tierckpt::Options o;
     o.set("store", store.path).set("store_bytes", std::to_string(sb));
     tierckpt::Checkpointer ck(&o);
@@ -154,14 +185,14 @@ void device_roundtrip(const std::string &expect_path) {
     ds.upload(ps);
     auto h = ph;
     std::uint64_t sb = store_bytes_for(big + small + host);
-    tckgpu::TempStore store(sb, "rt");
+    tckgpu::TempStore store = shared_store(sb, "rt");
     tierckpt::Options o;
     o.set("store", store.path).set("store_bytes", std::to_string(sb));
     tierckpt::Checkpointer ck(&o);
     ck.add("big", db.p, big);
     ck.add("host", h.data(), host);
     ck.add("small", ds.p, small);
-    std::printf("  stage path: %s\n", ck.stage_path().c_str());
+    note("  stage path: %s\n", ck.stage_path().c_str());
     if (!expect_path.empty()) expect(ck.stage_path() == expect_path, "stage path " + ck.stage_path() + ", expected " + expect_path);
     int dev_before = -1, dev_after = -2;
     cuda_ok(cudaGetDevice(&dev_before), "cudaGetDevice");
@@ -194,7 +225,7 @@ void save_boundaries() {
     cudaStream_t app;
     cuda_ok(cudaStreamCreateWithFlags(&app, cudaStreamNonBlocking), "cudaStreamCreate");
     std::uint64_t sb = store_bytes_for(n);
-    tckgpu::TempStore store(sb, "bound");
+    tckgpu::TempStore store = shared_store(sb, "bound");
     tierckpt::Options o;
     o.set("store", store.path).set("store_bytes", std::to_string(sb));
     tierckpt::Checkpointer ck(&o);
@@ -220,7 +251,7 @@ void failed_copy() {
     const std::size_t n = 8u << 20;
     auto want = pattern(n, 31);
     std::uint64_t sb = store_bytes_for(n);
-    tckgpu::TempStore store(sb, "fail");
+    tckgpu::TempStore store = shared_store(sb, "fail");
     tierckpt::Options o;
     o.set("store", store.path).set("store_bytes", std::to_string(sb));
     {
@@ -236,7 +267,7 @@ void failed_copy() {
             ck.save(2);
         } catch (const tierckpt::Error &e) {
             threw = true;
-            std::printf("  save(2): %s\n", e.what());
+            note("  save(2): %s\n", e.what());
         }
         expect(threw, "save of a freed device region did not fail");
         threw = false;
@@ -265,6 +296,10 @@ void failed_copy() {
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);  // ours: the checkpointers then leave it alone
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+    g_store_id = ::getpid();
+    MPI_Bcast(&g_store_id, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     run_case("host regions save and restore bit-exact in this build (stage path host)", host_case);
     run_case("the checksum follows the copy piece by piece and still matches (host, TIERCKPT_TEST_STAGE_PIECES)",
              host_pieces_case);
@@ -275,7 +310,7 @@ int main(int argc, char **argv) {
     std::string skip = devices > 0 ? "" : why + " (run tests/gpu/run-on-device.sh on a GPU machine)";
     if (devices > 0) {
         cudaDeviceProp prop{};
-        if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) std::printf("  device 0: %s\n", prop.name);
+        if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) note("  device 0: %s\n", prop.name);
     }
     run_case("device regions save and restore bit-exact", [] { device_roundtrip(""); }, skip);
     run_case("device regions through bounce buffers (cuda-bounce) bit-exact",
