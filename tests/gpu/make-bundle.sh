@@ -104,7 +104,10 @@ for l in "$OUTDIR"/lib/*; do
         mv "$l" "$OUTDIR/glibc/" ;;
     esac
 done
-printf '#!/bin/sh\nexec "$(dirname "$0")/../run" mpirun "$@"\n' >"$OUTDIR/pybin/mpirun"
+cat >"$OUTDIR/pybin/mpirun" <<'EOF'
+#!/bin/sh
+exec "$(dirname "$0")/../run" mpirun "$@"
+EOF
 chmod +x "$OUTDIR/pybin/mpirun"
 
 cat >"$OUTDIR/run" <<EOF
@@ -138,4 +141,4 @@ fi
 exec "\$here/glibc/$loader" --library-path "\$here/glibc:\$here/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\$driver" "\$here/bin/\$prog" "\$@"
 EOF
 chmod +x "$OUTDIR/run"
-echo "make-bundle: $OUTDIR: $(ls "$OUTDIR/bin" | tr '\n' ' ')($(du -sh "$OUTDIR" | cut -f1)); run there with $OUTDIR/run PROGRAM"
+echo "make-bundle: $OUTDIR: $(cd "$OUTDIR/bin" && echo *) ($(du -sh "$OUTDIR" | cut -f1)); run there with $OUTDIR/run PROGRAM"
