@@ -216,9 +216,10 @@ private:
     MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
     bool we_initialized_mpi_ = false;
     int rank_ = 0, world_ = 1, node_rank_ = 0, node_size_ = 1;
-    // Threads that verify a shard before restore copies it back: this
-    // rank's share of the node's cores (the node's ranks restore at once).
-    unsigned verify_threads_ = 1;
+    // Threads for a shard's checksum (behind save's copy, restore's
+    // verification): this rank's share of the node's cores (the node's
+    // ranks save and restore at once), at most 8.
+    unsigned crc_threads_ = 1;
     std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
     std::optional<store::StoreFile> store_;
     bool cuda_enabled_ = true;                // Options::cuda

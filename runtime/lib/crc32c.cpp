@@ -163,11 +163,11 @@ std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint
     return shift(crc_a, bytes_b) ^ crc_b;
 }
 
-std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads) {
+std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads, std::uint32_t crc_in) {
     const auto *p = static_cast<const unsigned char *>(data);
     constexpr std::size_t kMinPart = 8u << 20;  // below this a thread costs more than it saves
     std::size_t parts = std::min<std::size_t>(std::max(threads, 1u), n / kMinPart);
-    if (parts <= 1) return crc32c(p, n);
+    if (parts <= 1) return crc32c(p, n, crc_in);
     std::size_t part = n / parts;
     std::vector<std::uint32_t> crc(parts);
     std::vector<std::thread> helpers;
@@ -183,7 +183,7 @@ std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads)
             crc[i] = crc32c(p + i * part, i + 1 == parts ? n - i * part : part);
         }
     }
-    crc[0] = crc32c(p, part);
+    crc[0] = crc32c(p, part, crc_in);
     for (auto &t : helpers) t.join();
     std::uint32_t r = crc[0];
     for (std::size_t i = 1; i < parts; ++i) r = crc32c_combine(r, crc[i], i + 1 == parts ? n - i * part : part);

@@ -21,10 +21,11 @@ bool crc32c_has_hardware();
 // The CRC of A followed by B, from crc32c(A), crc32c(B) and B's length.
 std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t bytes_b);
 
-// crc32c(data, n) computed by up to `threads` threads (this one among
-// them) over consecutive parts of at least 8 MiB, joined with
-// crc32c_combine: for verifying a whole shard while nothing else runs
-// (restore). Falls back to fewer threads when none can be started.
-std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads);
+// crc32c(data, n, crc) computed by up to `threads` threads (this one
+// among them) over consecutive parts of at least 8 MiB, joined with
+// crc32c_combine: for checksums the application waits for (restore's
+// verification, the checksum behind save's copy). Falls back to fewer
+// threads when none can be started.
+std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads, std::uint32_t crc = 0);
 
 }  // namespace tck

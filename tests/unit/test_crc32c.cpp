@@ -75,6 +75,9 @@ TEST_CASE("crc32c_parallel gives the serial CRC for any thread count", "[crc32c]
         CHECK(tck::crc32c_parallel(buf.data(), buf.size(), t) == serial);
     }
     CHECK(tck::crc32c_parallel(buf.data() + 1, 1000, 4) == tck::crc32c(buf.data() + 1, 1000));
+    // Continuing a CRC, as the checksum behind save's copy does piece by piece.
+    const std::size_t cut = (9u << 20) + 3;
+    CHECK(tck::crc32c_parallel(buf.data() + cut, buf.size() - cut, 3, tck::crc32c(buf.data(), cut)) == serial);
     buf[(30u << 20) + 5] ^= 0x80;  // in a later part
     CHECK(tck::crc32c_parallel(buf.data(), buf.size(), 4) != serial);
 }
