@@ -1,5 +1,6 @@
 #include "checkpointer.hpp"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -218,6 +219,24 @@ Status Options::set(const std::string &key, const std::string &value) {
     return Status::ok();
 }
 
+namespace {
+
+// This rank's share of the node's CPUs: the ones it may run on when it is
+// bound to fewer than all (Slurm's task binding, a cgroup cpuset), else
+// the node's divided among its ranks.
+unsigned cpu_share(int node_ranks) {
+    unsigned all = std::thread::hardware_concurrency();
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+        auto mine = static_cast<unsigned>(CPU_COUNT(&set));
+        if (mine > 0 && mine < all) return mine;
+    }
+    return all / static_cast<unsigned>(std::max(node_ranks, 1));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Options &opts) {
     std::unique_ptr<Checkpointer> c(new Checkpointer());
     int inited = 0;
@@ -238,7 +257,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     MPI_Comm_split_type(c->comm_, MPI_COMM_TYPE_SHARED, c->rank_, MPI_INFO_NULL, &c->node_comm_);
     MPI_Comm_rank(c->node_comm_, &c->node_rank_);
     MPI_Comm_size(c->node_comm_, &c->node_size_);
-    c->crc_threads_ = std::clamp(std::thread::hardware_concurrency() / static_cast<unsigned>(c->node_size_), 1u, 8u);
+    c->crc_threads_ = std::clamp(cpu_share(c->node_size_), 1u, 8u);
     int leader = c->rank_;
     MPI_Bcast(&leader, 1, MPI_INT, 0, c->node_comm_);
     c->leader_of_.resize(static_cast<std::size_t>(c->world_));

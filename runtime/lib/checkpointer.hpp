@@ -217,8 +217,9 @@ private:
     bool we_initialized_mpi_ = false;
     int rank_ = 0, world_ = 1, node_rank_ = 0, node_size_ = 1;
     // Threads for a shard's checksum (behind save's copy, restore's
-    // verification): this rank's share of the node's cores (the node's
-    // ranks save and restore at once), at most 8.
+    // verification): this rank's share of the node's CPUs (its binding, or
+    // the node's divided among its ranks, which save and restore at once),
+    // at most 8.
     unsigned crc_threads_ = 1;
     std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
     std::optional<store::StoreFile> store_;
