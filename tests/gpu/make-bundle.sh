@@ -128,9 +128,10 @@ done
 # a lone program is an MPI singleton that starts none.
 export OPAL_PREFIX="\$here/ompi" OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_plm=isolated
 # (A machine with a PMIx of its own has plugins at the same compiled-in
-# path that do not fit this one: PMIx skips them; say nothing about it.)
+# path that do not fit this one: PMIx skips them; say nothing about it.
+# Open MPI hands its own show_load_errors to PMIx, so both are set.)
 export PMIX_MCA_mca_base_component_path="\$here/pmix/lib/pmix" PMIX_MCA_mca_base_component_show_load_errors=0
-export PMIX_MCA_pcompress_base_silence_warning=1
+export OMPI_MCA_mca_base_component_show_load_errors=0 PMIX_MCA_pcompress_base_silence_warning=1
 export OMPI_MCA_pml=\${OMPI_MCA_pml:-ob1} OMPI_MCA_btl=\${OMPI_MCA_btl:-self,vader}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 if [ "\$prog" = python ]; then
