@@ -47,6 +47,8 @@ pkgdatadir=$(ompi_path pkgdatadir)
 case $pkglibdir in "$prefix"/*) ;; *) die "Open MPI's pkglibdir $pkglibdir is not under its prefix $prefix" ;; esac
 case $pkgdatadir in "$prefix"/*) ;; *) die "Open MPI's pkgdatadir $pkgdatadir is not under its prefix $prefix" ;; esac
 
+# Replaces an earlier bundle, never anything else.
+[ ! -e "$OUTDIR" ] || [ -x "$OUTDIR/run" ] || die "$OUTDIR exists and is not a bundle: name a new folder"
 rm -rf "$OUTDIR"
 mkdir -p "$OUTDIR/bin" "$OUTDIR/lib" "$OUTDIR/ompi${pkglibdir#"$prefix"}" "$OUTDIR/ompi${pkgdatadir#"$prefix"}"
 cp -L "$pkglibdir"/*.so "$OUTDIR/ompi${pkglibdir#"$prefix"}/"
