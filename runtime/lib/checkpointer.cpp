@@ -327,8 +327,6 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     return c;
 }
 
-// Collective. Partners: the node's ranks replicate to the next `replicas`
-// nodes in order, rank for rank by their index on the node.
 std::vector<int> Checkpointer::ranks_on(int node_leader) const {
     std::vector<int> there;  // in order
     for (int i = 0; i < world_; ++i) {
@@ -337,6 +335,8 @@ std::vector<int> Checkpointer::ranks_on(int node_leader) const {
     return there;
 }
 
+// Collective. Partners: the node's ranks replicate to the next `replicas`
+// nodes in order, rank for rank by their index on the node.
 Status Checkpointer::setup_replication(const Options &opts) {
     replica_timeout_ms_ = opts.replica_timeout_ms;
     std::vector<int> nodes(leader_of_);
@@ -1339,9 +1339,15 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
                                     : MPI_SUCCESS;
     // The worker's read ends (or times out) before anything returns: it
     // writes into the store.
-    // The checksum runs behind the transfer, on the bytes landed so far.
+    // The checksum runs behind the transfer, on the bytes landed so far,
+    // with the threads of the checksums the application waits for.
     std::uint32_t pulled_crc = 0;
     std::uint64_t checked = 0;
+    auto check_upto = [&](std::uint64_t upto) {
+        if (upto <= checked) return;
+        pulled_crc = crc32c_parallel(pull_dst + checked, upto - checked, crc_threads_, pulled_crc);
+        checked = upto;
+    };
     Status pulled;
     if (pull_slot) {
         for (bool done = false; !done;) {
@@ -1351,16 +1357,10 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
                 cv_.wait_for(lk, std::chrono::milliseconds(1), [&] { return task_done_ || pulled_.load() > checked; });
                 done = task_done_;
             }
-            std::uint64_t upto = std::min<std::uint64_t>(pulled_.load(), mine.payload_bytes);
-            if (upto > checked) {
-                pulled_crc = crc32c(pull_dst + checked, upto - checked, pulled_crc);
-                checked = upto;
-            }
+            check_upto(std::min<std::uint64_t>(pulled_.load(), mine.payload_bytes));
         }
         pulled = wait_worker_task();
-        if (pulled && checked < mine.payload_bytes) {
-            pulled_crc = crc32c(pull_dst + checked, mine.payload_bytes - checked, pulled_crc);
-        }
+        if (pulled) check_upto(mine.payload_bytes);
         if (pulled && pulled_crc != mine.crc) pulled = error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
     }
     const double t_moved = now_ms();

@@ -216,10 +216,10 @@ private:
     MPI_Comm comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
     bool we_initialized_mpi_ = false;
     int rank_ = 0, world_ = 1, node_rank_ = 0, node_size_ = 1;
-    // Threads for a shard's checksum (behind save's copy, restore's
-    // verification): this rank's share of the node's CPUs (its binding, or
-    // the node's divided among its ranks, which save and restore at once),
-    // at most 8.
+    // Threads for the checksums the application waits for (behind save's
+    // copy, behind restore's pull, restore's verification): this rank's
+    // share of the node's CPUs (its binding, or the node's divided among
+    // its ranks, which save and restore at once), at most 8.
     unsigned crc_threads_ = 1;
     std::vector<int> leader_of_;  // for every rank: the comm rank of its node's leader
     std::optional<store::StoreFile> store_;
