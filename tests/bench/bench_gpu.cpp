@@ -42,12 +42,19 @@ void check(cudaError_t rc, const char *what) {
     }
 }
 
-// Best of `reps` saves of one device region: GB/s of the stall, and the path.
-// add_ms: the first add() of a device region, which registers the whole
-// store with CUDA. checksum_ms, stall_ms: of the save with the best stall.
-double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag, std::string &path,
-                 double &restore_gbs, double &add_ms, double &checksum_ms, double &stall_ms) {
-    std::uint64_t sb = 2 * bytes + (64ull << 20);
+// Best of `reps` saves of one device region, then of two restores.
+struct StageRun {
+    std::string path;        // the staging path taken
+    double stall_gbs = 0;    // of the save with the best stall
+    double stall_ms = 0;     // that save's stall
+    double checksum_ms = 0;  // that save's checksum, first piece to last
+    double restore_gbs = 0;  // of the faster restore
+    double add_ms = 0;       // the first device add(): registers the whole store with CUDA
+};
+
+StageRun stage(void *dev, std::size_t bytes, int reps, const std::string &tag) {
+    StageRun run;
+    std::uint64_t sb = tckgpu::store_bytes_for(bytes);
     tckgpu::TempStore store(sb, "bench-" + tag);
     double best = 1e30, best_restore = 1e30;
     {
@@ -56,15 +63,15 @@ double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag,
         tierckpt::Checkpointer ck(&o);
         double t0 = now_ms();
         ck.add("state", dev, bytes);
-        add_ms = now_ms() - t0;
-        path = ck.stage_path();
+        run.add_ms = now_ms() - t0;
+        run.path = ck.stage_path();
         for (int r = 0; r < reps + 1; ++r) {
             ck.save(static_cast<std::uint64_t>(r + 1));
             double stall = ck.stats().stall_ms;
             ck.wait();
             if (r > 0 && stall < best) {  // the first save touches new slots
                 best = stall;
-                checksum_ms = ck.stats().checksum_ms;
+                run.checksum_ms = ck.stats().checksum_ms;
             }
         }
         for (int r = 0; r < 2; ++r) {
@@ -74,9 +81,10 @@ double stage_gbs(void *dev, std::size_t bytes, int reps, const std::string &tag,
         }
         ck.close();
     }
-    restore_gbs = static_cast<double>(bytes) / best_restore / 1e6;
-    stall_ms = best;
-    return static_cast<double>(bytes) / best / 1e6;
+    run.stall_ms = best;
+    run.stall_gbs = static_cast<double>(bytes) / best / 1e6;
+    run.restore_gbs = static_cast<double>(bytes) / best_restore / 1e6;
+    return run;
 }
 #endif
 
@@ -97,7 +105,7 @@ int main(int argc, char **argv) {
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     std::printf("bench gpu device: %s, %zu MiB, store in %s\n", prop.name, mib,
-                tckgpu::store_dir(2 * bytes + (64ull << 20)).c_str());
+                tckgpu::store_dir(tckgpu::store_bytes_for(bytes)).c_str());
     void *dev = nullptr, *pinned = nullptr;
     check(cudaMalloc(&dev, bytes), "cudaMalloc");
     check(cudaMemset(dev, 0x3c, bytes), "cudaMemset");
@@ -117,7 +125,7 @@ int main(int argc, char **argv) {
 
     // What registering a mapping of the store's size costs by itself:
     // anonymous memory, touched first as the store's pages are.
-    std::size_t store_bytes = 2 * bytes + (64ull << 20);
+    std::size_t store_bytes = tckgpu::store_bytes_for(bytes);
     void *anon = ::mmap(nullptr, store_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (anon == MAP_FAILED) {
         std::fprintf(stderr, "bench_gpu: mmap of %zu bytes failed\n", store_bytes);
@@ -130,21 +138,21 @@ int main(int argc, char **argv) {
     check(cudaHostUnregister(anon), "cudaHostUnregister");
     ::munmap(anon, store_bytes);
 
-    std::string path;
-    double restore = 0, add_ms = 0, checksum_ms = 0, stall_ms = 0;
-    double direct = stage_gbs(dev, bytes, reps, "direct", path, restore, add_ms, checksum_ms, stall_ms);
+    StageRun direct = stage(dev, bytes, reps, "direct");
     // The name carries the path taken: "cuda-direct" unless the store
     // could not be registered.
-    report("gpu_stage_" + path.substr(5) + "_" + m, direct, "GB/s", ref_d2h);
-    report("gpu_restore_" + path.substr(5) + "_" + m, restore, "GB/s", ref_h2d);
+    const std::string path = direct.path.substr(5);
+    report("gpu_stage_" + path + "_" + m, direct.stall_gbs, "GB/s", ref_d2h);
+    report("gpu_restore_" + path + "_" + m, direct.restore_gbs, "GB/s", ref_h2d);
     // The checksum runs behind the copy; 1.0 means it kept pace and the
     // copies to partners could start as the copy ended.
-    report("gpu_checksum_ms_behind_copy_" + m, checksum_ms, "ms", stall_ms);
-    report("gpu_first_device_add_ms_store_" + std::to_string(store_bytes >> 20) + "MiB", add_ms, "ms", register_ms);
+    report("gpu_checksum_ms_behind_copy_" + m, direct.checksum_ms, "ms", direct.stall_ms);
+    report("gpu_first_device_add_ms_store_" + std::to_string(store_bytes >> 20) + "MiB", direct.add_ms, "ms",
+           register_ms);
     ::setenv("TIERCKPT_TEST_CUDA_BOUNCE", "1", 1);
-    double bounce = stage_gbs(dev, bytes, reps, "bounce", path, restore, add_ms, checksum_ms, stall_ms);
+    StageRun bounce = stage(dev, bytes, reps, "bounce");
     ::unsetenv("TIERCKPT_TEST_CUDA_BOUNCE");
-    report("gpu_stage_bounce_" + m, bounce, "GB/s", ref_d2h);
+    report("gpu_stage_bounce_" + m, bounce.stall_gbs, "GB/s", ref_d2h);
 
     // What restore does on the host before its copy to the device: verify
     // the shard (one thread, then the threads a lone rank uses), against a

@@ -12,6 +12,12 @@
 
 namespace tckgpu {
 
+// A node store with room for two versions of every rank's payload, plus
+// its header and slot table.
+inline std::uint64_t store_bytes_for(std::uint64_t payload, int ranks = 1) {
+    return 2 * static_cast<std::uint64_t>(ranks) * payload + (64ull << 20);
+}
+
 // /dev/shm when it has room for `bytes` (the node store's home), else
 // $TMPDIR or /tmp (containers often give /dev/shm 64 MiB).
 inline std::string store_dir(std::uint64_t bytes) {

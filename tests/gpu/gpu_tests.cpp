@@ -93,10 +93,7 @@ std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
-// Room for two versions of every rank's payload.
-std::uint64_t store_bytes_for(std::uint64_t payload) {
-    return 2 * static_cast<std::uint64_t>(g_world) * payload + (64ull << 20);
-}
+std::uint64_t store_bytes_for(std::uint64_t payload) { return tckgpu::store_bytes_for(payload, g_world); }
 
 tckgpu::TempStore shared_store(std::uint64_t bytes, const std::string &tag) {
     return tckgpu::TempStore(bytes, tag, g_store_id, g_rank == 0);
