@@ -1,5 +1,7 @@
 // tierckpt flush, and tierckpt ls / verify on a persistent directory.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -9,7 +11,9 @@
 
 #include "../common/env_names.hpp"
 #include "../common/parse.hpp"
+#include "../common/privilege.hpp"
 #include "../common/size.hpp"
+#include "../common/small_file.hpp"
 #include "../lib/persist.hpp"
 #include "store_cmds.hpp"
 
@@ -35,7 +39,7 @@ struct PRow {
 bool looks_persistent(const std::string &path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
-    auto dir = persist::Dir::open(path, false);
+    auto dir = persist::Dir::open(path, false, true);
     if (!dir) return false;
     auto all = dir->list();
     return all && !all->empty();
@@ -46,7 +50,7 @@ int cmd_persist_ls(const std::vector<std::string> &paths, bool verify, bool json
     std::vector<PRow> rows;
     int failures = 0;
     for (const auto &p : paths) {
-        auto dir = persist::Dir::open(p, false);
+        auto dir = persist::Dir::open(p, false, true);
         if (!dir) {
             fmt::print(stderr, "tierckpt {}: {}\n", name, dir.status().message());
             ++failures;
@@ -80,10 +84,10 @@ int cmd_persist_ls(const std::vector<std::string> &paths, bool verify, bool json
             for (std::uint32_t r = 0; r < m.world; ++r) {
                 PRow row{p, vi.version, m.world, r, m.shards[r].bytes, m.shards[r].crc, m.job_id, true, ""};
                 if (verify) {
-                    auto got = dir->read_shard(vi.version, r, m.shards[r]);
+                    Status got = dir->verify_shard(vi.version, r, m.shards[r]);
                     row.check = got ? "ok" : "corrupt";
                     if (!got) {
-                        fmt::print(stderr, "tierckpt verify: {}\n", got.status().message());
+                        fmt::print(stderr, "tierckpt verify: {}\n", got.message());
                         ++failures;
                     }
                 }
@@ -160,7 +164,31 @@ int cmd_flush(const std::vector<std::string> &args) {
         }
         store = env;
     }
-    auto r = persist::scavenge(store, dir, keep, {});
+    // Root opens the store (not following a link, not blocking on a FIFO)
+    // and then becomes its owner before anything else: the directory the
+    // store names is the user's to choose, so every path in it is opened,
+    // created and removed with the user's rights, as the epilog's flush
+    // does. See tierckpt(1).
+    struct stat st {};
+    auto fd = open_regular_at(AT_FDCWD, store, store, O_RDONLY, &st);
+    if (!fd) {
+        fmt::print(stderr, "tierckpt flush: {}\n", fd.status().message());
+        return 1;
+    }
+    if (::geteuid() == 0 && st.st_uid != 0) {
+        Status dropped = become_user(st.st_uid, st.st_gid);
+        if (!dropped) {
+            fmt::print(stderr, "tierckpt flush: {}: cannot act as its owner (uid {}): {}\n", store, st.st_uid,
+                       dropped.message());
+            return 1;
+        }
+    }
+    auto reader = store::StoreReader::from_fd(std::move(*fd), store);
+    if (!reader) {
+        fmt::print(stderr, "tierckpt flush: {}\n", reader.status().message());
+        return 1;
+    }
+    auto r = persist::scavenge(*reader, dir, keep, {});
     if (!r) {
         fmt::print(stderr, "tierckpt flush: {}: {}\n", store, r.status().message());
         return 1;

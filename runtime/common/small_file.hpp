@@ -1,4 +1,5 @@
-// Reading a small file whole: a manifest, a sidecar, a config file.
+// Opening and reading files that someone else may control: a manifest, a
+// sidecar, a config file, a user's node store.
 #pragma once
 
 #include <sys/stat.h>
@@ -7,8 +8,21 @@
 #include <string>
 
 #include "status.hpp"
+#include "unique_fd.hpp"
 
 namespace tck {
+
+// Opens the regular file `name` (relative to dirfd; AT_FDCWD for a path)
+// with O_RDONLY or O_RDWR in `flags` plus O_NONBLOCK and O_CLOEXEC, so a
+// FIFO or a device in its place never blocks the caller, and O_NOFOLLOW
+// unless `follow` (the last component is never a symlink then; the
+// directories above are the caller's to trust). Anything but a regular
+// file is refused (TIERCKPT_ERR_CORRUPT) before a byte is read, a link
+// (without `follow`) with TIERCKPT_ERR_INVALID; a missing file is
+// TIERCKPT_ERR_NOT_FOUND. `st`, when given, receives its stat.
+// O_NONBLOCK stays set: it changes nothing for regular files.
+Result<UniqueFd> open_regular_at(int dirfd, const std::string &name, const std::string &shown, int flags,
+                                 struct stat *st = nullptr, bool follow = false);
 
 // Reads the regular file `name` (relative to dirfd; AT_FDCWD for a path)
 // whole, if it holds at most max_bytes. It is opened with O_NONBLOCK, so a

@@ -1179,31 +1179,22 @@ Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, st
     if (!crc_checked && crc32c_parallel(payload, bytes, crc_threads_) != crc) {
         return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
     }
-    if (bytes < sizeof(store::ManifestHead)) return error(TIERCKPT_ERR_CORRUPT, "shard too short");
-    store::ManifestHead head;
-    std::memcpy(&head, payload, sizeof head);
-    if (std::memcmp(head.magic, store::kManifestMagic, sizeof head.magic) != 0) {
-        return error(TIERCKPT_ERR_CORRUPT, "shard without a manifest");
-    }
-    if (head.nregions != regions_.size()) {
-        return error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered", head.nregions,
+    auto entries = store::parse_shard_manifest(payload, bytes);
+    if (!entries) return entries.status();
+    if (entries->size() != regions_.size()) {
+        return error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered", entries->size(),
                      regions_.size());
     }
-    std::uint64_t off = sizeof head, data = store::manifest_bytes(regions_.size());
-    for (const auto &r : regions_) {
-        store::ManifestEntry e;
-        std::memcpy(&e, payload + off, sizeof e);
-        off += sizeof e;
-        std::string name(e.name, strnlen(e.name, sizeof e.name));
-        if (name != r.name || e.bytes != r.bytes) {
+    for (std::size_t i = 0; i < regions_.size(); ++i) {
+        const auto &e = (*entries)[i];
+        const auto &r = regions_[i];
+        if (e.name != r.name || e.bytes != r.bytes) {
             return error(TIERCKPT_ERR_INVALID,
                          "the checkpoint's region '{}' ({} bytes) does not match the registered region '{}' ({} bytes)",
-                         name, e.bytes, r.name, r.bytes);
+                         e.name, e.bytes, r.name, r.bytes);
         }
-        data += e.bytes;
     }
-    if (data != bytes) return error(TIERCKPT_ERR_CORRUPT, "shard size does not match its manifest");
-    off = store::manifest_bytes(regions_.size());
+    std::uint64_t off = store::manifest_bytes(regions_.size());
     Status st;
     for (const auto &r : regions_) {
         if (r.mem.device) {
@@ -1372,6 +1363,11 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         auto dir = persist::Dir::open(persist_dir_, false);
         if (!dir) {
             st = dir.status();
+        } else if (pentry.bytes != payload_bytes()) {
+            // Checked before reading: the manifest's size is what would be
+            // allocated, and a shard of another size cannot fit the regions.
+            st = error(TIERCKPT_ERR_INVALID, "its manifest says {} bytes, the registered regions make {}",
+                       pentry.bytes, payload_bytes());
         } else {
             auto bytes = dir->read_shard(version, static_cast<std::uint32_t>(rank_), pentry);
             if (!bytes) {

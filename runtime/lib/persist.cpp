@@ -31,9 +31,12 @@ namespace {
 
 constexpr std::uint64_t kAlign = 4096;        // O_DIRECT: buffer, offset and length
 constexpr std::size_t kMaxManifestBytes = 64u << 20;
+constexpr std::size_t kMaxSidecarBytes = 4096;
 constexpr const char *kManifest = "MANIFEST";
 constexpr const char *kManifestMagic = "tierckpt-persist 1";
 constexpr const char *kSidecarMagic = "tierckpt-shard 1";
+// "shard 0 bytes 0 crc32c 00000000\n"
+constexpr std::size_t kMinShardLine = 32;
 
 Status sys_error(std::string_view what, const std::string &path, int err) {
     return error(TIERCKPT_ERR_IO, "{} {}: {}", what, path, std::strerror(err));
@@ -188,7 +191,9 @@ Result<Manifest> parse_manifest(const std::string &text) {
         else if (std::strcmp(key, "world") == 0) world = v;
         else m.job_id = v;
     }
-    if (world == 0 || world > (1u << 24)) return bad("bad world size");
+    // Every rank has a line of at least kMinShardLine bytes: a world larger
+    // than the text allows is refused before anything is sized by it.
+    if (world == 0 || world > (1u << 24) || world > text.size() / kMinShardLine) return bad("bad world size");
     m.world = static_cast<std::uint32_t>(world);
     if (!std::getline(in, line) || line.rfind("written ", 0) != 0) return bad("no written line");
     m.written = line.substr(8);
@@ -226,7 +231,7 @@ Result<ShardMeta> parse_sidecar(const std::string &text) {
     return m;
 }
 
-Result<Dir> Dir::open(const std::string &path, bool create) {
+Result<Dir> Dir::open(const std::string &path, bool create, bool read_only) {
     auto p = parse_abs_path("persistent directory", path);
     if (!p) return p.status();
     if (create) {
@@ -249,7 +254,10 @@ Result<Dir> Dir::open(const std::string &path, bool create) {
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return sys_error("cannot stat", path, errno);
-    if (st.st_uid != ::geteuid() && ::geteuid() != 0) {
+    if (!S_ISDIR(st.st_mode)) return error(TIERCKPT_ERR_INVALID, "the persistent directory {} is not a directory", path);
+    // Root too: privileged code writes a user's checkpoints only after it
+    // became that user (privilege.hpp), never into someone else's directory.
+    if (!read_only && st.st_uid != ::geteuid()) {
         return error(TIERCKPT_ERR_INVALID,
                      "the persistent directory {} belongs to uid {}, not to you (uid {}); refusing to write "
                      "checkpoints there: give a directory of your own",
@@ -299,6 +307,36 @@ Status Dir::write_small_file(int dirfd, const std::string &dir_shown, const std:
 
 Status Dir::write_shard(const ShardMeta &meta, const std::uint8_t *data, std::uint64_t readable, bool verify,
                         WriteStats *stats, const std::function<void()> &before_chunk) {
+    // Whole aligned blocks straight from the mapping; the rest (and any
+    // source that is not aligned) through the aligned buffer.
+    const bool src_aligned = reinterpret_cast<std::uintptr_t>(data) % kAlign == 0;
+    auto from_memory = [&](std::uint64_t off, std::uint64_t n, std::uint64_t padded,
+                           std::uint8_t *scratch) -> Result<const std::uint8_t *> {
+        if (padded == 0 || (src_aligned && off + padded <= readable)) return data + off;
+        std::memcpy(scratch, data + off, n);
+        std::memset(scratch + n, 0, padded - n);
+        return static_cast<const std::uint8_t *>(scratch);
+    };
+    return write_shard_from(meta, from_memory, verify, stats, before_chunk);
+}
+
+Status Dir::write_shard(const ShardMeta &meta, const store::StoreReader &store, std::uint64_t offset, bool verify) {
+    if (offset > store.size() || meta.bytes > store.size() - offset) {
+        return error(TIERCKPT_ERR_CORRUPT, "rank {}'s shard of version {} lies beyond the store {}", meta.rank,
+                     meta.version, store.path());
+    }
+    auto from_file = [&](std::uint64_t off, std::uint64_t n, std::uint64_t padded,
+                         std::uint8_t *scratch) -> Result<const std::uint8_t *> {
+        Status st = store.read(offset + off, scratch, n);
+        if (!st) return st;
+        if (padded > n) std::memset(scratch + n, 0, padded - n);
+        return static_cast<const std::uint8_t *>(scratch);
+    };
+    return write_shard_from(meta, from_file, verify, nullptr, {});
+}
+
+Status Dir::write_shard_from(const ShardMeta &meta, const ChunkSource &source, bool verify, WriteStats *stats,
+                             const std::function<void()> &before_chunk) {
     double t0 = now_ms();
     auto vfd = open_version(meta.version, true);
     if (!vfd) return vfd.status();
@@ -319,48 +357,35 @@ Status Dir::write_shard(const ShardMeta &meta, const std::uint8_t *data, std::ui
         ::unlinkat(vfd->get(), tmp.c_str(), 0);
         return st;
     };
-    // Whole aligned blocks straight from the source; the rest (and any
-    // source that is not aligned) through an aligned bounce buffer. The
-    // file is cut to its size at the end.
-    std::unique_ptr<std::uint8_t, decltype(&std::free)> bounce(nullptr, &std::free);
+    // The source hands out each chunk, padded to whole blocks while
+    // O_DIRECT is on; the file is cut to its size at the end. The aligned
+    // buffer is the sources' scratch space.
+    void *p = nullptr;
+    if (::posix_memalign(&p, kAlign, kWriteChunk) != 0) {
+        return fail(error(TIERCKPT_ERR_NO_MEMORY, "no memory for a write buffer"));
+    }
+    std::unique_ptr<std::uint8_t, decltype(&std::free)> scratch(static_cast<std::uint8_t *>(p), &std::free);
     std::uint32_t crc = 0;
     std::uint64_t off = 0;
-    const bool src_aligned = reinterpret_cast<std::uintptr_t>(data) % kAlign == 0;
     while (off < meta.bytes) {
         std::uint64_t n = std::min(kWriteChunk, meta.bytes - off);
-        const std::uint8_t *src = data + off;
-        std::uint64_t wlen = n;
-        if (direct) {
-            std::uint64_t padded = (n + kAlign - 1) / kAlign * kAlign;
-            if (!src_aligned || off + padded > readable) {
-                if (!bounce) {
-                    void *p = nullptr;
-                    if (::posix_memalign(&p, kAlign, kWriteChunk) != 0) {
-                        return fail(error(TIERCKPT_ERR_NO_MEMORY, "no memory for a write buffer"));
-                    }
-                    bounce.reset(static_cast<std::uint8_t *>(p));
-                }
-                std::memcpy(bounce.get(), src, n);
-                std::memset(bounce.get() + n, 0, padded - n);
-                src = bounce.get();
-            }
-            wlen = padded;
-        }
+        std::uint64_t wlen = direct ? (n + kAlign - 1) / kAlign * kAlign : n;
         if (before_chunk) before_chunk();
-        if (verify) crc = crc32c(data + off, n, crc);
+        auto got = source(off, n, direct ? wlen : 0, scratch.get());
+        if (!got) return fail(got.status());
+        const std::uint8_t *src = *got;
         ssize_t w;
         do {
             w = ::pwrite(fd.get(), src, wlen, static_cast<off_t>(off));
         } while (w < 0 && errno == EINTR);
         if (w < 0 && errno == EINVAL && direct) {
             // The file system took O_DIRECT at open but not this write:
-            // go on without it.
+            // go on without it (this chunk again, unpadded).
             direct = false;
             int fl = ::fcntl(fd.get(), F_GETFL);
             if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_DIRECT) != 0) {
                 return fail(sys_error("cannot turn off O_DIRECT on", shown, errno));
             }
-            if (verify) crc = off ? crc32c(data, off) : 0;  // redo this chunk's part
             continue;
         }
         if (w < 0) return fail(sys_error("cannot write", shown, errno));
@@ -374,6 +399,8 @@ Status Dir::write_shard(const ShardMeta &meta, const std::uint8_t *data, std::ui
                                   off + static_cast<std::uint64_t>(w), shown);
             if (!st) return fail(st);
         }
+        // What was written, not what is there now: the source may change.
+        if (verify) crc = crc32c(src, static_cast<std::size_t>(n), crc);
         off += n;
     }
     if (direct && ::ftruncate(fd.get(), static_cast<off_t>(meta.bytes)) != 0) {
@@ -425,45 +452,79 @@ Result<Manifest> Dir::read_manifest(std::uint64_t version) const {
 std::optional<ShardMeta> Dir::read_sidecar(std::uint64_t version, std::uint32_t rank) const {
     auto vfd = open_version(version, false);
     if (!vfd) return std::nullopt;
-    auto text = read_small_file_at(vfd->get(), sidecar_name(rank), sidecar_name(rank), kMaxManifestBytes, O_NOFOLLOW);
+    auto text = read_small_file_at(vfd->get(), sidecar_name(rank), sidecar_name(rank), kMaxSidecarBytes, O_NOFOLLOW);
     if (!text) return std::nullopt;
     auto m = parse_sidecar(*text);
     if (!m || m->rank != rank || m->version != version) return std::nullopt;
     return *m;
 }
 
-Result<std::vector<std::uint8_t>> Dir::read_shard(std::uint64_t version, std::uint32_t rank,
-                                                  const ShardEntry &expect) const {
+Result<UniqueFd> Dir::open_shard(std::uint64_t version, std::uint32_t rank, const ShardEntry &expect,
+                                 std::string &shown) const {
     auto vfd = open_version(version, false);
     if (!vfd) return vfd.status();
-    std::string shown = path_ + "/" + version_dir_name(version) + "/" + shard_name(rank);
-    UniqueFd fd(::openat(vfd->get(), shard_name(rank).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-    if (!fd) {
-        int err = errno;
-        if (err == ENOENT) return error(TIERCKPT_ERR_CORRUPT, "{} is missing", shown);
-        return sys_error("cannot open", shown, err);
-    }
+    shown = path_ + "/" + version_dir_name(version) + "/" + shard_name(rank);
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return sys_error("cannot stat", shown, errno);
-    if (!S_ISREG(st.st_mode)) return error(TIERCKPT_ERR_CORRUPT, "{} is not a regular file", shown);
+    auto fd = open_regular_at(vfd->get(), shard_name(rank), shown, O_RDONLY, &st);
+    if (!fd) {
+        if (fd.status().code() == TIERCKPT_ERR_NOT_FOUND) return error(TIERCKPT_ERR_CORRUPT, "{} is missing", shown);
+        return error(fd.status().code() == TIERCKPT_ERR_INVALID ? TIERCKPT_ERR_CORRUPT : fd.status().code(), "{}",
+                     fd.status().message());
+    }
     if (static_cast<std::uint64_t>(st.st_size) != expect.bytes) {
         return error(TIERCKPT_ERR_CORRUPT, "{} is {} bytes, its manifest says {} (truncated or altered)", shown,
                      st.st_size, expect.bytes);
     }
-    std::vector<std::uint8_t> buf(expect.bytes);
-    std::uint64_t off = 0;
-    while (off < expect.bytes) {
-        ssize_t r = ::pread(fd.get(), buf.data() + off, std::min<std::uint64_t>(kWriteChunk, expect.bytes - off),
-                            static_cast<off_t>(off));
+    return std::move(*fd);
+}
+
+namespace {
+
+// Reads [off, off + n) of a shard file; an error when it ends early.
+Status read_at(int fd, std::uint8_t *dst, std::uint64_t n, std::uint64_t off, const std::string &shown) {
+    std::uint64_t got = 0;
+    while (got < n) {
+        ssize_t r = ::pread(fd, dst + got, std::min<std::uint64_t>(kWriteChunk, n - got), static_cast<off_t>(off + got));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return sys_error("cannot read", shown, errno);
         if (r == 0) return error(TIERCKPT_ERR_CORRUPT, "{} ends early", shown);
-        off += static_cast<std::uint64_t>(r);
+        got += static_cast<std::uint64_t>(r);
     }
+    return Status::ok();
+}
+
+}  // namespace
+
+Result<std::vector<std::uint8_t>> Dir::read_shard(std::uint64_t version, std::uint32_t rank,
+                                                  const ShardEntry &expect) const {
+    std::string shown;
+    auto fd = open_shard(version, rank, expect, shown);
+    if (!fd) return fd.status();
+    // The size is the file's own (checked against the manifest above).
+    std::vector<std::uint8_t> buf(expect.bytes);
+    Status st = read_at(fd->get(), buf.data(), expect.bytes, 0, shown);
+    if (!st) return st;
     if (crc32c(buf.data(), buf.size()) != expect.crc) {
         return error(TIERCKPT_ERR_CORRUPT, "{}: checksum mismatch (altered or damaged)", shown);
     }
     return buf;
+}
+
+Status Dir::verify_shard(std::uint64_t version, std::uint32_t rank, const ShardEntry &expect) const {
+    std::string shown;
+    auto fd = open_shard(version, rank, expect, shown);
+    if (!fd) return fd.status();
+    std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(kWriteChunk, expect.bytes)));
+    std::uint32_t crc = 0;
+    for (std::uint64_t off = 0; off < expect.bytes;) {
+        std::uint64_t n = std::min<std::uint64_t>(buf.size(), expect.bytes - off);
+        Status st = read_at(fd->get(), buf.data(), n, off, shown);
+        if (!st) return st;
+        crc = crc32c(buf.data(), static_cast<std::size_t>(n), crc);
+        off += n;
+    }
+    if (crc != expect.crc) return error(TIERCKPT_ERR_CORRUPT, "{}: checksum mismatch (altered or damaged)", shown);
+    return Status::ok();
 }
 
 Result<std::vector<VersionInfo>> Dir::list() const {
@@ -581,10 +642,16 @@ Status Dir::retain(std::uint32_t keep) {
 
 Result<ScavengeResult> scavenge(const std::string &store_path, const std::string &dir_override,
                                 std::uint32_t keep_override, const std::vector<std::string> &allowed) {
-    ScavengeResult res;
-    auto f = store::StoreFile::open(store_path, 0, false, true);
+    auto f = store::StoreReader::open(store_path);
     if (!f) return f.status();
-    if (!f->header_valid()) return error(TIERCKPT_ERR_CORRUPT, "{}: no valid store header", store_path);
+    return scavenge(*f, dir_override, keep_override, allowed);
+}
+
+Result<ScavengeResult> scavenge(const store::StoreReader &store, const std::string &dir_override,
+                                std::uint32_t keep_override, const std::vector<std::string> &allowed) {
+    ScavengeResult res;
+    const store::StoreReader *f = &store;
+    if (!f->header_valid()) return error(TIERCKPT_ERR_CORRUPT, "{}: no valid store header", store.path());
     auto info = f->persist_info();
     std::uint32_t keep = keep_override ? keep_override : (info && info->keep ? info->keep : kDefaultKeep);
     res.dir = !dir_override.empty() ? dir_override : info ? info->dir : std::string();
@@ -637,11 +704,11 @@ Result<ScavengeResult> scavenge(const std::string &store_path, const std::string
         meta.bytes = s.rec.payload_bytes;
         meta.crc = s.rec.payload_crc;
         meta.job_id = s.rec.job_id;
-        Status st = dir->write_shard(meta, f->base() + s.rec.offset, s.rec.capacity, true);
+        Status st = dir->write_shard(meta, *f, s.rec.offset, true);
         // The slot must still hold what was written (a running job may
         // reuse it: the CRC check above catches changed bytes).
-        store::SlotRecord after = f->read_record(s.slot);
-        if (st && (after.seq != s.rec.seq || after.version != s.rec.version)) {
+        auto after = f->reread_record(s.slot);
+        if (st && (!after || after->seq != s.rec.seq || after->version != s.rec.version)) {
             st = error(TIERCKPT_ERR_CORRUPT, "rank {}'s slot changed while it was written", s.rec.rank);
         }
         if (!st) {

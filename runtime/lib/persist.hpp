@@ -28,6 +28,7 @@
 
 #include "../common/status.hpp"
 #include "../common/unique_fd.hpp"
+#include "store_format.hpp"
 
 namespace tck::persist {
 
@@ -78,8 +79,10 @@ struct WriteStats {
 class Dir {
 public:
     // Opens DIR; with create, makes it and missing parents (mode 0700).
-    // Refuses a DIR owned by another user.
-    static Result<Dir> open(const std::string &path, bool create);
+    // Refuses a DIR owned by another user (root included: privileged code
+    // becomes the user first), unless read_only: inspection only (the
+    // `tierckpt ls`/`verify` commands), which never writes or removes.
+    static Result<Dir> open(const std::string &path, bool create, bool read_only = false);
 
     const std::string &path() const { return path_; }
 
@@ -92,13 +95,21 @@ public:
     // save copies into the store, so that the two do not compete).
     Status write_shard(const ShardMeta &meta, const std::uint8_t *data, std::uint64_t readable, bool verify,
                        WriteStats *stats = nullptr, const std::function<void()> &before_chunk = {});
+    // The same from a node store read with pread (its bytes at `offset`):
+    // the end-of-job flush, which reads a store its user may truncate.
+    Status write_shard(const ShardMeta &meta, const store::StoreReader &store, std::uint64_t offset, bool verify);
     // Writes MANIFEST last, renamed into place.
     Status write_manifest(const Manifest &m);
     Result<Manifest> read_manifest(std::uint64_t version) const;
     // Rank `rank`'s shard of `version`, checked against the manifest's
-    // size and CRC32C.
+    // size and CRC32C. The file's size must equal expect.bytes before
+    // anything is allocated; callers check expect.bytes against what they
+    // can take (the runtime: its registered regions).
     Result<std::vector<std::uint8_t>> read_shard(std::uint64_t version, std::uint32_t rank,
                                                  const ShardEntry &expect) const;
+    // The same check without keeping the bytes: read and checksummed in
+    // pieces of kWriteChunk, whatever size the manifest claims.
+    Status verify_shard(std::uint64_t version, std::uint32_t rank, const ShardEntry &expect) const;
     // The sidecar of rank `rank` (nullopt: none or unreadable).
     std::optional<ShardMeta> read_sidecar(std::uint64_t version, std::uint32_t rank) const;
     // Every version directory, oldest first.
@@ -118,6 +129,16 @@ public:
 
 private:
     Dir(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+    // Bytes [off, off + n) of the shard being written; with padded > 0 (O_DIRECT)
+    // as `padded` bytes (zeros after n) at an address aligned for O_DIRECT.
+    // `scratch` is an aligned buffer of kWriteChunk bytes the source may
+    // fill and return.
+    using ChunkSource = std::function<Result<const std::uint8_t *>(std::uint64_t off, std::uint64_t n,
+                                                                   std::uint64_t padded, std::uint8_t *scratch)>;
+    Status write_shard_from(const ShardMeta &meta, const ChunkSource &source, bool verify, WriteStats *stats,
+                            const std::function<void()> &before_chunk);
+    Result<UniqueFd> open_shard(std::uint64_t version, std::uint32_t rank, const ShardEntry &expect,
+                                std::string &shown) const;
     Result<UniqueFd> open_version(std::uint64_t version, bool create) const;
     Status write_small_file(int dirfd, const std::string &dir_shown, const std::string &name,
                             const std::string &text);
@@ -127,12 +148,15 @@ private:
 };
 
 // The end-of-job flush ("scavenge"): writes the newest committed version
-// that the node store at store_path holds (the node's own shards, then
-// copies of other nodes' shards not written yet) to the store's persistent
-// directory if it is newer than the newest complete version there, and
-// completes the version's manifest when every shard is written.
-// dir_override replaces the directory the store names; allowed (when not
-// empty) lists the directories it must lie under.
+// that the node store holds (the node's own shards, then copies of other
+// nodes' shards not written yet) to the store's persistent directory if it
+// is newer than the newest complete version there, and completes the
+// version's manifest when every shard is written. dir_override replaces
+// the directory the store names; allowed (when not empty) lists the
+// directories it must lie under. The store is read with pread
+// (store::StoreReader): it may change or shrink under the flush. Run it as
+// the store's owner (privilege.hpp): it creates and removes files in the
+// directory the store names.
 struct ScavengeResult {
     std::string dir;
     std::uint64_t version = 0;   // the store's newest committed version (0: none)
@@ -141,6 +165,8 @@ struct ScavengeResult {
     bool complete = false;       // the version is complete in DIR now
     std::string note;            // what was done, for people
 };
+Result<ScavengeResult> scavenge(const store::StoreReader &store, const std::string &dir_override,
+                                std::uint32_t keep_override, const std::vector<std::string> &allowed);
 Result<ScavengeResult> scavenge(const std::string &store_path, const std::string &dir_override,
                                 std::uint32_t keep_override, const std::vector<std::string> &allowed);
 

@@ -11,10 +11,12 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "../common/log.hpp"
 #include "../common/size.hpp"
+#include "../common/small_file.hpp"
 #include "crc32c.hpp"
 
 namespace tck::store {
@@ -42,11 +44,63 @@ std::size_t manifest_bytes(std::size_t nregions) {
     return sizeof(ManifestHead) + nregions * sizeof(ManifestEntry);
 }
 
+Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payload, std::uint64_t bytes) {
+    auto bad = [](const char *why) { return error(TIERCKPT_ERR_CORRUPT, "shard manifest: {}", why); };
+    if (bytes < sizeof(ManifestHead)) return bad("the shard is shorter than its manifest's header");
+    ManifestHead head;
+    std::memcpy(&head, payload, sizeof head);
+    if (std::memcmp(head.magic, kManifestMagic, sizeof head.magic) != 0) return bad("no manifest (wrong magic)");
+    // Every region needs its entry: the count is bounded by the bytes.
+    if (head.nregions > (bytes - sizeof(ManifestHead)) / sizeof(ManifestEntry)) {
+        return bad("more regions than the shard can hold");
+    }
+    std::vector<RegionEntry> out;
+    out.reserve(head.nregions);
+    std::uint64_t total = manifest_bytes(head.nregions);
+    const std::uint8_t *p = payload + sizeof(ManifestHead);
+    for (std::uint32_t i = 0; i < head.nregions; ++i, p += sizeof(ManifestEntry)) {
+        ManifestEntry e;
+        std::memcpy(&e, p, sizeof e);
+        if (e.bytes > bytes - total) return bad("its regions add up to more than the shard");
+        total += e.bytes;
+        out.push_back({std::string(e.name, ::strnlen(e.name, sizeof e.name)), e.bytes});
+    }
+    if (total != bytes) return bad("the shard's size does not match its manifest");
+    return out;
+}
+
+bool header_valid(const Header &h, std::uint64_t size) {
+    return std::memcmp(h.magic, kMagic, sizeof kMagic) == 0 && h.format_version == kFormatVersion &&
+           h.header_crc == header_crc(h) && h.total_bytes == size && h.max_slots == kMaxSlots &&
+           h.data_offset == kDataOffset && h.data_offset <= h.next_free && h.next_free <= size;
+}
+
+bool record_valid(const SlotRecord &rec) {
+    return rec.capacity > 0 && rec.record_crc == record_crc(rec) &&
+           rec.state <= static_cast<std::uint32_t>(SlotState::committed) && rec.payload_bytes <= rec.capacity;
+}
+
+bool record_in_store(const SlotRecord &rec, std::uint64_t size) {
+    return record_valid(rec) && rec.offset >= kDataOffset && rec.offset <= size && rec.capacity <= size - rec.offset;
+}
+
+std::optional<PersistSettings> parse_persist_info(const PersistInfo &pi) {
+    if (std::memcmp(pi.magic, kPersistMagic, sizeof pi.magic) != 0) return std::nullopt;
+    if (pi.crc != crc32c(&pi, offsetof(PersistInfo, crc))) return std::nullopt;
+    std::size_t len = ::strnlen(pi.dir, sizeof pi.dir);
+    if (len == sizeof pi.dir) return std::nullopt;  // not NUL-terminated
+    PersistSettings p;
+    p.dir.assign(pi.dir, len);
+    p.keep = pi.keep;
+    p.every = pi.every;
+    return p;
+}
+
 Result<StoreFile> StoreFile::open(const std::string &path, std::uint64_t create_bytes, bool prefault,
                                   bool read_only) {
     StoreFile f;
     f.path_ = path;
-    int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW;
+    int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
     f.fd_.reset(::open(path.c_str(), flags));
     if (!f.fd_ && errno == ENOENT && create_bytes > 0 && !read_only) {
         f.fd_.reset(::open(path.c_str(), flags | O_CREAT | O_EXCL, 0600));
@@ -72,10 +126,9 @@ Result<StoreFile> StoreFile::open(const std::string &path, std::uint64_t create_
     if (::fstat(f.fd_.get(), &st) != 0) return error(TIERCKPT_ERR_IO, "cannot stat {}: {}", path, std::strerror(errno));
     if (!S_ISREG(st.st_mode)) return error(TIERCKPT_ERR_INVALID, "{} is not a regular file", path);
     f.size_ = static_cast<std::uint64_t>(st.st_size);
-    std::uint64_t minimum = kHeaderBytes + kMaxSlots * kRecordBytes + kSlotAlign;
-    if (f.size_ < minimum) {
+    if (f.size_ < kMinStoreBytes) {
         return error(TIERCKPT_ERR_INVALID, "the node store {} is {}; it must hold at least {}", path,
-                     format_size(f.size_), format_size(minimum));
+                     format_size(f.size_), format_size(kMinStoreBytes));
     }
     int prot = read_only ? PROT_READ : PROT_READ | PROT_WRITE;
     int mflags = MAP_SHARED | (prefault ? MAP_POPULATE : 0);
@@ -111,13 +164,6 @@ StoreFile::Lock::Lock(int fd, std::mutex &mu) : fd_(fd), thread_lock_(mu) {
 }
 StoreFile::Lock::~Lock() { ::flock(fd_, LOCK_UN); }
 
-bool StoreFile::header_valid() const {
-    const Header &h = header();
-    return std::memcmp(h.magic, kMagic, sizeof kMagic) == 0 && h.format_version == kFormatVersion &&
-           h.header_crc == header_crc(h) && h.total_bytes == size_ && h.max_slots == kMaxSlots &&
-           h.data_offset <= h.next_free && h.next_free <= size_;
-}
-
 Status StoreFile::format_if_needed(std::uint64_t job_id) {
     auto guard = lock();
     if (header_valid()) return Status::ok();
@@ -127,7 +173,7 @@ Status StoreFile::format_if_needed(std::uint64_t job_id) {
     h.format_version = kFormatVersion;
     h.max_slots = kMaxSlots;
     h.total_bytes = size_;
-    h.data_offset = align_up(kHeaderBytes + kMaxSlots * kRecordBytes, kSlotAlign);
+    h.data_offset = kDataOffset;
     h.next_free = h.data_offset;
     h.committed_version = 0;
     h.job_id = job_id;
@@ -156,11 +202,6 @@ void StoreFile::write_record(std::uint32_t slot, SlotRecord rec) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
-bool StoreFile::record_valid(const SlotRecord &rec) {
-    return rec.capacity > 0 && rec.record_crc == record_crc(rec) && rec.state <= static_cast<std::uint32_t>(SlotState::committed) &&
-           rec.payload_bytes <= rec.capacity;
-}
-
 Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
                                           std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
                                           std::uint32_t kind, std::int64_t writer_in) {
@@ -178,7 +219,7 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         used = i + 1;
         // A torn record's offset and capacity cannot be trusted: its slot
         // is left alone (lost until the store is freed).
-        if (!record_valid(r) || r.offset < h.data_offset || r.offset + r.capacity > size_) continue;
+        if (!record_in_store(r, size_)) continue;
         // Another rank's slot may hold its save in flight: only an old
         // version is fair game. This rank has no save in flight here, so
         // its own unfinished slot (a save that died) is too.
@@ -207,7 +248,7 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         rec.capacity = old.capacity;
     } else {
         std::uint64_t cap = align_up(need, kSlotAlign);
-        if (used >= kMaxSlots || h.next_free + cap > size_) {
+        if (used >= kMaxSlots || h.next_free > size_ || cap > size_ - h.next_free) {
             std::uint64_t free_bytes = size_ - h.next_free;
             return error(TIERCKPT_ERR_NO_MEMORY,
                          "the node store {} ({}) has no room for a {} shard of rank {} ({} unused); a store needs "
@@ -240,7 +281,7 @@ std::vector<ShardInfo> StoreFile::records() const {
     for (std::uint32_t i = 0; i < kMaxSlots; ++i) {
         SlotRecord r = read_record(i);
         if (r.capacity == 0 && r.offset == 0) continue;
-        if (!record_valid(r) || r.offset + r.capacity > size_) continue;
+        if (!record_in_store(r, size_)) continue;
         out.push_back({i, r});
     }
     return out;
@@ -270,14 +311,7 @@ std::optional<StoreFile::Persist> StoreFile::persist_info() const {
     PersistInfo pi;
     std::atomic_thread_fence(std::memory_order_acquire);
     std::memcpy(&pi, base_ + kPersistInfoOffset, sizeof pi);
-    if (std::memcmp(pi.magic, kPersistMagic, sizeof pi.magic) != 0) return std::nullopt;
-    if (pi.crc != crc32c(&pi, offsetof(PersistInfo, crc))) return std::nullopt;
-    if (pi.dir[kPersistDirBytes - 1] != '\0') return std::nullopt;
-    Persist p;
-    p.dir = pi.dir;
-    p.keep = pi.keep;
-    p.every = pi.every;
-    return p;
+    return parse_persist_info(pi);
 }
 
 Status StoreFile::set_persist_info(const Persist &p) {
@@ -297,6 +331,100 @@ Status StoreFile::set_persist_info(const Persist &p) {
     std::memcpy(base_ + kPersistInfoOffset, &pi, sizeof pi);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return Status::ok();
+}
+
+Result<StoreReader> StoreReader::open(const std::string &path) {
+    auto fd = open_regular_at(AT_FDCWD, path, path, O_RDONLY);
+    if (!fd) {
+        if (fd.status().code() == TIERCKPT_ERR_NOT_FOUND) {
+            return error(TIERCKPT_ERR_NOT_FOUND, "no node store at {}", path);
+        }
+        return fd.status();
+    }
+    return from_fd(std::move(*fd), path);
+}
+
+Result<StoreReader> StoreReader::from_fd(UniqueFd fd, const std::string &path) {
+    StoreReader r;
+    r.path_ = path;
+    r.fd_ = std::move(fd);
+    struct stat st {};
+    if (::fstat(r.fd_.get(), &st) != 0) return error(TIERCKPT_ERR_IO, "cannot stat {}: {}", path, std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return error(TIERCKPT_ERR_CORRUPT, "{} is not a regular file", path);
+    r.size_ = static_cast<std::uint64_t>(st.st_size);
+    if (r.size_ < kMinStoreBytes) {
+        return error(TIERCKPT_ERR_INVALID, "{} is {}; a node store holds at least {}", path, format_size(r.size_),
+                     format_size(kMinStoreBytes));
+    }
+    // The header page and the slot directory, once.
+    std::vector<std::uint8_t> head(kHeaderBytes + kMaxSlots * kRecordBytes);
+    Status st_read = r.read(0, head.data(), head.size());
+    if (!st_read) return st_read;
+    std::memcpy(&r.header_, head.data(), sizeof r.header_);
+    std::memcpy(&r.persist_, head.data() + kPersistInfoOffset, sizeof r.persist_);
+    r.valid_ = store::header_valid(r.header_, r.size_);
+    if (r.valid_) {
+        for (std::uint32_t i = 0; i < kMaxSlots; ++i) {
+            SlotRecord rec;
+            std::memcpy(&rec, head.data() + kHeaderBytes + static_cast<std::size_t>(i) * kRecordBytes, sizeof rec);
+            if (rec.capacity == 0 && rec.offset == 0) continue;  // never handed out
+            if (record_in_store(rec, r.size_)) r.records_.push_back({i, rec});
+        }
+    }
+    return r;
+}
+
+std::vector<ShardInfo> StoreReader::shards() const {
+    std::vector<ShardInfo> out;
+    for (const auto &s : records_) {
+        if (s.rec.state == static_cast<std::uint32_t>(SlotState::complete) ||
+            s.rec.state == static_cast<std::uint32_t>(SlotState::committed)) {
+            out.push_back(s);
+        }
+    }
+    return out;
+}
+
+Result<SlotRecord> StoreReader::reread_record(std::uint32_t slot) const {
+    if (slot >= kMaxSlots) return error(TIERCKPT_ERR_INVALID, "slot {} is beyond the directory", slot);
+    SlotRecord rec;
+    Status st = read(kHeaderBytes + static_cast<std::uint64_t>(slot) * kRecordBytes, &rec, sizeof rec);
+    if (!st) return st;
+    return rec;
+}
+
+std::optional<PersistSettings> StoreReader::persist_info() const { return parse_persist_info(persist_); }
+
+Status StoreReader::read(std::uint64_t offset, void *dst, std::size_t len) const {
+    auto *out = static_cast<std::uint8_t *>(dst);
+    std::size_t got = 0;
+    while (got < len) {
+        if (offset + got > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
+            return error(TIERCKPT_ERR_CORRUPT, "{}: offset {} is beyond any file", path_, offset);
+        }
+        ssize_t n = ::pread(fd_.get(), out + got, len - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return error(TIERCKPT_ERR_IO, "cannot read {}: {}", path_, std::strerror(errno));
+        if (n == 0) {
+            return error(TIERCKPT_ERR_CORRUPT, "{} ends at {} bytes, before the {} bytes at {} (cut short while read?)",
+                         path_, offset + got, len, offset);
+        }
+        got += static_cast<std::size_t>(n);
+    }
+    return Status::ok();
+}
+
+Result<std::uint32_t> StoreReader::crc(std::uint64_t offset, std::uint64_t len) const {
+    std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(len, kReadPiece)));
+    std::uint32_t c = 0;
+    for (std::uint64_t done = 0; done < len;) {
+        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), len - done));
+        Status st = read(offset + done, buf.data(), n);
+        if (!st) return st;
+        c = crc32c(buf.data(), n, c);
+        done += n;
+    }
+    return c;
 }
 
 }  // namespace tck::store

@@ -39,6 +39,11 @@ inline constexpr std::uint32_t kMaxSlots = 256;
 inline constexpr std::size_t kRecordBytes = 128;
 inline constexpr std::size_t kSlotAlign = 4096;
 inline constexpr std::size_t kRegionNameBytes = 56;
+// Where slot data begins: after the header and the slot directory.
+inline constexpr std::uint64_t kDataOffset =
+    (kHeaderBytes + kMaxSlots * kRecordBytes + kSlotAlign - 1) / kSlotAlign * kSlotAlign;
+// The smallest store: room for one slot.
+inline constexpr std::uint64_t kMinStoreBytes = kDataOffset + kSlotAlign;
 
 inline constexpr std::uint32_t kOwnShard = 0;  // SlotRecord::kind
 inline constexpr std::uint32_t kReplica = 1;   // a copy of another node's shard
@@ -118,6 +123,38 @@ inline constexpr char kManifestMagic[8] = {'T', 'C', 'K', 'S', 'H', 'R', 'D', '1
 
 std::size_t manifest_bytes(std::size_t nregions);
 
+// One region as a shard's manifest describes it.
+struct RegionEntry {
+    std::string name;
+    std::uint64_t bytes = 0;
+};
+// Reads the manifest at the start of a shard's payload of `bytes` bytes
+// (the regions' names and sizes), checked before anything is used: the
+// magic, a region count the payload can hold, and manifest plus regions
+// adding up to exactly `bytes` (overflow-safe). TIERCKPT_ERR_CORRUPT with
+// the reason otherwise. The payload may come from anyone (a peer, a
+// persistent file, a store its user rewrote).
+Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payload, std::uint64_t bytes);
+
+// Checks of what a store holds, for a store file of `size` bytes. Its
+// user (or a process killed mid-write) may have written anything there:
+// every check is overflow-safe, and a record is used only when it passes.
+bool header_valid(const Header &h, std::uint64_t size);
+// The record's own CRC, a known state, payload within capacity.
+bool record_valid(const SlotRecord &rec);
+// record_valid, and the slot [offset, offset + capacity) lies within the
+// data area of a store of `size` bytes.
+bool record_in_store(const SlotRecord &rec, std::uint64_t size);
+
+// The job's persistent tier as recorded in the header page (nullopt: none,
+// or not valid).
+struct PersistSettings {
+    std::string dir;
+    std::uint32_t keep = 0;
+    std::uint32_t every = 0;
+};
+std::optional<PersistSettings> parse_persist_info(const PersistInfo &pi);
+
 // A valid record of a shard that may be restored (complete or committed).
 struct ShardInfo {
     std::uint32_t slot = 0;
@@ -145,7 +182,7 @@ public:
     // Writes a fresh header when there is none (or an unknown format);
     // keeps everything when the header is valid. Takes the lock itself.
     Status format_if_needed(std::uint64_t job_id);
-    bool header_valid() const;
+    bool header_valid() const { return store::header_valid(header(), size_); }
     const Header &header() const { return *reinterpret_cast<const Header *>(base_); }
 
     // Exclusive lock for directory changes: a mutex for the threads of
@@ -166,7 +203,7 @@ public:
 
     SlotRecord read_record(std::uint32_t slot) const;
     void write_record(std::uint32_t slot, SlotRecord rec);  // sets seq and record_crc
-    static bool record_valid(const SlotRecord &rec);
+    static bool record_valid(const SlotRecord &rec) { return store::record_valid(rec); }
 
     // Picks a slot for `rank`'s shard (or, kind kReplica, a copy of it
     // that rank `writer` receives) of `need` bytes and marks it `writing`
@@ -187,11 +224,7 @@ public:
 
     // The job's persistent tier, as the runtime recorded it (nullopt: none
     // or unreadable). set_persist_info takes the lock itself.
-    struct Persist {
-        std::string dir;
-        std::uint32_t keep = 0;
-        std::uint32_t every = 0;
-    };
+    using Persist = PersistSettings;
     std::optional<Persist> persist_info() const;
     Status set_persist_info(const Persist &p);
 
@@ -205,6 +238,52 @@ private:
     std::uint8_t *base_ = nullptr;
     std::uint64_t size_ = 0;
     std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
+};
+
+// A node store read with pread, never mapped: for privileged code and the
+// `tierckpt` command, which read stores that their users may truncate or
+// rewrite at any moment. A store cut short gives an error, never SIGBUS;
+// every offset is checked before use; checksums are computed in pieces, so
+// nothing is allocated in proportion to what a record claims. The header
+// and slot directory are read once, at open (a snapshot); reread_record()
+// reads one record again.
+class StoreReader {
+public:
+    // Opens `path` read-only: its last component not a symlink, without
+    // blocking (O_NONBLOCK: a FIFO in its place is refused, not waited
+    // on), a regular file.
+    static Result<StoreReader> open(const std::string &path);
+    // From a descriptor of a regular file opened already (e.g. by root,
+    // before dropping to the file's owner); `path` names it in messages.
+    static Result<StoreReader> from_fd(UniqueFd fd, const std::string &path);
+
+    const std::string &path() const { return path_; }
+    int fd() const { return fd_.get(); }
+    std::uint64_t size() const { return size_; }
+    bool header_valid() const { return valid_; }
+    const Header &header() const { return header_; }
+    // Valid records of slots within the store, and the shards among them
+    // that may be restored (complete or committed).
+    const std::vector<ShardInfo> &records() const { return records_; }
+    std::vector<ShardInfo> shards() const;
+    Result<SlotRecord> reread_record(std::uint32_t slot) const;
+    std::optional<PersistSettings> persist_info() const;
+
+    // Reads [offset, offset + len); an error when the file ends before.
+    Status read(std::uint64_t offset, void *dst, std::size_t len) const;
+    // CRC32C of [offset, offset + len), read in pieces of kReadPiece.
+    Result<std::uint32_t> crc(std::uint64_t offset, std::uint64_t len) const;
+    static constexpr std::size_t kReadPiece = 8u << 20;
+
+private:
+    StoreReader() = default;
+    std::string path_;
+    UniqueFd fd_;
+    std::uint64_t size_ = 0;
+    bool valid_ = false;
+    Header header_{};
+    PersistInfo persist_{};
+    std::vector<ShardInfo> records_;
 };
 
 }  // namespace tck::store
