@@ -1,8 +1,6 @@
 // The job prolog and epilog (job_script context, as root): the lifecycle of
 // node stores. A store outlives its job only while a requeue may come back
 // for it (keep_seconds), and never starves the next job.
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -15,6 +13,7 @@
 #include <thread>
 
 #include "../runtime/common/log.hpp"
+#include "../runtime/common/privilege.hpp"
 #include "../runtime/lib/persist.hpp"
 #include "state.hpp"
 
@@ -45,17 +44,11 @@ void flush_at_job_end(const PluginState &s, std::uint32_t job_id, uid_t uid, gid
         return;
     }
     if (pid == 0) {
+        // The user's groups too (a directory shared through a group).
         if (::getuid() == 0 && uid != 0) {
-            // The user's groups too (a directory shared through a group);
-            // just the job's gid when the name cannot be looked up.
-            struct passwd pwbuf {};
-            struct passwd *pw = nullptr;
-            char buf[4096];
-            bool groups = ::getpwuid_r(uid, &pwbuf, buf, sizeof buf, &pw) == 0 && pw &&
-                          ::initgroups(pw->pw_name, gid) == 0;
-            if ((!groups && ::setgroups(1, &gid) != 0) || ::setresgid(gid, gid, gid) != 0 ||
-                ::setresuid(uid, uid, uid) != 0) {
-                log::error("epilog: job {}: cannot become uid {} for the flush: {}", job_id, uid, std::strerror(errno));
+            Status st = become_user(uid, gid);
+            if (!st) {
+                log::error("epilog: job {}: no flush to the persistent tier: {}", job_id, st.message());
                 ::_exit(3);
             }
         }

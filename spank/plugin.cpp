@@ -142,11 +142,23 @@ static void load_config(int ac, char **av) {
     }
 }
 
+static bool config_ok() { return state().cfg_status.is_ok(); }
+
 extern "C" int slurm_spank_init(spank_t sp, int ac, char **av) {
     return guarded("init", [&]() -> int {
         load_config(ac, av);
         spank_context_t ctx = spank_context();
         tck::log::debug("init in {} context", context_name(ctx));
+        if (ctx == S_CTX_SLURMD) {
+            // slurmd starts (as root, at boot): make store_dir now, before
+            // any user can take its name (see StoreDir::open). Never fails
+            // slurmd: slurmstepd tries again for every step.
+            if (config_ok()) {
+                auto dir = StoreDir::open(state().cfg.store_dir, true);
+                if (!dir) tck::log::error("slurmd start: {}", dir.status().message());
+            }
+            return ESPANK_SUCCESS;
+        }
         if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR || ctx == S_CTX_REMOTE) {
             for (int i = 0; i < option_count(); ++i) {
                 spank_err_t rc = spank_option_register(sp, &g_options[i]);

@@ -23,16 +23,18 @@
 
 namespace tck::spank {
 
+// This machine's host name up to the first dot.
+std::string node_host_name() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) return {};
+    std::string name = host;
+    return name.substr(0, name.find('.'));
+}
+
 namespace {
 
 // Room for the runtime's own pinned buffers beyond the store.
 constexpr std::uint64_t kMemlockSlack = 64ull << 20;
-
-std::string get_env(spank_t sp, const char *name) {
-    char buf[4096] = {};
-    if (spank_getenv(sp, name, buf, sizeof buf) != ESPANK_SUCCESS) return {};
-    return buf;
-}
 
 Status set_env(spank_t sp, const char *name, const std::string &value) {
     spank_err_t rc = spank_setenv(sp, name, value.c_str(), 1);
@@ -56,17 +58,14 @@ Status setup_store(spank_t sp, PluginState &s) {
         spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS) {
         return error(TIERCKPT_ERR_INTERNAL, "cannot read the job id, uid or gid from Slurm");
     }
-    // The node's failure domain, by its Slurm name (the host name where the
-    // job's environment lacks it), before any store is made: a broken
-    // topology.conf stops the step here. SLURM_CONF is slurmstepd's own
-    // (slurmd sets it), never the job's.
-    std::string node = get_env(sp, "SLURMD_NODENAME");
-    if (node.empty()) {
-        char host[256] = {};
-        ::gethostname(host, sizeof host - 1);
-        node = host;
-        node = node.substr(0, node.find('.'));
-    }
+    // The node's failure domain, by its name: the host name the kernel
+    // gives (short form), never a variable of the job's environment, which
+    // srun carries from wherever the user submitted (SLURMD_NODENAME of the
+    // batch host, or anything the user sets). SLURM_CONF is slurmstepd's own
+    // (slurmd sets it), never the job's. Sites whose NodeName differs from
+    // the host name name their failure domains by host name
+    // (spank-tierckpt(8)).
+    std::string node = s.host_name();
     auto domain = node_failure_domain(s.cfg, node, std::getenv("SLURM_CONF"));
     if (!domain) {
         return error(domain.status().code(), "{}; ask the admin to fix it (see spank-tierckpt(8))",
@@ -96,7 +95,9 @@ Status setup_store(spank_t sp, PluginState &s) {
               format_size(info->bytes));
     s.store = *info;
 
-    std::string restarts = get_env(sp, "SLURM_RESTART_COUNT");
+    // From Slurm itself, not the job's environment.
+    std::uint32_t restarts = 0;
+    if (spank_get_item(sp, S_SLURM_RESTART_COUNT, &restarts) != ESPANK_SUCCESS) restarts = 0;
     for (auto [name, value] : {
              std::pair<const char *, std::string>{env::kStore, info->path},
              {env::kStoreBytes, std::to_string(info->bytes)},
@@ -108,7 +109,7 @@ Status setup_store(spank_t sp, PluginState &s) {
              {env::kPersistEvery, std::to_string(settings->persist_every)},
              {env::kPersistKeep, std::to_string(settings->persist_keep)},
              {env::kJobId, std::to_string(job_id)},
-             {env::kRestartCount, restarts.empty() ? "0" : restarts},
+             {env::kRestartCount, std::to_string(restarts)},
              {env::kFailureDomain, *domain},
          }) {
         Status st = set_env(sp, name, value);

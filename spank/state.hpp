@@ -2,7 +2,9 @@
 // slurmstepd, the prolog/epilog) is its own process: nothing is shared.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <string>
 
 extern "C" {
 #include <slurm/spank.h>
@@ -19,6 +21,8 @@ namespace tck::spank {
 // and srun goes on, exit 0 (measured on the test cluster).
 inline constexpr int kCallbackFailed = -1;
 
+std::string node_host_name();
+
 struct PluginState {
     Config cfg;
     Status cfg_status;        // a bad plugstack.conf: the plugin refuses to work
@@ -26,11 +30,15 @@ struct PluginState {
     Status opt_status;        // a bad option seen in slurmstepd
     std::optional<StoreInfo> store;
     Status remote_error;      // why this step has no store; reported by task_init
+    // The node's name (remote.cpp: the kernel's host name, short form); a
+    // seam for the unit tests, which play several nodes in one process.
+    std::function<std::string()> host_name = &node_host_name;
 };
 
 PluginState &state();
 
 // slurmstepd (remote.cpp)
+std::string node_host_name();
 int remote_init_post_opt(spank_t sp);
 int remote_task_init_privileged(spank_t sp);
 int remote_task_init(spank_t sp);

@@ -66,6 +66,7 @@ spank_err_t spank_get_item(spank_t, spank_item_t item, ...) {
     case S_JOB_ID: *va_arg(ap, std::uint32_t *) = world().job_id; break;
     case S_JOB_STEPID: *va_arg(ap, std::uint32_t *) = world().step_id; break;
     case S_TASK_ID: *va_arg(ap, int *) = world().task_id; break;
+    case S_SLURM_RESTART_COUNT: *va_arg(ap, std::uint32_t *) = world().restart_count; break;
     default: rc = spank_err_t(ESPANK_BAD_ARG);
     }
     va_end(ap);

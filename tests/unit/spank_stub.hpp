@@ -19,6 +19,7 @@ struct World {
     std::uint32_t job_id = 1, step_id = 0;
     std::uint32_t uid = 0, gid = 0;
     int task_id = 0;
+    std::uint32_t restart_count = 0;  // S_SLURM_RESTART_COUNT
     std::map<std::string, std::string> job_env;  // spank_getenv/spank_setenv
     std::vector<spank_option> options;           // what the plugin registered
     std::vector<std::string> errors, infos;      // slurm_error / slurm_info lines

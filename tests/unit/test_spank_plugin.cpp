@@ -98,7 +98,8 @@ TEST_CASE("slurmstepd: the store is made, handed to the tasks, re-attached by th
     Plugin p;
     p.start(S_CTX_REMOTE);
     spank_stub::world().job_id = 77;
-    spank_stub::world().job_env["SLURM_RESTART_COUNT"] = "2";
+    spank_stub::world().restart_count = 2;
+    spank_stub::world().job_env["SLURM_RESTART_COUNT"] = "5";  // the job's environment: not trusted
     REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
     REQUIRE(spank_stub::give_option("ckpt-replicas", "2", true) == 0);
     REQUIRE(spank_stub::give_option("ckpt-persist", "/lustre/me", true) == 0);
@@ -159,7 +160,8 @@ TEST_CASE("slurmstepd: failure_domains=topology gives each node its leaf switch"
     ::setenv("SLURM_CONF", (p.dir + "/slurm.conf").c_str(), 1);
     for (auto [node, domain] : {std::pair<const char *, const char *>{"n2", "s1"}, {"n3", "s2"}, {"n9", ""}}) {
         p.start(S_CTX_REMOTE);
-        spank_stub::world().job_env["SLURMD_NODENAME"] = node;
+        tck::spank::state().host_name = [n = std::string(node)] { return n; };
+        spank_stub::world().job_env["SLURMD_NODENAME"] = "n1";  // srun carries it from the user: never used
         spank_stub::world().job_env["SLURM_CONF"] = "/home/user/slurm.conf";
         REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
         REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
@@ -175,7 +177,7 @@ TEST_CASE("slurmstepd: a broken topology.conf fails the tasks with the file, the
         std::ofstream(p.dir + "/topology.conf") << "SwitchName=s1 Nodes=n[1-2]\nSwitchName=s2 Nodes=n[2-4\n";
     }
     p.start(S_CTX_REMOTE);
-    spank_stub::world().job_env["SLURMD_NODENAME"] = "n1";
+    tck::spank::state().host_name = [] { return std::string("n1"); };
     REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
     CHECK(p.call(slurm_spank_init_post_opt) == 0);
     CHECK(p.env("TIERCKPT_STORE").empty());

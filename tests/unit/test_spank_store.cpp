@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "../../spank/store.hpp"
 
 using namespace tck::spank;
+using tck::Result;
 
 namespace {
 
@@ -84,9 +86,22 @@ TEST_CASE("a new store: exact size, allocated, private", "[spank][store]") {
     CHECK(st.st_uid == ::getuid());
     CHECK(static_cast<std::uint64_t>(st.st_size) == 8ull << 20);
     CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 >= 8ull << 20);  // memory committed up front
+    // The job directory is root's (here: ours) and holds only the store.
     auto dst = stat_of(t.store_dir() + "/job.42");
-    CHECK((dst.st_mode & 07777) == 0700);
+    CHECK((dst.st_mode & 07777) == 0711);
+    CHECK(dst.st_uid == ::geteuid());
     CHECK((stat_of(t.store_dir()).st_mode & 07777) == 0755);
+    CHECK((stat_of(t.store_dir() + "/.tierckpt").st_mode & 07777) == 0700);
+    // The reservation, where only root writes.
+    std::ifstream rec(t.store_dir() + "/.tierckpt/reserved/42");
+    std::string line;
+    REQUIRE(std::getline(rec, line));
+    CHECK(line == "tierckpt-reservation 1 uid " + std::to_string(::getuid()) + " gid " + std::to_string(::getgid()) +
+                      " bytes " + std::to_string(8ull << 20));
+    auto listed = dir->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK((*listed)[0].bytes == 8ull << 20);
 }
 
 TEST_CASE("a later step re-attaches with the bytes intact", "[spank][store]") {
@@ -173,7 +188,7 @@ TEST_CASE("expiry: marks, clearing, freeing", "[spank][store]") {
     REQUIRE(freed);
     CHECK(*freed == 1);
     CHECK_FALSE(exists(t.store_dir() + "/job.5"));
-    CHECK_FALSE(exists(t.store_dir() + "/.expire/5"));
+    CHECK_FALSE(exists(t.store_dir() + "/.tierckpt/expire/5"));
     CHECK(dir->has_job(6));
 
     REQUIRE(dir->clear_expiry(6));  // the job came back
@@ -213,25 +228,197 @@ TEST_CASE("planted symlinks are refused and not followed", "[spank][store]") {
         REQUIRE_FALSE(dir);
         CHECK(dir.status().message().find("is a symlink or not a directory") != std::string::npos);
     }
-    SECTION("at the store file") {
+    SECTION("in a job directory tierckpt did not make: replaced, nothing followed") {
         auto dir = StoreDir::open(t.store_dir(), true);
         REQUIRE(dir);
         REQUIRE(::mkdir((t.store_dir() + "/job.12").c_str(), 0700) == 0);
         REQUIRE(::symlink((target + "/x").c_str(), (t.store_dir() + "/job.12/store").c_str()) == 0);
         auto r = dir->create_or_attach(request(12, 1ull << 20));
-        REQUIRE_FALSE(r);
-        CHECK(r.status().message().find("is a symlink") != std::string::npos);
+        INFO((r ? "" : r.status().message()));
+        REQUIRE(r);
+        CHECK(r->created);
+        CHECK(S_ISREG(stat_of(r->path).st_mode));
         CHECK_FALSE(exists(target + "/x"));
     }
-    SECTION("a FIFO at the store file") {
+    SECTION("a link or a FIFO at the store file of a reservation: refused, never opened for I/O") {
         auto dir = StoreDir::open(t.store_dir(), true);
         REQUIRE(dir);
-        REQUIRE(::mkdir((t.store_dir() + "/job.13").c_str(), 0700) == 0);
-        REQUIRE(::mkfifo((t.store_dir() + "/job.13/store").c_str(), 0600) == 0);
-        auto r = dir->create_or_attach(request(13, 1ull << 20));
+        auto first = dir->create_or_attach(request(13, 1ull << 20));
+        REQUIRE(first);
+        REQUIRE(::unlink(first->path.c_str()) == 0);
+        REQUIRE(::mkfifo(first->path.c_str(), 0600) == 0);
+        auto r = dir->create_or_attach(request(13, 1ull << 20));  // would hang on open without O_NONBLOCK
         REQUIRE_FALSE(r);
-        CHECK(r.status().message().find("not a plain file") != std::string::npos);
+        CHECK(r.status().message().find("is not a regular file; refusing to use it as the store") !=
+              std::string::npos);
+        REQUIRE(::unlink(first->path.c_str()) == 0);
+        REQUIRE(::symlink((target + "/x").c_str(), first->path.c_str()) == 0);
+        r = dir->create_or_attach(request(13, 1ull << 20));
+        REQUIRE_FALSE(r);
+        CHECK(r.status().message().find("is a symbolic link") != std::string::npos);
+        CHECK_FALSE(exists(target + "/x"));
     }
+}
+
+TEST_CASE("a store its user resized gets the reserved size back", "[spank][store]") {
+    TmpShm t;
+    auto dir = StoreDir::open(t.store_dir(), true);
+    REQUIRE(dir);
+    auto first = dir->create_or_attach(request(21, 4ull << 20));
+    REQUIRE(first);
+    for (std::uint64_t grown : {64ull << 20, 1ull << 20}) {
+        REQUIRE(::truncate(first->path.c_str(), static_cast<off_t>(grown)) == 0);
+        auto again = dir->create_or_attach(request(21, 4ull << 20));
+        REQUIRE(again);
+        CHECK_FALSE(again->created);
+        CHECK(again->bytes == 4ull << 20);  // what TIERCKPT_STORE_BYTES and the memlock limit use
+        auto st = stat_of(first->path);
+        CHECK(static_cast<std::uint64_t>(st.st_size) == 4ull << 20);
+        CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 >= 4ull << 20);
+    }
+    // A bigger step is still refused against the reservation, not the file.
+    REQUIRE(::truncate(first->path.c_str(), static_cast<off_t>(64ull << 20)) == 0);
+    auto larger = dir->create_or_attach(request(21, 16ull << 20));
+    REQUIRE_FALSE(larger);
+    CHECK(larger.status().message().find("holds 4 MiB") != std::string::npos);
+}
+
+TEST_CASE("freeing gives the memory back whatever the user linked or nested", "[spank][store]") {
+    TmpShm t;
+    auto dir = StoreDir::open(t.store_dir(), true);
+    REQUIRE(dir);
+    auto info = dir->create_or_attach(request(31, 4ull << 20));
+    REQUIRE(info);
+    // A hard link elsewhere would keep the pages after an unlink.
+    std::string kept = t.dir + "/kept";
+    REQUIRE(::link(info->path.c_str(), kept.c_str()) == 0);
+    // A tree far deeper than any fixed limit, built as the user of an older
+    // version could (the job directory was theirs then).
+    std::string jd = t.store_dir() + "/job.31";
+    {
+        int fd = ::open(jd.c_str(), O_RDONLY | O_DIRECTORY);
+        REQUIRE(fd >= 0);
+        for (int depth = 0; depth < 600; ++depth) {
+            REQUIRE(::mkdirat(fd, "d", 0700) == 0);
+            int f = ::openat(fd, "f", O_CREAT | O_WRONLY, 0600);
+            REQUIRE(f >= 0);
+            ::close(f);
+            int next = ::openat(fd, "d", O_RDONLY | O_DIRECTORY);
+            ::close(fd);
+            REQUIRE(next >= 0);
+            fd = next;
+        }
+        ::close(fd);
+    }
+    REQUIRE(dir->free_job(31));
+    CHECK_FALSE(exists(jd));
+    CHECK(stat_of(kept).st_size == 0);  // the memory went with the truncation
+    CHECK(stat_of(kept).st_blocks == 0);
+    auto left = std::distance(std::filesystem::directory_iterator(t.store_dir() + "/.tierckpt/trash"),
+                              std::filesystem::directory_iterator{});
+    CHECK(left == 0);
+    CHECK_FALSE(exists(t.store_dir() + "/.tierckpt/reserved/31"));
+    // The job id is free for the next job at once.
+    auto next = dir->create_or_attach(request(31, 1ull << 20));
+    REQUIRE(next);
+    CHECK(next->created);
+}
+
+TEST_CASE("an unreadable expiry mark never frees a store", "[spank][store]") {
+    TmpShm t;
+    auto dir = StoreDir::open(t.store_dir(), true);
+    REQUIRE(dir);
+    REQUIRE(dir->create_or_attach(request(41, 1ull << 20)));
+    std::ofstream(t.store_dir() + "/.tierckpt/expire/41") << "garbage\n";
+    auto freed = dir->free_expired(1ll << 40);
+    REQUIRE(freed);
+    CHECK(*freed == 0);
+    CHECK(exists(t.store_dir() + "/job.41/store"));
+}
+
+TEST_CASE("reservation records are parsed strictly", "[spank][store]") {
+    Reservation r{1000, 100, 8ull << 30};
+    auto back = parse_reservation(format_reservation(r));
+    REQUIRE(back);
+    CHECK(back->uid == 1000);
+    CHECK(back->gid == 100);
+    CHECK(back->bytes == 8ull << 30);
+    for (const char *bad : {"", "tierckpt-reservation 1 uid 1 gid 2 bytes 3", "tierckpt-reservation 1 uid 1 gid 2\n",
+                            "tierckpt-reservation 2 uid 1 gid 2 bytes 3\n", "tierckpt-reservation 1 uid -1 gid 2 bytes 3\n",
+                            "tierckpt-reservation 1 uid 1 gid 2 bytes 0\n",
+                            "tierckpt-reservation 1 uid 1 gid 2 bytes 99999999999999999999999\n",
+                            "tierckpt-reservation 1 uid 1 gid 2 bytes 3 extra\n"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_reservation(bad));
+    }
+}
+
+TEST_CASE("root: a store_dir squatted by another user is moved aside; another user's file is never truncated",
+          "[spank][store]") {
+    if (::geteuid() != 0) {
+        WARN("needs root (chown to another uid): skipped");
+        return;
+    }
+    TmpShm t;
+    REQUIRE(::mkdir(t.store_dir().c_str(), 0777) == 0);
+    REQUIRE(::chown(t.store_dir().c_str(), 65534, 65534) == 0);
+    auto dir = StoreDir::open(t.store_dir(), true);
+    INFO((dir ? "" : dir.status().message()));
+    REQUIRE(dir);
+    CHECK(stat_of(t.store_dir()).st_uid == 0);
+    bool aside = false;
+    for (const auto &e : std::filesystem::directory_iterator(t.dir)) {
+        aside = aside || e.path().filename().string().rfind(".stores.squatted.65534.", 0) == 0;
+    }
+    CHECK(aside);
+
+    // An older version's job directory (the user's) with another user's
+    // file linked in as "store": removed, not truncated.
+    std::string victim = t.dir + "/victim";
+    std::ofstream(victim) << "another user's data";
+    REQUIRE(::chown(victim.c_str(), 65533, 65533) == 0);
+    std::string jd = t.store_dir() + "/job.51";
+    REQUIRE(::mkdir(jd.c_str(), 0700) == 0);
+    REQUIRE(::chown(jd.c_str(), 65534, 65534) == 0);
+    REQUIRE(::link(victim.c_str(), (jd + "/store").c_str()) == 0);
+    REQUIRE(dir->free_job(51));
+    CHECK_FALSE(exists(jd));
+    CHECK(stat_of(victim).st_size == 19);
+}
+
+TEST_CASE("every directory above store_dir must be root's and not writable by others", "[spank][store]") {
+    TmpShm t;
+    std::string open_dir = t.dir + "/open";
+    REQUIRE(::mkdir(open_dir.c_str(), 0777) == 0);
+    REQUIRE(::chmod(open_dir.c_str(), 0777) == 0);
+    auto r = StoreDir::open(open_dir + "/stores", true);
+    REQUIRE_FALSE(r);
+    CHECK(r.status().message().find(open_dir + " is writable by others") != std::string::npos);
+    CHECK_FALSE(exists(open_dir + "/stores"));
+    // Sticky, like /dev/shm: others cannot replace what root made there.
+    REQUIRE(::chmod(open_dir.c_str(), 01777) == 0);
+    CHECK(StoreDir::open(open_dir + "/stores", true));
+}
+
+TEST_CASE("two steps of one job making its store at once: one makes it, the other attaches", "[spank][store]") {
+    TmpShm t;
+    REQUIRE(StoreDir::open(t.store_dir(), true));
+    Result<StoreInfo> a = tck::error(TIERCKPT_ERR_INTERNAL, "unset"), b = tck::error(TIERCKPT_ERR_INTERNAL, "unset");
+    std::thread other([&] {
+        auto d = StoreDir::open(t.store_dir(), true);
+        REQUIRE(d);
+        a = d->create_or_attach(request(61, 32ull << 20));
+    });
+    {
+        auto d = StoreDir::open(t.store_dir(), true);
+        REQUIRE(d);
+        b = d->create_or_attach(request(61, 32ull << 20));
+    }
+    other.join();
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->created != b->created);
+    CHECK(a->path == b->path);
 }
 
 TEST_CASE("the store directory must be private and on memory", "[spank][store]") {
@@ -252,7 +439,7 @@ TEST_CASE("the store directory must be private and on memory", "[spank][store]")
     CHECK(r.status().message().find("not on tmpfs or hugetlbfs") != std::string::npos);
 }
 
-TEST_CASE("a store cut short is completed; an empty one is made again", "[spank][store]") {
+TEST_CASE("a job directory left without a reservation (a creation that died) is made again", "[spank][store]") {
     TmpShm t;
     auto dir = StoreDir::open(t.store_dir(), true);
     REQUIRE(dir);
