@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <poll.h>
@@ -32,6 +33,10 @@ namespace {
 constexpr int kTagHeader = 7101;
 constexpr int kTagData = 7102;
 constexpr std::uint64_t kChunk = 1ull << 30;     // MPI counts are int
+// How long open waits for another run's ranks to leave the node store: a
+// step relaunched after a failure may start while the ranks of the step it
+// replaces still exit on the surviving nodes.
+constexpr int kRunWaitMs = 20000;
 
 Status mpi_error(const char *what, int rc) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -301,6 +306,29 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         MPI_Comm_free(&c->node_comm_);
         MPI_Comm_free(&c->comm_);
         return st;
+    }
+    // One run per store at a time (store_format.hpp, SessionInfo): rank 0
+    // names the run, every rank joins it on its node's store.
+    std::uint64_t run_id = 0;
+    if (c->rank_ == 0) {
+        while (::getrandom(&run_id, sizeof run_id, 0) != static_cast<ssize_t>(sizeof run_id) || run_id == 0) {
+        }
+    }
+    MPI_Bcast(&run_id, 1, MPI_UINT64_T, 0, c->comm_);
+    {
+        const char *job = std::getenv("SLURM_JOB_ID");
+        const char *step = std::getenv("SLURM_STEP_ID");
+        std::string who = fmt::format("job {} step {}, {} ranks (rank {} on {}, pid {})", job ? job : "?",
+                                      step ? step : "?", c->world_, c->rank_, host, ::getpid());
+        st = c->store_->join_session(run_id, who, kRunWaitMs);
+        ok = st.is_ok();
+        MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm_);
+        if (!all_ok) {
+            if (st) st = error(TIERCKPT_ERR_INVALID, "another rank's node store is in use by another run");
+            MPI_Comm_free(&c->node_comm_);
+            MPI_Comm_free(&c->comm_);
+            return st;
+        }
     }
     c->job_id_ = opts.job_id;
     c->persist_dir_ = opts.persist_dir;

@@ -10,8 +10,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <chrono>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <utility>
 
 #include "../common/log.hpp"
@@ -304,6 +306,60 @@ void StoreFile::set_committed_hint(std::uint64_t version) {
     if (version > h.committed_version) {
         h.committed_version = version;
         h.header_crc = header_crc(h);
+    }
+}
+
+Status StoreFile::join_session(std::uint64_t id, const std::string &who, int wait_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    for (;;) {
+        std::string holder;
+        {
+            auto guard = lock();
+            struct flock probe {};
+            probe.l_type = F_WRLCK;
+            probe.l_whence = SEEK_SET;
+            probe.l_start = kSessionLockByte;
+            probe.l_len = 1;
+            if (::fcntl(fd_.get(), F_OFD_GETLK, &probe) != 0) {
+                return error(TIERCKPT_ERR_IO, "cannot test the run lock of {}: {}", path_, std::strerror(errno));
+            }
+            SessionInfo si;
+            std::atomic_thread_fence(std::memory_order_acquire);
+            std::memcpy(&si, base_ + kSessionInfoOffset, sizeof si);
+            bool recorded = std::memcmp(si.magic, kSessionMagic, sizeof si.magic) == 0 &&
+                            si.crc == crc32c(&si, offsetof(SessionInfo, crc));
+            bool live = probe.l_type != F_UNLCK;
+            if (live && recorded && si.id != id) {
+                holder.assign(si.who, ::strnlen(si.who, sizeof si.who));
+            } else if (live && !recorded) {
+                holder = "a run whose record is unreadable";
+            } else {
+                if (!live || !recorded || si.id != id) {
+                    SessionInfo mine{};
+                    std::memcpy(mine.magic, kSessionMagic, sizeof mine.magic);
+                    mine.id = id;
+                    std::memcpy(mine.who, who.data(), std::min(who.size(), sizeof mine.who - 1));
+                    mine.crc = crc32c(&mine, offsetof(SessionInfo, crc));
+                    std::memcpy(base_ + kSessionInfoOffset, &mine, sizeof mine);
+                    std::atomic_thread_fence(std::memory_order_seq_cst);
+                }
+                struct flock hold = probe;
+                hold.l_type = F_RDLCK;
+                hold.l_pid = 0;
+                if (::fcntl(fd_.get(), F_OFD_SETLK, &hold) != 0) {
+                    return error(TIERCKPT_ERR_IO, "cannot take the run lock of {}: {}", path_, std::strerror(errno));
+                }
+                return Status::ok();
+            }
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "another run is checkpointing into this node's store {}: {}. Two job steps writing the same "
+                         "ranks' checkpoints at once would overwrite each other: run checkpointing steps one at a "
+                         "time, or on different nodes",
+                         path_, holder);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
 }
 

@@ -19,6 +19,8 @@
 // wrote it: a new step re-attaches and reads the records.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -107,6 +109,28 @@ struct PersistInfo {
 };
 static_assert(sizeof(Header) <= kPersistInfoOffset);
 static_assert(kPersistInfoOffset + sizeof(PersistInfo) <= kHeaderBytes);
+
+// Which run (the ranks of one job step) writes into the store now. Two
+// runs that checkpoint into one node store at once (`srun --overlap` steps
+// of one job on the same nodes) would write the same ranks' shards at the
+// same versions over each other, so the second is refused (StoreFile::
+// join_session). Liveness is not written but held: every rank of the run
+// holds a shared OFD lock on the byte at kSessionLockByte while its store
+// is open, which the kernel drops when the process ends, however it ends.
+// Not covered by the header CRC: it has its own.
+inline constexpr std::size_t kSessionInfoOffset = 1024;
+inline constexpr std::size_t kSessionWhoBytes = 232;
+inline constexpr char kSessionMagic[8] = {'T', 'C', 'K', 'S', 'E', 'S', 'S', '1'};
+inline constexpr off_t kSessionLockByte = 1024;
+struct SessionInfo {
+    char magic[8];
+    std::uint64_t id;              // the same on every rank of a run
+    char who[kSessionWhoBytes];    // for the refusal message: job, step, host, pid
+    std::uint32_t crc;             // CRC32C of the bytes before it
+    std::uint32_t pad;
+};
+static_assert(sizeof(Header) <= kSessionInfoOffset);
+static_assert(kSessionInfoOffset + sizeof(SessionInfo) <= kPersistInfoOffset);
 
 // The payload starts with this, then nregions ManifestEntry, then the
 // regions' bytes back to back in the same order.
@@ -221,6 +245,15 @@ public:
     std::vector<ShardInfo> records() const;
 
     void set_committed_hint(std::uint64_t version);
+
+    // Joins run `id` as one of its ranks (see SessionInfo): when no run
+    // holds the store, or run `id` does, this rank holds it too from now
+    // until the store is closed. When another run holds it, waits up to
+    // wait_ms for it to end (a relaunched step may start while the ranks of
+    // the step it replaces are still exiting), then refuses with a message
+    // naming that run (`who` describes this one for the next). Takes the
+    // lock itself.
+    Status join_session(std::uint64_t id, const std::string &who, int wait_ms);
 
     // The job's persistent tier, as the runtime recorded it (nullopt: none
     // or unreadable). set_persist_info takes the lock itself.

@@ -127,6 +127,45 @@ TEST_CASE("persistent tier: a manifest reads back; an altered or cut one is refu
     CHECK(cut.status().message().find("no end line") != std::string::npos);
 }
 
+TEST_CASE("persistent tier: a manifest's claims are bounded before anything is sized by them", "[persist]") {
+    // A world of 16M ranks in a manifest of a few lines: refused, not a
+    // 400 MB vector. A valid CRC, so only the bound can refuse it.
+    std::string text = "tierckpt-persist 1\nversion 1\nworld 16777216\njob 1\nwritten x\nshard 0 bytes 1 crc32c 00000000\n";
+    text += fmt::format("end crc32c {:08x}\n", crc32c(text.data(), text.size()));
+    auto r = parse_manifest(text);
+    REQUIRE_FALSE(r);
+    CHECK(r.status().message().find("bad world size") != std::string::npos);
+
+    // A shard the manifest says is 1 TiB: verify reads what is there in
+    // pieces and refuses on the size, without allocating it.
+    TmpDir tmp("/dev/shm");
+    auto d = Dir::open(tmp.path, false);
+    REQUIRE(d);
+    auto data = pattern(5000, 1);
+    REQUIRE(d->write_shard(meta_for(0, 1, 3, data), data.data(), data.size(), true));
+    ShardEntry huge{1ull << 40, 0, true};
+    Status v = d->verify_shard(3, 0, huge);
+    REQUIRE_FALSE(v);
+    CHECK(v.message().find("its manifest says 1099511627776") != std::string::npos);
+    ShardEntry right{data.size(), crc32c(data.data(), data.size()), true};
+    CHECK(d->verify_shard(3, 0, right));
+    ShardEntry wrong_crc{data.size(), right.crc ^ 1, true};
+    CHECK_FALSE(d->verify_shard(3, 0, wrong_crc));
+}
+
+TEST_CASE("persistent tier: writing is refused in another user's directory, root's writes included", "[persist]") {
+    if (::geteuid() != 0) {
+        WARN("needs root (chown to another uid): skipped");
+        return;
+    }
+    TmpDir tmp("/dev/shm");
+    REQUIRE(::chown(tmp.path.c_str(), 65534, 65534) == 0);
+    auto w = Dir::open(tmp.path, true);
+    REQUIRE_FALSE(w);
+    CHECK(w.status().message().find("belongs to uid 65534, not to you (uid 0)") != std::string::npos);
+    CHECK(Dir::open(tmp.path, false, true));  // looking is allowed
+}
+
 TEST_CASE("persistent tier: shards are written, read back and checked", "[persist]") {
     // The build tree (a disk file system: O_DIRECT) and tmpfs (no O_DIRECT).
     for (const char *base : {".", "/dev/shm"}) {

@@ -4,12 +4,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include "../../runtime/lib/crc32c.hpp"
 #include "../../runtime/lib/store_format.hpp"
 
 using namespace tck::store;
+using tck::Status;
 
 namespace {
 struct TmpStore {
@@ -127,4 +132,148 @@ TEST_CASE("a replica being filled is never taken for the same rank's own save", 
     CHECK(own != replica);
     CHECK(f->read_record(replica).kind == kReplica);
     CHECK(f->read_record(replica).rank == 3u);
+}
+
+namespace {
+// A record as a user could forge it: every field chosen, CRC made valid.
+void forge(StoreFile &f, std::uint32_t slot, std::uint64_t offset, std::uint64_t capacity, std::uint64_t payload) {
+    SlotRecord r{};
+    r.offset = offset;
+    r.capacity = capacity;
+    r.payload_bytes = payload;
+    r.state = static_cast<std::uint32_t>(SlotState::committed);
+    r.world = 1;
+    r.version = 9;
+    f.write_record(slot, r);
+}
+}  // namespace
+
+TEST_CASE("forged records cannot point outside the store, whatever the arithmetic", "[store-format]") {
+    TmpStore t;
+    auto f = StoreFile::open(t.path, 1 << 20, true);
+    REQUIRE(f);
+    REQUIRE(f->format_if_needed(1));
+    const std::uint64_t size = 1 << 20;
+    forge(*f, 0, kDataOffset, 4096, 100);                          // fine
+    forge(*f, 1, kDataOffset, UINT64_MAX - kDataOffset + 4097, 1);  // offset + capacity wraps around
+    forge(*f, 2, size + 4096, 4096, 1);                            // beyond the end
+    forge(*f, 3, 0, 4096, 1);                                      // over the header
+    forge(*f, 4, kDataOffset, size, 1);                            // runs past the end
+    forge(*f, 5, kDataOffset, 4096, 8192);                         // payload larger than the slot
+    auto recs = f->records();
+    REQUIRE(recs.size() == 1);
+    CHECK(recs[0].slot == 0);
+    auto reader = StoreReader::open(t.path);
+    REQUIRE(reader);
+    REQUIRE(reader->header_valid());
+    REQUIRE(reader->records().size() == 1);
+    CHECK(reader->records()[0].slot == 0);
+    // A header whose data area overlaps the slot directory is not a store.
+    Header h = f->header();
+    CHECK(header_valid(h, size));
+    h.data_offset = 0;
+    CHECK_FALSE(header_valid(h, size));
+}
+
+TEST_CASE("a store read with pread: cut short under the reader gives an error, not SIGBUS", "[store-format]") {
+    TmpStore t;
+    std::uint64_t offset = 0;
+    {
+        auto f = StoreFile::open(t.path, 4 << 20, true);
+        REQUIRE(f);
+        REQUIRE(f->format_if_needed(1));
+        std::uint32_t s = take(*f, 0, 1, 2 << 20, 0);
+        offset = f->read_record(s).offset;
+        std::memset(f->base() + offset, 0x5a, 2 << 20);
+        finish(*f, s, SlotState::committed);
+    }
+    auto r = StoreReader::open(t.path);
+    REQUIRE(r);
+    REQUIRE(r->shards().size() == 1);
+    auto whole = r->crc(offset, 2 << 20);
+    REQUIRE(whole);
+    std::vector<std::uint8_t> same(2 << 20, 0x5a);
+    CHECK(*whole == tck::crc32c(same.data(), same.size()));
+    REQUIRE(::truncate(t.path.c_str(), static_cast<off_t>(offset + 4096)) == 0);
+    auto cut = r->crc(offset, 2 << 20);
+    REQUIRE_FALSE(cut);
+    CHECK(cut.status().message().find("cut short") != std::string::npos);
+    // Not a regular file, or a link: refused before any read.
+    std::string fifo = t.path + ".fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto f2 = StoreReader::open(fifo);  // would block without O_NONBLOCK
+    ::unlink(fifo.c_str());
+    REQUIRE_FALSE(f2);
+    CHECK(f2.status().message().find("not a regular file") != std::string::npos);
+    REQUIRE(::symlink(t.path.c_str(), fifo.c_str()) == 0);
+    auto f3 = StoreReader::open(fifo);
+    ::unlink(fifo.c_str());
+    REQUIRE_FALSE(f3);
+    CHECK(f3.status().message().find("symbolic link") != std::string::npos);
+}
+
+TEST_CASE("shard manifests: what a payload can hold, exactly", "[store-format]") {
+    auto build = [](std::vector<std::pair<std::string, std::uint64_t>> regions) {
+        std::vector<std::uint8_t> p(manifest_bytes(regions.size()));
+        ManifestHead head{};
+        std::memcpy(head.magic, kManifestMagic, sizeof head.magic);
+        head.nregions = static_cast<std::uint32_t>(regions.size());
+        std::memcpy(p.data(), &head, sizeof head);
+        std::uint64_t data = 0;
+        for (std::size_t i = 0; i < regions.size(); ++i) {
+            ManifestEntry e{};
+            std::memcpy(e.name, regions[i].first.data(), regions[i].first.size());
+            e.bytes = regions[i].second;
+            std::memcpy(p.data() + sizeof head + i * sizeof e, &e, sizeof e);
+            data += regions[i].second;
+        }
+        p.resize(p.size() + data, 0);
+        return p;
+    };
+    auto good = build({{"weights", 100}, {"step", 8}});
+    auto parsed = parse_shard_manifest(good.data(), good.size());
+    REQUIRE(parsed);
+    REQUIRE(parsed->size() == 2);
+    CHECK((*parsed)[0].name == "weights");
+    CHECK((*parsed)[1].bytes == 8);
+    CHECK_FALSE(parse_shard_manifest(good.data(), good.size() - 1));  // one byte short
+    CHECK_FALSE(parse_shard_manifest(good.data(), 8));                 // shorter than its header
+    // A region size that wraps the sum around.
+    auto wrap = build({{"a", UINT64_MAX - 10}, {"b", 20}});
+    wrap.resize(manifest_bytes(2) + 9);
+    CHECK_FALSE(parse_shard_manifest(wrap.data(), wrap.size()));
+    // A count no payload of this size can hold.
+    auto many = build({{"a", 1}});
+    ManifestHead h{};
+    std::memcpy(&h, many.data(), sizeof h);
+    h.nregions = 0xffffffffu;
+    std::memcpy(many.data(), &h, sizeof h);
+    auto r = parse_shard_manifest(many.data(), many.size());
+    REQUIRE_FALSE(r);
+    CHECK(r.status().message().find("more regions than the shard can hold") != std::string::npos);
+}
+
+TEST_CASE("one run at a time per store: the second is refused with the first's name", "[store-format]") {
+    TmpStore t;
+    auto a = StoreFile::open(t.path, 1 << 20, true);
+    REQUIRE(a);
+    REQUIRE(a->format_if_needed(1));
+    auto b = StoreFile::open(t.path, 0, false);
+    REQUIRE(b);
+    REQUIRE(a->join_session(11, "job 5 step 0", 0));
+    REQUIRE(b->join_session(11, "job 5 step 0", 0));  // another rank of the same run
+    {
+        auto c = StoreFile::open(t.path, 0, false);
+        REQUIRE(c);
+        Status refused = c->join_session(22, "job 5 step 1", 200);
+        REQUIRE_FALSE(refused);
+        CHECK(refused.message().find("another run is checkpointing into this node's store") != std::string::npos);
+        CHECK(refused.message().find("job 5 step 0") != std::string::npos);
+    }
+    // The first run ends (its ranks close the store, or die): the next runs.
+    a = tck::error(TIERCKPT_ERR_INTERNAL, "closed");
+    b = tck::error(TIERCKPT_ERR_INTERNAL, "closed");
+    auto d = StoreFile::open(t.path, 0, false);
+    REQUIRE(d);
+    CHECK(d->join_session(22, "job 5 step 1", 0));
 }
