@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <algorithm>
@@ -44,10 +45,11 @@ std::vector<std::string> expand(const std::string &path) {
         while (struct dirent *e = ::readdir(d)) {
             std::string name = e->d_name;
             if (name.rfind("job.", 0) != 0) continue;
-            // Neither the job directory nor the store may be a link.
+            // Neither the job directory nor the store may be a link; a
+            // user sees their own stores (root: all of them).
             std::string jd = path + "/" + name, f = jd + "/store";
             if (::lstat(jd.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && ::lstat(f.c_str(), &st) == 0 &&
-                S_ISREG(st.st_mode)) {
+                S_ISREG(st.st_mode) && (::geteuid() == 0 || st.st_uid == ::geteuid())) {
                 out.push_back(f);
             }
         }

@@ -37,6 +37,9 @@ ck() {
     return "$rc"
 }
 
+# The same as the second test user (another team on the same nodes).
+ck2() { ck --as2 "$@"; }
+
 assert_eq() { # ACTUAL EXPECTED WHAT
     [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
 }

@@ -21,7 +21,10 @@ trap 'restart_cluster' EXIT
 check_domains() { # EXPECTED ("NODE DOMAIN" lines, n1 to n4)
     step "every task knows its node's failure domain"
     local out
-    out=$(ck srun -N4 -n4 --ckpt-mem=256M bash -c 'echo "$(hostname) $TIERCKPT_FAILURE_DOMAIN"' | sort)
+    # srun carries the submitting shell's SLURMD_NODENAME (a batch host's,
+    # or anything the user sets) to every node: the plugin must not use it.
+    out=$(ck env SLURMD_NODENAME=n4 srun -N4 -n4 --ckpt-mem=256M bash -c 'echo "$(hostname) $TIERCKPT_FAILURE_DOMAIN"' |
+        sort)
     echo "$out"
     assert_eq "$out" "$1" "domains by node"
 }

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2016  # single-quoted scripts run on the nodes
 # srun --ckpt-mem gives every node of the step a store of exactly that size,
-# owned by the job's user with mode 0600 in a private directory, handed to
+# owned by the job's user with mode 0600 in a directory of root's that holds
+# nothing else, handed to
 # the tasks through TIERCKPT_*; a later step of the same job finds the same
 # store with its bytes intact; a job that succeeds frees its stores.
 # shellcheck source=lib.sh
@@ -30,7 +31,7 @@ while read -r host path bytes created stat dir replicas persist every job restar
     assert_eq "$owner:$mode:$size" "ckuser:600:67108864" "owner, mode and size of the store on $host"
     [ $((blocks * 512)) -ge 67108864 ] || fail "store on $host is not allocated up front: $blocks blocks of 512 B"
     : "$blksize"
-    assert_eq "$dir" "dir=ckuser:700" "owner and mode of the job's store directory on $host"
+    assert_eq "$dir" "dir=root:711" "owner and mode of the job's store directory on $host"
     assert_eq "$replicas $every $restarts" "replicas=2 every=10 restarts=0" "TIERCKPT_* on $host"
     assert_eq "$persist" "persist=$STATE/jobs/persist" "TIERCKPT_PERSIST_DIR on $host"
     j=${job#job=}
@@ -40,7 +41,7 @@ done <<<"$out"
 step "that job has ended: its stores wait keep_seconds for a requeue"
 job=$(sed -n 's/.* job=\([0-9]*\)\/.*/\1/p' <<<"$out" | head -n 1)
 while read -r n _; do
-    wait_for "node_root $n ls /dev/shm/tierckpt/.expire" "^$job$" 20
+    wait_for "node_root $n ls /dev/shm/tierckpt/.tierckpt/expire" "^$job$" 20
 done <<<"$out"
 
 step "a batch job: step 2 finds the store step 1 wrote, bytes intact"
