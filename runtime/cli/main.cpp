@@ -48,7 +48,27 @@ int cmd_info() {
 
 }  // namespace
 
+namespace {
+int dispatch(int argc, char **argv);
+}  // namespace
+
+// Admins run this as root on users' stores and directories: whatever those
+// hold, the command ends with a message and a status, never an uncaught
+// exception (the parsers are bounded; this is the last line).
 int main(int argc, char **argv) {
+    try {
+        return dispatch(argc, argv);
+    } catch (const std::exception &e) {
+        fmt::print(stderr, "tierckpt: {}\n", e.what());
+    } catch (...) {
+        fmt::print(stderr, "tierckpt: unexpected error\n");
+    }
+    return 1;
+}
+
+namespace {
+
+int dispatch(int argc, char **argv) {
     if (argc < 2) {
         std::fputs(kUsage, stderr);
         return 2;
@@ -77,3 +97,5 @@ int main(int argc, char **argv) {
     fmt::print(stderr, "tierckpt: unknown command '{}'; run 'tierckpt --help' for the list of commands\n", cmd);
     return 2;
 }
+
+}  // namespace
