@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../../runtime/lib/store_format.hpp"
+#include "../../runtime/lib/transport/mr_key.hpp"
 #include "../../runtime/lib/transport/msg_check.hpp"
 
 using tck::TransportMsg;
@@ -212,4 +213,14 @@ TEST_CASE("drops are told at once, then at most once an interval with a count", 
     CHECK(d.untold() == 2);
     CHECK(d.note(5000.0));
     CHECK(d.untold() == 0);
+}
+
+TEST_CASE("a requested memory key fits the domain's key size", "[msg_check]") {
+    constexpr std::uint64_t r = 0x8877665544332211ull;
+    CHECK(tck::fit_mr_key(r, 8) == r);
+    CHECK(tck::fit_mr_key(r, 16) == r);  // raw keys: a 64-bit request is what fi_mr_reg takes
+    CHECK(tck::fit_mr_key(r, 0) == r);   // not given
+    CHECK(tck::fit_mr_key(r, 4) == 0x44332211ull);
+    CHECK(tck::fit_mr_key(r, 2) == 0x2211ull);
+    CHECK(tck::fit_mr_key(r, 1) == 0x11ull);
 }

@@ -7,11 +7,18 @@
 // region is bound to the endpoint), FI_MR_ALLOCATED (the store is mapped
 // memory). The provider comes from FI_PROVIDER ("efa", "verbs;ofi_rxm",
 // "tcp;ofi_rxm", ...).
+//
+// Trust: the store is registered for remote reads under a key a peer must
+// name; unless the provider picks keys, ours are random (mr_key.hpp).
 #include "ofi.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/random.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -25,6 +32,8 @@
 #include <rdma/fi_rma.h>
 
 #include "../../common/log.hpp"
+#include "../../common/unique_fd.hpp"
+#include "mr_key.hpp"
 
 namespace tck {
 
@@ -36,6 +45,22 @@ constexpr std::size_t kReadDepth = 32;
 
 Status fi_error(const char *what, long rc) {
     return error(TIERCKPT_ERR_PEER, "libfabric: {}: {}", what, fi_strerror(static_cast<int>(-rc)));
+}
+
+// 64 bits from the kernel's random source (getrandom; /dev/urandom where
+// the kernel has no getrandom).
+Result<std::uint64_t> random_u64() {
+    std::uint64_t v = 0;
+    ssize_t n;
+    while ((n = ::getrandom(&v, sizeof v, 0)) < 0 && errno == EINTR) {
+    }
+    if (n == static_cast<ssize_t>(sizeof v)) return v;
+    if (n < 0 && errno != ENOSYS) return error(TIERCKPT_ERR_IO, "getrandom: {}", std::strerror(errno));
+    UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+    if (!fd || ::read(fd.get(), &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+        return error(TIERCKPT_ERR_IO, "reading /dev/urandom: {}", std::strerror(errno));
+    }
+    return v;
 }
 
 class OfiTransport final : public Transport {
@@ -64,6 +89,9 @@ public:
         fi_freeinfo(hints);
         if (rc) return fi_error("fi_getinfo (no provider offers RDM with RMA reads; set FI_PROVIDER)", rc);
         mr_mode_ = info_->domain_attr->mr_mode;
+        mr_key_size_ = info_->domain_attr->mr_key_size;
+        log::debug("libfabric: provider {}, mr_mode {:#x}, memory keys {} ({} bytes)", info_->fabric_attr->prov_name,
+                   mr_mode_, (mr_mode_ & FI_MR_PROV_KEY) ? "the provider's" : "random", mr_key_size_);
         if ((rc = fi_fabric(info_->fabric_attr, &fabric_, nullptr))) return fi_error("fi_fabric", rc);
         if ((rc = fi_domain(fabric_, info_, &domain_, nullptr))) return fi_error("fi_domain", rc);
         fi_cq_attr cq_attr{};
@@ -96,9 +124,12 @@ public:
     const char *name() const override { return "ofi"; }
 
     Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) override {
-        int rc = fi_mr_reg(domain_, base, len, FI_REMOTE_READ | FI_READ | FI_RECV | FI_SEND, 0, 0x7c4b, 0, &mr_,
-                           nullptr);
-        if (rc) return fi_error("fi_mr_reg of the node store", rc);
+        int rc;
+        if (Status st = register_mr(base, len, FI_REMOTE_READ | FI_READ | FI_RECV | FI_SEND, nullptr, &mr_,
+                                    "fi_mr_reg of the node store");
+            !st) {
+            return st;
+        }
         if (mr_mode_ & FI_MR_ENDPOINT) {
             if ((rc = fi_mr_bind(mr_, &ep_->fid, 0))) return fi_error("fi_mr_bind", rc);
             if ((rc = fi_mr_enable(mr_))) return fi_error("fi_mr_enable", rc);
@@ -109,9 +140,11 @@ public:
         // (registered separately when the provider wants local buffers so).
         recv_.resize(kRecvBuffers);
         if (mr_mode_ & FI_MR_LOCAL) {
-            rc = fi_mr_reg(domain_, recv_.data(), recv_.size() * sizeof(RecvSlot), FI_RECV, 0, 0x7c4c, 0,
-                           &recv_mr_, nullptr);
-            if (rc) return fi_error("fi_mr_reg of receive buffers", rc);
+            if (Status st = register_mr(recv_.data(), recv_.size() * sizeof(RecvSlot), FI_RECV, &key, &recv_mr_,
+                                        "fi_mr_reg of receive buffers");
+                !st) {
+                return st;
+            }
             if (mr_mode_ & FI_MR_ENDPOINT) {
                 if ((rc = fi_mr_bind(recv_mr_, &ep_->fid, 0)) || (rc = fi_mr_enable(recv_mr_))) {
                     return fi_error("fi_mr_bind (receive buffers)", rc);
@@ -265,6 +298,32 @@ private:
         int err = 0;
     };
 
+    // Registers [buf, buf+len) for `access`. Where the provider takes the
+    // key we ask for (no FI_MR_PROV_KEY) it is random, fitted to the
+    // domain's mr_key_size, and never `avoid` (a key this domain has
+    // registered: keys must differ); a key taken already (FI_ENOKEY) draws
+    // again. With FI_MR_PROV_KEY the requested key is ignored and
+    // fi_mr_key() says the provider's.
+    Status register_mr(void *buf, std::size_t len, std::uint64_t access, const std::uint64_t *avoid, fid_mr **mr,
+                       const char *what) {
+        const bool prov_key = (mr_mode_ & FI_MR_PROV_KEY) != 0;
+        int rc = 0;
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            std::uint64_t key = 0;
+            if (!prov_key) {
+                do {
+                    auto r = random_u64();
+                    if (!r) return error(r.status().code(), "libfabric: {}: {}", what, r.status().message());
+                    key = fit_mr_key(*r, mr_key_size_);
+                } while (avoid && key == *avoid);
+            }
+            rc = fi_mr_reg(domain_, buf, len, access, 0, key, 0, mr, nullptr);
+            if (rc != -FI_ENOKEY || prov_key) break;
+        }
+        if (rc) return fi_error(what, rc);
+        return Status::ok();
+    }
+
     Status post_recv(RecvSlot &slot) {
         for (;;) {
             ssize_t rc = fi_recv(ep_, &slot.msg, sizeof slot.msg, recv_mr_ ? fi_mr_desc(recv_mr_) : nullptr,
@@ -321,6 +380,7 @@ private:
     void *desc_ = nullptr;
     int cq_fd_ = -1;  // the completion queue's wait fd, or -1: poll in ticks
     std::uint64_t mr_mode_ = 0;
+    std::size_t mr_key_size_ = 0;  // the bytes a requested key may use
     std::vector<Peer> peers_;
     std::vector<RecvSlot> recv_;
     Inbox inbox_;
