@@ -10,6 +10,10 @@
 //
 // Trust: the store is registered for remote reads under a key a peer must
 // name; unless the provider picks keys, ours are random (mr_key.hpp).
+// Received control messages are checked here for what only the transport
+// knows (their length, and with FI_SOURCE the address they came from
+// against the rank they name) and by the checkpointer for the rest
+// (msg_check.hpp).
 #include "ofi.hpp"
 
 #include <fcntl.h>
@@ -20,7 +24,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <rdma/fabric.h>
@@ -31,9 +37,11 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
+#include "../../common/clock.hpp"
 #include "../../common/log.hpp"
 #include "../../common/unique_fd.hpp"
 #include "mr_key.hpp"
+#include "msg_check.hpp"
 
 namespace tck {
 
@@ -63,6 +71,18 @@ Result<std::uint64_t> random_u64() {
     return v;
 }
 
+// What OfiTransport::init asks fi_getinfo for.
+fi_info *make_hints(std::uint64_t extra_caps) {
+    fi_info *hints = fi_allocinfo();
+    if (!hints) return nullptr;
+    hints->caps = FI_MSG | FI_RMA | FI_READ | FI_REMOTE_READ | extra_caps;
+    hints->ep_attr->type = FI_EP_RDM;
+    hints->mode = FI_CONTEXT;
+    hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+    hints->domain_attr->threading = FI_THREAD_DOMAIN;
+    return hints;
+}
+
 class OfiTransport final : public Transport {
 public:
     ~OfiTransport() override {
@@ -77,21 +97,38 @@ public:
     }
 
     Status init() {
-        fi_info *hints = fi_allocinfo();
+        fi_info *hints = make_hints(0);
         if (!hints) return error(TIERCKPT_ERR_NO_MEMORY, "libfabric: fi_allocinfo");
-        hints->caps = FI_MSG | FI_RMA | FI_READ | FI_REMOTE_READ;
-        hints->ep_attr->type = FI_EP_RDM;
-        hints->mode = FI_CONTEXT;
-        hints->domain_attr->mr_mode =
-            FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
-        hints->domain_attr->threading = FI_THREAD_DOMAIN;
         int rc = fi_getinfo(FI_VERSION(1, 9), nullptr, nullptr, 0, hints, &info_);
         fi_freeinfo(hints);
         if (rc) return fi_error("fi_getinfo (no provider offers RDM with RMA reads; set FI_PROVIDER)", rc);
+        // The address each message came from (FI_SOURCE), to check it
+        // against the rank the message names. Asked of the provider and
+        // domain chosen without it, so that asking never changes which
+        // provider carries the shards; a provider without it still works
+        // (the message's fields are checked, its sender cannot be).
+        if (fi_info *src_hints = make_hints(FI_SOURCE)) {
+            src_hints->fabric_attr->prov_name = ::strdup(info_->fabric_attr->prov_name);
+            if (info_->fabric_attr->name) src_hints->fabric_attr->name = ::strdup(info_->fabric_attr->name);
+            if (info_->domain_attr->name) src_hints->domain_attr->name = ::strdup(info_->domain_attr->name);
+            fi_info *with_source = nullptr;
+            if (fi_getinfo(FI_VERSION(1, 9), nullptr, nullptr, 0, src_hints, &with_source) == 0) {
+                fi_freeinfo(info_);
+                info_ = with_source;
+                source_ = true;
+            }
+            fi_freeinfo(src_hints);
+        }
+        if (!source_) {
+            log::info("libfabric: provider {} cannot say where a message came from (FI_SOURCE): messages are "
+                      "checked by their contents only",
+                      info_->fabric_attr->prov_name);
+        }
         mr_mode_ = info_->domain_attr->mr_mode;
         mr_key_size_ = info_->domain_attr->mr_key_size;
-        log::debug("libfabric: provider {}, mr_mode {:#x}, memory keys {} ({} bytes)", info_->fabric_attr->prov_name,
-                   mr_mode_, (mr_mode_ & FI_MR_PROV_KEY) ? "the provider's" : "random", mr_key_size_);
+        log::debug("libfabric: provider {}, mr_mode {:#x}, memory keys {} ({} bytes), FI_SOURCE {}",
+                   info_->fabric_attr->prov_name, mr_mode_, (mr_mode_ & FI_MR_PROV_KEY) ? "the provider's" : "random",
+                   mr_key_size_, source_ ? "yes" : "no");
         if ((rc = fi_fabric(info_->fabric_attr, &fabric_, nullptr))) return fi_error("fi_fabric", rc);
         if ((rc = fi_domain(fabric_, info_, &domain_, nullptr))) return fi_error("fi_domain", rc);
         fi_cq_attr cq_attr{};
@@ -180,6 +217,9 @@ public:
     }
 
     Status send(int peer, const TransportMsg &m) override {
+        if (peer < 0 || static_cast<std::size_t>(peer) >= peers_.size()) {
+            return error(TIERCKPT_ERR_INTERNAL, "libfabric: no peer {}", peer);
+        }
         // Bounded: a message to a dead peer must not hold the worker, which
         // watches its peers' heartbeats too.
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5000);
@@ -201,6 +241,9 @@ public:
 
     Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms,
                const Landed &landed) override {
+        if (peer < 0 || static_cast<std::size_t>(peer) >= peers_.size()) {
+            return error(TIERCKPT_ERR_INTERNAL, "libfabric: no peer {}", peer);
+        }
         const Peer &p = peers_[static_cast<std::size_t>(peer)];
         const std::uint64_t raddr = (mr_mode_ & FI_MR_VIRT_ADDR) ? p.base + offset : offset;
         auto *dst = static_cast<std::uint8_t *>(local);
@@ -324,6 +367,21 @@ private:
         return Status::ok();
     }
 
+    // A received message the transport refuses (see msg_check.hpp): told
+    // at debug level, and now and then at warn level so a peer sending
+    // nonsense cannot flood the log.
+    // claimed: the rank the message names, when its bytes are whole.
+    void drop(const char *why, const TransportMsg *claimed = nullptr) {
+        std::string who = claimed ? fmt::format(" (naming rank {})", claimed->from) : std::string();
+        if (drops_.note(now_ms())) {
+            log::warn("libfabric: dropped a control message{}: {}{}", who, why,
+                      drops_.untold() ? fmt::format(" ({} more dropped since the last such line)", drops_.untold())
+                                      : std::string());
+        } else {
+            log::debug("libfabric: dropped a control message{}: {}", who, why);
+        }
+    }
+
     Status post_recv(RecvSlot &slot) {
         for (;;) {
             ssize_t rc = fi_recv(ep_, &slot.msg, sizeof slot.msg, recv_mr_ ? fi_mr_desc(recv_mr_) : nullptr,
@@ -337,9 +395,10 @@ private:
     // Reads completions; true when there were any.
     bool drain() {
         fi_cq_msg_entry e[16];
+        fi_addr_t src[16];
         bool any = false;
         for (;;) {
-            ssize_t n = fi_cq_read(cq_, e, 16);
+            ssize_t n = source_ ? fi_cq_readfrom(cq_, e, 16, src) : fi_cq_read(cq_, e, 16);
             if (n == -FI_EAGAIN || n == 0) break;
             if (n == -FI_EAVAIL) {
                 fi_cq_err_entry err{};
@@ -349,6 +408,9 @@ private:
                     ctx->err = err.err;
                     ctx->done = true;
                 } else if (err.flags & FI_RECV) {
+                    // A message longer than a TransportMsg is cut (FI_ETRUNC)
+                    // and lands here: nothing of it is used.
+                    if (err.err == FI_ETRUNC) drop("a message longer than a control message");
                     (void)post_recv(*reinterpret_cast<RecvSlot *>(err.op_context));
                 }
                 any = true;
@@ -359,7 +421,7 @@ private:
             for (ssize_t i = 0; i < n; ++i) {
                 if (e[i].flags & FI_RECV) {
                     auto *slot = reinterpret_cast<RecvSlot *>(e[i].op_context);
-                    inbox_.push(slot->msg);
+                    accept(slot->msg, e[i].len, source_ ? src[i] : FI_ADDR_UNSPEC);
                     (void)post_recv(*slot);
                 } else if (e[i].flags & FI_READ) {
                     reinterpret_cast<ReadCtx *>(e[i].op_context)->done = true;
@@ -367,6 +429,18 @@ private:
             }
         }
         return any;
+    }
+
+    // A received control message: exactly a TransportMsg (a short one
+    // would leave the previous message's bytes in the slot), naming a rank
+    // of the job, and with FI_SOURCE coming from that rank's address (the
+    // address vector holds the job's ranks only: anyone else reads
+    // FI_ADDR_NOTAVAIL). The rest is the checkpointer's to check.
+    void accept(const TransportMsg &m, std::size_t len, fi_addr_t from_addr) {
+        if (len != sizeof m) return drop("a message of another size than a control message");
+        if (m.from >= peers_.size()) return drop("sender is not a rank of the job", &m);
+        if (source_ && from_addr != peers_[m.from].addr) return drop("sent from another address than its rank's", &m);
+        inbox_.push(m);
     }
 
     fi_info *info_ = nullptr;
@@ -381,6 +455,8 @@ private:
     int cq_fd_ = -1;  // the completion queue's wait fd, or -1: poll in ticks
     std::uint64_t mr_mode_ = 0;
     std::size_t mr_key_size_ = 0;  // the bytes a requested key may use
+    bool source_ = false;          // FI_SOURCE: completions say who sent a message
+    msgcheck::DropLog drops_;
     std::vector<Peer> peers_;
     std::vector<RecvSlot> recv_;
     Inbox inbox_;
