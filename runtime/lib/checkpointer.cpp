@@ -728,15 +728,8 @@ void Checkpointer::worker_checksum() {
 // A peer's message the checks refuse: told at debug level, and now and
 // then at warn level, so a peer sending nonsense cannot flood the log.
 void Checkpointer::drop_msg(const TransportMsg &m, const char *why) {
-    if (drops_.note(now_ms())) {
-        log::warn("rank {}: dropped a {} message naming rank {} version {}: {}{}", rank_, msgcheck::type_name(m.type),
-                  m.from, m.version, why,
-                  drops_.untold() ? fmt::format(" ({} more dropped since the last such line)", drops_.untold())
-                                  : std::string());
-    } else {
-        log::debug("rank {}: dropped a {} message naming rank {} version {}: {}", rank_, msgcheck::type_name(m.type),
-                   m.from, m.version, why);
-    }
+    drops_.report(now_ms(), fmt::format("rank {}: dropped a {} message naming rank {} version {}: {}", rank_,
+                                        msgcheck::type_name(m.type), m.from, m.version, why));
 }
 
 // Every field a peer sends is checked before use (msg_check.hpp): the

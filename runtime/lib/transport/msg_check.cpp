@@ -1,7 +1,9 @@
 #include "msg_check.hpp"
 
 #include <algorithm>
+#include <utility>
 
+#include "../../common/log.hpp"
 #include "../store_format.hpp"
 
 namespace tck::msgcheck {
@@ -102,6 +104,16 @@ bool DropLog::note(double now) {
     told_untold_ = untold_;
     untold_ = 0;
     return true;
+}
+
+void DropLog::report(double now, const std::string &line) {
+    if (!note(now)) {
+        log::debug("{}", line);
+    } else if (told_untold_ > 0) {
+        log::warn("{} ({} more dropped since the last such line)", line, told_untold_);
+    } else {
+        log::warn("{}", line);
+    }
 }
 
 }  // namespace tck::msgcheck

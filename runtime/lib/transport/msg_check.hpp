@@ -7,11 +7,12 @@
 //
 // Pure functions of plain data, so the decisions are unit-tested
 // (tests/unit/test_msg_check.cpp); the backends and the checkpointer call
-// them and stay thin.
+// them and stay thin. Only DropLog::report writes (the log line).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "transport.hpp"
@@ -96,6 +97,9 @@ public:
     // then untold() is how many drops before this one were not told.
     bool note(double now);
     std::uint64_t untold() const { return told_untold_; }
+    // note(now), then `line` as a warning when it says so (with the count
+    // of untold drops), otherwise at debug level.
+    void report(double now, const std::string &line);
 
 private:
     double interval_ms_;

@@ -373,13 +373,7 @@ private:
     // claimed: the rank the message names, when its bytes are whole.
     void drop(const char *why, const TransportMsg *claimed = nullptr) {
         std::string who = claimed ? fmt::format(" (naming rank {})", claimed->from) : std::string();
-        if (drops_.note(now_ms())) {
-            log::warn("libfabric: dropped a control message{}: {}{}", who, why,
-                      drops_.untold() ? fmt::format(" ({} more dropped since the last such line)", drops_.untold())
-                                      : std::string());
-        } else {
-            log::debug("libfabric: dropped a control message{}: {}", who, why);
-        }
+        drops_.report(now_ms(), fmt::format("libfabric: dropped a control message{}: {}", who, why));
     }
 
     Status post_recv(RecvSlot &slot) {

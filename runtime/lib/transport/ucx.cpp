@@ -407,13 +407,7 @@ private:
     // A message this side refuses: told at debug level, and now and then
     // at warn level, so a peer sending nonsense cannot flood the log.
     void drop(const char *what, const char *why) {
-        if (drops_.note(now_ms())) {
-            log::warn("UCX: dropped a {}: {}{}", what, why,
-                      drops_.untold() ? fmt::format(" ({} more dropped since the last such line)", drops_.untold())
-                                      : std::string());
-        } else {
-            log::debug("UCX: dropped a {}: {}", what, why);
-        }
+        drops_.report(now_ms(), fmt::format("UCX: dropped a {}: {}", what, why));
     }
 
     // A pull request: a header of its exact size and no payload, from a
