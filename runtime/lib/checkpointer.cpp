@@ -25,6 +25,7 @@
 #include "crc32c.hpp"
 #include "persist.hpp"
 #include "placement.hpp"
+#include "transport/msg_check.hpp"
 
 namespace tck {
 
@@ -422,15 +423,25 @@ Status Checkpointer::setup_replication(const Options &opts) {
         return out;
     };
     partners_ = partners_of(rank_);
+    // The ranks that copy to this one: their `ready` is the only one acted on.
+    sources_.clear();
+    for (int i = 0; i < world_; ++i) {
+        auto p = partners_of(i);
+        if (i != rank_ && std::find(p.begin(), p.end(), rank_) != p.end()) sources_.push_back(i);
+    }
+    // Every rank's store size: a `ready` must name bytes inside its
+    // sender's store (stores may differ in size: one per node).
+    std::uint64_t own = store_->size();
+    store_bytes_.assign(static_cast<std::size_t>(world_), 0);
+    if (int rc = MPI_Allgather(&own, 1, MPI_UINT64_T, store_bytes_.data(), 1, MPI_UINT64_T, comm_); rc != MPI_SUCCESS) {
+        return mpi_error("exchanging store sizes", rc);
+    }
 
     // Watched: the ranks this one copies to and the ranks that copy to it,
     // so a dead node is noticed by its neighbours on both sides.
     if (opts.peer_timeout_ms > 0) {
         std::vector<int> watched(partners_);
-        for (int i = 0; i < world_; ++i) {
-            auto p = partners_of(i);
-            if (i != rank_ && std::find(p.begin(), p.end(), rank_) != p.end()) watched.push_back(i);
-        }
+        watched.insert(watched.end(), sources_.begin(), sources_.end());
         std::sort(watched.begin(), watched.end());
         watched.erase(std::unique(watched.begin(), watched.end()), watched.end());
         watch_.emplace(std::move(watched), now_ms(), opts.peer_timeout_ms);
@@ -563,7 +574,7 @@ void Checkpointer::worker_loop() {
             std::lock_guard<std::mutex> lk(mu_);
             if (inflight_ && inflight_->checksummed && !inflight_->replicated && now_ms() > inflight_->deadline_ms) {
                 log::warn("version {}: {} of {} partners acknowledged their copy within {} ms",
-                          inflight_->version, inflight_->acks, partners_.size(), replica_timeout_ms_);
+                          inflight_->version, inflight_->acks.count(), partners_.size(), replica_timeout_ms_);
                 inflight_->replica_failed = true;
                 inflight_->replicated = true;
                 cv_.notify_all();
@@ -731,6 +742,8 @@ void Checkpointer::worker_checksum() {
     }
     std::lock_guard<std::mutex> lk(mu_);
     stats_.checksum_ms = t1 - t0;
+    // The answers this version is owed (handled by this thread, later).
+    inflight_->acks = msgcheck::AckTally(rec.version, partners_);
     inflight_->checksummed = true;
     inflight_->worker_ok = true;
     inflight_->t_checksummed = t1;
@@ -740,25 +753,53 @@ void Checkpointer::worker_checksum() {
     cv_.notify_all();
 }
 
+// A peer's message the checks refuse: told at debug level, and now and
+// then at warn level, so a peer sending nonsense cannot flood the log.
+void Checkpointer::drop_msg(const TransportMsg &m, const char *why) {
+    drops_.report(now_ms(), fmt::format("rank {}: dropped a {} message naming rank {} version {}: {}", rank_,
+                                        msgcheck::type_name(m.type), m.from, m.version, why));
+}
+
+// Every field a peer sends is checked before use (msg_check.hpp): the
+// transports check lengths and, where they can, the sender's address.
 void Checkpointer::handle_msg(const TransportMsg &m) {
+    const auto world = static_cast<std::uint32_t>(world_), self = static_cast<std::uint32_t>(rank_);
+    msgcheck::Reject why = msgcheck::check_header(m, world, self);
+    if (!why && m.type == TransportMsg::ready) {
+        why = msgcheck::check_ready(m, sources_, store_bytes_[m.from], store_->size());
+    } else if (!why && m.type == TransportMsg::done) {
+        why = msgcheck::check_done(m, self);
+    }
+    if (why) return drop_msg(m, why);
     if (watch_) {
         if (m.type == TransportMsg::bye) watch_->left(static_cast<int>(m.from));
         else watch_->heard(static_cast<int>(m.from), now_ms());
     }
     if (m.type == TransportMsg::heartbeat || m.type == TransportMsg::bye) return;
     if (m.type == TransportMsg::done) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!inflight_ || inflight_->version != m.version || inflight_->replicated) return;
-        if (!m.ok) inflight_->replica_failed = true;
-        if (++inflight_->acks == partners_.size() || !m.ok) {
-            inflight_->replicated = true;
-            stats_.replicate_ms = now_ms() - inflight_->t_checksummed;
-            stats_.replicas = inflight_->acks;
-            cv_.notify_all();
+        // Counted once per partner that owes this version an answer.
+        msgcheck::AckTally::Outcome outcome;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (!inflight_) return;  // late: nothing waits for it
+            outcome = inflight_->acks.add(m.from, m.version);
+            if (outcome == msgcheck::AckTally::Outcome::counted && !inflight_->replicated) {
+                if (!m.ok) inflight_->replica_failed = true;
+                if (inflight_->acks.complete() || !m.ok) {
+                    inflight_->replicated = true;
+                    stats_.replicate_ms = now_ms() - inflight_->t_checksummed;
+                    stats_.replicas = static_cast<unsigned>(inflight_->acks.count());
+                    cv_.notify_all();
+                }
+            }
         }
-        return;
+        if (outcome == msgcheck::AckTally::Outcome::duplicate) {
+            drop_msg(m, "a second answer from this partner for this version");
+        } else if (outcome == msgcheck::AckTally::Outcome::not_owed) {
+            drop_msg(m, "an answer from a rank that keeps no copy of this rank's shards");
+        }
+        return;  // other_version: a late answer (after a timeout), harmless
     }
-    if (m.type != TransportMsg::ready) return;
     if (test_hook("TIERCKPT_TEST_IGNORE_REPLICA", m.version, rank_)) return;
     // Keep a copy of another node's shard: pull it, verify it, say so.
     TransportMsg reply{};

@@ -28,6 +28,7 @@
 #include "cuda_stage.hpp"
 #include "peer_watch.hpp"
 #include "store_format.hpp"
+#include "transport/msg_check.hpp"
 #include "transport/transport.hpp"
 
 namespace tck {
@@ -154,7 +155,7 @@ private:
         bool checksummed = false;  // guarded by mu_
         bool worker_ok = true;     // guarded by mu_
         bool replicated = false;   // guarded by mu_: every partner answered (or timed out)
-        unsigned acks = 0;         // guarded by mu_
+        msgcheck::AckTally acks;   // guarded by mu_: the partners' answers, from the checksum on
         bool replica_failed = false;  // guarded by mu_
         double deadline_ms = 0;    // guarded by mu_
         double t_checksummed = 0;  // guarded by mu_
@@ -168,6 +169,7 @@ private:
     void worker_loop();
     void worker_checksum();
     void handle_msg(const TransportMsg &m);
+    void drop_msg(const TransportMsg &m, const char *why);
     void send_heartbeats(bool force);
     void check_peers();
     [[noreturn]] void peer_lost(int peer, double silent_ms);
@@ -266,6 +268,9 @@ private:
     std::atomic<std::uint64_t> protect_from_{0};  // read by the worker for replica slots
     std::unique_ptr<Transport> transport_;
     std::vector<int> partners_;
+    std::vector<int> sources_;                // the ranks whose shards this rank keeps copies of
+    std::vector<std::uint64_t> store_bytes_;  // every rank's node store size (replication only)
+    msgcheck::DropLog drops_;                 // worker thread only
     std::vector<std::string> hosts_;  // every rank's node name
     std::optional<PeerWatch> watch_;  // worker thread only, after open
     bool run_report_ = false;         // TIERCKPT_RUN_REPORT

@@ -7,13 +7,26 @@
 // region is bound to the endpoint), FI_MR_ALLOCATED (the store is mapped
 // memory). The provider comes from FI_PROVIDER ("efa", "verbs;ofi_rxm",
 // "tcp;ofi_rxm", ...).
+//
+// Trust: the store is registered for remote reads under a key a peer must
+// name; unless the provider picks keys, ours are random (mr_key.hpp).
+// Received control messages are checked here for what only the transport
+// knows (their length, and with FI_SOURCE the address they came from
+// against the rank they name) and by the checkpointer for the rest
+// (msg_check.hpp).
 #include "ofi.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/random.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <rdma/fabric.h>
@@ -24,7 +37,11 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
+#include "../../common/clock.hpp"
 #include "../../common/log.hpp"
+#include "../../common/unique_fd.hpp"
+#include "mr_key.hpp"
+#include "msg_check.hpp"
 
 namespace tck {
 
@@ -36,6 +53,34 @@ constexpr std::size_t kReadDepth = 32;
 
 Status fi_error(const char *what, long rc) {
     return error(TIERCKPT_ERR_PEER, "libfabric: {}: {}", what, fi_strerror(static_cast<int>(-rc)));
+}
+
+// 64 bits from the kernel's random source (getrandom; /dev/urandom where
+// the kernel has no getrandom).
+Result<std::uint64_t> random_u64() {
+    std::uint64_t v = 0;
+    ssize_t n;
+    while ((n = ::getrandom(&v, sizeof v, 0)) < 0 && errno == EINTR) {
+    }
+    if (n == static_cast<ssize_t>(sizeof v)) return v;
+    if (n < 0 && errno != ENOSYS) return error(TIERCKPT_ERR_IO, "getrandom: {}", std::strerror(errno));
+    UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+    if (!fd || ::read(fd.get(), &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+        return error(TIERCKPT_ERR_IO, "reading /dev/urandom: {}", std::strerror(errno));
+    }
+    return v;
+}
+
+// What OfiTransport::init asks fi_getinfo for.
+fi_info *make_hints(std::uint64_t extra_caps) {
+    fi_info *hints = fi_allocinfo();
+    if (!hints) return nullptr;
+    hints->caps = FI_MSG | FI_RMA | FI_READ | FI_REMOTE_READ | extra_caps;
+    hints->ep_attr->type = FI_EP_RDM;
+    hints->mode = FI_CONTEXT;
+    hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+    hints->domain_attr->threading = FI_THREAD_DOMAIN;
+    return hints;
 }
 
 class OfiTransport final : public Transport {
@@ -52,18 +97,38 @@ public:
     }
 
     Status init() {
-        fi_info *hints = fi_allocinfo();
+        fi_info *hints = make_hints(0);
         if (!hints) return error(TIERCKPT_ERR_NO_MEMORY, "libfabric: fi_allocinfo");
-        hints->caps = FI_MSG | FI_RMA | FI_READ | FI_REMOTE_READ;
-        hints->ep_attr->type = FI_EP_RDM;
-        hints->mode = FI_CONTEXT;
-        hints->domain_attr->mr_mode =
-            FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
-        hints->domain_attr->threading = FI_THREAD_DOMAIN;
         int rc = fi_getinfo(FI_VERSION(1, 9), nullptr, nullptr, 0, hints, &info_);
         fi_freeinfo(hints);
         if (rc) return fi_error("fi_getinfo (no provider offers RDM with RMA reads; set FI_PROVIDER)", rc);
+        // The address each message came from (FI_SOURCE), to check it
+        // against the rank the message names. Asked of the provider and
+        // domain chosen without it, so that asking never changes which
+        // provider carries the shards; a provider without it still works
+        // (the message's fields are checked, its sender cannot be).
+        if (fi_info *src_hints = make_hints(FI_SOURCE)) {
+            src_hints->fabric_attr->prov_name = ::strdup(info_->fabric_attr->prov_name);
+            if (info_->fabric_attr->name) src_hints->fabric_attr->name = ::strdup(info_->fabric_attr->name);
+            if (info_->domain_attr->name) src_hints->domain_attr->name = ::strdup(info_->domain_attr->name);
+            fi_info *with_source = nullptr;
+            if (fi_getinfo(FI_VERSION(1, 9), nullptr, nullptr, 0, src_hints, &with_source) == 0) {
+                fi_freeinfo(info_);
+                info_ = with_source;
+                source_ = true;
+            }
+            fi_freeinfo(src_hints);
+        }
+        if (!source_) {
+            log::info("libfabric: provider {} cannot say where a message came from (FI_SOURCE): messages are "
+                      "checked by their contents only",
+                      info_->fabric_attr->prov_name);
+        }
         mr_mode_ = info_->domain_attr->mr_mode;
+        mr_key_size_ = info_->domain_attr->mr_key_size;
+        log::debug("libfabric: provider {}, mr_mode {:#x}, memory keys {} ({} bytes), FI_SOURCE {}",
+                   info_->fabric_attr->prov_name, mr_mode_, (mr_mode_ & FI_MR_PROV_KEY) ? "the provider's" : "random",
+                   mr_key_size_, source_ ? "yes" : "no");
         if ((rc = fi_fabric(info_->fabric_attr, &fabric_, nullptr))) return fi_error("fi_fabric", rc);
         if ((rc = fi_domain(fabric_, info_, &domain_, nullptr))) return fi_error("fi_domain", rc);
         fi_cq_attr cq_attr{};
@@ -96,9 +161,12 @@ public:
     const char *name() const override { return "ofi"; }
 
     Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) override {
-        int rc = fi_mr_reg(domain_, base, len, FI_REMOTE_READ | FI_READ | FI_RECV | FI_SEND, 0, 0x7c4b, 0, &mr_,
-                           nullptr);
-        if (rc) return fi_error("fi_mr_reg of the node store", rc);
+        int rc;
+        if (Status st = register_mr(base, len, FI_REMOTE_READ | FI_READ | FI_RECV | FI_SEND, nullptr, &mr_,
+                                    "fi_mr_reg of the node store");
+            !st) {
+            return st;
+        }
         if (mr_mode_ & FI_MR_ENDPOINT) {
             if ((rc = fi_mr_bind(mr_, &ep_->fid, 0))) return fi_error("fi_mr_bind", rc);
             if ((rc = fi_mr_enable(mr_))) return fi_error("fi_mr_enable", rc);
@@ -109,9 +177,11 @@ public:
         // (registered separately when the provider wants local buffers so).
         recv_.resize(kRecvBuffers);
         if (mr_mode_ & FI_MR_LOCAL) {
-            rc = fi_mr_reg(domain_, recv_.data(), recv_.size() * sizeof(RecvSlot), FI_RECV, 0, 0x7c4c, 0,
-                           &recv_mr_, nullptr);
-            if (rc) return fi_error("fi_mr_reg of receive buffers", rc);
+            if (Status st = register_mr(recv_.data(), recv_.size() * sizeof(RecvSlot), FI_RECV, &key, &recv_mr_,
+                                        "fi_mr_reg of receive buffers");
+                !st) {
+                return st;
+            }
             if (mr_mode_ & FI_MR_ENDPOINT) {
                 if ((rc = fi_mr_bind(recv_mr_, &ep_->fid, 0)) || (rc = fi_mr_enable(recv_mr_))) {
                     return fi_error("fi_mr_bind (receive buffers)", rc);
@@ -147,6 +217,9 @@ public:
     }
 
     Status send(int peer, const TransportMsg &m) override {
+        if (peer < 0 || static_cast<std::size_t>(peer) >= peers_.size()) {
+            return error(TIERCKPT_ERR_INTERNAL, "libfabric: no peer {}", peer);
+        }
         // Bounded: a message to a dead peer must not hold the worker, which
         // watches its peers' heartbeats too.
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5000);
@@ -168,6 +241,9 @@ public:
 
     Status get(int peer, std::uint64_t offset, void *local, std::size_t len, int timeout_ms,
                const Landed &landed) override {
+        if (peer < 0 || static_cast<std::size_t>(peer) >= peers_.size()) {
+            return error(TIERCKPT_ERR_INTERNAL, "libfabric: no peer {}", peer);
+        }
         const Peer &p = peers_[static_cast<std::size_t>(peer)];
         const std::uint64_t raddr = (mr_mode_ & FI_MR_VIRT_ADDR) ? p.base + offset : offset;
         auto *dst = static_cast<std::uint8_t *>(local);
@@ -265,6 +341,41 @@ private:
         int err = 0;
     };
 
+    // Registers [buf, buf+len) for `access`. Where the provider takes the
+    // key we ask for (no FI_MR_PROV_KEY) it is random, fitted to the
+    // domain's mr_key_size, and never `avoid` (a key this domain has
+    // registered: keys must differ); a key taken already (FI_ENOKEY) draws
+    // again. With FI_MR_PROV_KEY the requested key is ignored and
+    // fi_mr_key() says the provider's.
+    Status register_mr(void *buf, std::size_t len, std::uint64_t access, const std::uint64_t *avoid, fid_mr **mr,
+                       const char *what) {
+        const bool prov_key = (mr_mode_ & FI_MR_PROV_KEY) != 0;
+        int rc = 0;
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            std::uint64_t key = 0;
+            if (!prov_key) {
+                do {
+                    auto r = random_u64();
+                    if (!r) return error(r.status().code(), "libfabric: {}: {}", what, r.status().message());
+                    key = fit_mr_key(*r, mr_key_size_);
+                } while (avoid && key == *avoid);
+            }
+            rc = fi_mr_reg(domain_, buf, len, access, 0, key, 0, mr, nullptr);
+            if (rc != -FI_ENOKEY || prov_key) break;
+        }
+        if (rc) return fi_error(what, rc);
+        return Status::ok();
+    }
+
+    // A received message the transport refuses (see msg_check.hpp): told
+    // at debug level, and now and then at warn level so a peer sending
+    // nonsense cannot flood the log.
+    // claimed: the rank the message names, when its bytes are whole.
+    void drop(const char *why, const TransportMsg *claimed = nullptr) {
+        std::string who = claimed ? fmt::format(" (naming rank {})", claimed->from) : std::string();
+        drops_.report(now_ms(), fmt::format("libfabric: dropped a control message{}: {}", who, why));
+    }
+
     Status post_recv(RecvSlot &slot) {
         for (;;) {
             ssize_t rc = fi_recv(ep_, &slot.msg, sizeof slot.msg, recv_mr_ ? fi_mr_desc(recv_mr_) : nullptr,
@@ -278,9 +389,10 @@ private:
     // Reads completions; true when there were any.
     bool drain() {
         fi_cq_msg_entry e[16];
+        fi_addr_t src[16];
         bool any = false;
         for (;;) {
-            ssize_t n = fi_cq_read(cq_, e, 16);
+            ssize_t n = source_ ? fi_cq_readfrom(cq_, e, 16, src) : fi_cq_read(cq_, e, 16);
             if (n == -FI_EAGAIN || n == 0) break;
             if (n == -FI_EAVAIL) {
                 fi_cq_err_entry err{};
@@ -290,6 +402,9 @@ private:
                     ctx->err = err.err;
                     ctx->done = true;
                 } else if (err.flags & FI_RECV) {
+                    // A message longer than a TransportMsg is cut (FI_ETRUNC)
+                    // and lands here: nothing of it is used.
+                    if (err.err == FI_ETRUNC) drop("a message longer than a control message");
                     (void)post_recv(*reinterpret_cast<RecvSlot *>(err.op_context));
                 }
                 any = true;
@@ -300,7 +415,7 @@ private:
             for (ssize_t i = 0; i < n; ++i) {
                 if (e[i].flags & FI_RECV) {
                     auto *slot = reinterpret_cast<RecvSlot *>(e[i].op_context);
-                    inbox_.push(slot->msg);
+                    accept(slot->msg, e[i].len, source_ ? src[i] : FI_ADDR_UNSPEC);
                     (void)post_recv(*slot);
                 } else if (e[i].flags & FI_READ) {
                     reinterpret_cast<ReadCtx *>(e[i].op_context)->done = true;
@@ -308,6 +423,18 @@ private:
             }
         }
         return any;
+    }
+
+    // A received control message: exactly a TransportMsg (a short one
+    // would leave the previous message's bytes in the slot), naming a rank
+    // of the job, and with FI_SOURCE coming from that rank's address (the
+    // address vector holds the job's ranks only: anyone else reads
+    // FI_ADDR_NOTAVAIL). The rest is the checkpointer's to check.
+    void accept(const TransportMsg &m, std::size_t len, fi_addr_t from_addr) {
+        if (len != sizeof m) return drop("a message of another size than a control message");
+        if (m.from >= peers_.size()) return drop("sender is not a rank of the job", &m);
+        if (source_ && from_addr != peers_[m.from].addr) return drop("sent from another address than its rank's", &m);
+        inbox_.push(m);
     }
 
     fi_info *info_ = nullptr;
@@ -321,6 +448,9 @@ private:
     void *desc_ = nullptr;
     int cq_fd_ = -1;  // the completion queue's wait fd, or -1: poll in ticks
     std::uint64_t mr_mode_ = 0;
+    std::size_t mr_key_size_ = 0;  // the bytes a requested key may use
+    bool source_ = false;          // FI_SOURCE: completions say who sent a message
+    msgcheck::DropLog drops_;
     std::vector<Peer> peers_;
     std::vector<RecvSlot> recv_;
     Inbox inbox_;

@@ -10,6 +10,16 @@
 // ucp_get 0.68 GB/s, ucp_am_bw 2.40 GB/s, tag_bw 2.38 GB/s between two
 // namespace nodes (only 0.85 GB/s for am with one message in flight: the
 // depth is what counts).
+//
+// Trust: UCX's active-message API does not say which connection a message
+// came in on (the reply endpoint, where a sender asks for one, is found by
+// an endpoint id the sender writes into the message), so this rank cannot
+// tell who sent a message; it checks what a message says instead
+// (msg_check.hpp): its exact length, a sender that is a rank of the job,
+// ranges inside the store; the checkpointer checks that rank is one that
+// should send it. A pull is answered to the endpoint of the rank the
+// request names, never to whoever sent it, and a piece lands only inside
+// the range of a pull this rank asked for.
 #include "ucx.hpp"
 
 #include <poll.h>
@@ -20,11 +30,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string>
 
 #include <ucp/api/ucp.h>
 
+#include "../../common/clock.hpp"
 #include "../../common/env_names.hpp"
 #include "../../common/log.hpp"
+#include "msg_check.hpp"
 
 namespace tck {
 
@@ -40,6 +53,9 @@ constexpr unsigned kAmId = 17;      // a TransportMsg
 constexpr unsigned kPullAmId = 18;  // "send me these bytes of your store"
 constexpr unsigned kDataAmId = 19;  // a piece of them
 constexpr std::size_t kAmPiece = 4u << 20;
+// The most one pull request asks for (pull_piece() with am); a holder
+// serves no larger request, whatever its own TIERCKPT_UCX_PULL.
+constexpr std::size_t kAmPullMax = 32 * kAmPiece;
 
 struct PullReq {
     std::uint64_t id;
@@ -127,7 +143,7 @@ public:
 
     const char *name() const override { return "ucx"; }
     // A pull of this size keeps enough 4 MiB messages in flight.
-    std::size_t pull_piece() const override { return pull_am_ ? 32 * kAmPiece : kAmPiece; }
+    std::size_t pull_piece() const override { return pull_am_ ? kAmPullMax : kAmPiece; }
 
     Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) override {
         ucp_mem_map_params_t mp{};
@@ -223,27 +239,29 @@ public:
 private:
     // A pull this side asked for: bytes landed so far.
     struct Pending {
+        enum : char { kAwaited = 0, kReceiving = 1, kLanded = 2 };
         std::uint64_t dst = 0;   // where the pull lands (offset in our store)
         std::uint64_t len = 0;
         unsigned receiving = 0;  // ucp_am_recv_data_nbx posted, not completed
         bool failed = false;
-        std::vector<char> landed;  // per piece
-        std::size_t prefix = 0;    // pieces landed from the start
-        void piece_landed(std::uint64_t dst_offset) {
-            std::size_t i = static_cast<std::size_t>((dst_offset - dst) / kAmPiece);
-            if (i < landed.size()) landed[i] = 1;
-            while (prefix < landed.size() && landed[prefix]) ++prefix;
+        std::vector<char> piece;  // per piece: kAwaited, kReceiving, kLanded
+        std::size_t prefix = 0;   // pieces landed from the start
+        void piece_landed(std::size_t i) {
+            if (i < piece.size()) piece[i] = kLanded;
+            while (prefix < piece.size() && piece[prefix] == kLanded) ++prefix;
         }
         std::uint64_t prefix_bytes() const { return std::min<std::uint64_t>(prefix * kAmPiece, len); }
-        bool complete() const { return prefix == landed.size(); }
+        bool complete() const { return prefix == piece.size(); }
     };
     struct Rndv {
         DataHdr hdr;
+        std::size_t index;  // the piece's number in its pull
         void *desc;
     };
     struct RecvCtx {
         UcxTransport *self;
-        std::uint64_t id, dst_offset;
+        std::uint64_t id;
+        std::size_t index;
     };
     struct SendCtx {
         UcxTransport *self;
@@ -252,7 +270,7 @@ private:
 
     // Whether [off, off+n) lies inside the registered store (offsets and
     // lengths come from peers).
-    bool in_store(std::uint64_t off, std::uint64_t n) const { return base_ && n <= len_ && off <= len_ - n; }
+    bool in_store(std::uint64_t off, std::uint64_t n) const { return base_ && msgcheck::range_in(off, n, len_); }
 
     // Progress plus the work callbacks queued: serving pulls, receiving
     // pieces. True when anything happened.
@@ -284,7 +302,7 @@ private:
         Pending fresh;
         fresh.dst = static_cast<std::uint64_t>(dst - base_);
         fresh.len = len;
-        fresh.landed.assign((len + kAmPiece - 1) / kAmPiece, 0);
+        fresh.piece.assign((len + kAmPiece - 1) / kAmPiece, Pending::kAwaited);
         pending_[id] = std::move(fresh);
         PullReq q{id, offset, static_cast<std::uint64_t>(dst - base_), len, self_, 0};
         ucp_request_param_t prm{};
@@ -323,10 +341,7 @@ private:
     // Holder: send [src, src+len) as pieces; they complete in the
     // background while the worker goes on.
     void serve(const PullReq &q) {
-        if (!in_store(q.src_offset, q.len)) {
-            log::warn("UCX: rank {} asked for bytes outside this store; ignored", q.from);
-            return;
-        }
+        // Checked when it came in (on_pull_am); the store is the same.
         auto ep = endpoint(static_cast<int>(q.from));
         if (!ep) return;  // the reader times out
         for (std::uint64_t off = 0; off < q.len; off += kAmPiece) {
@@ -355,13 +370,14 @@ private:
     }
 
     // Reader: a rendezvous piece announced; receive it into the store.
+    // Checked when it was announced (on_data_am), and marked kReceiving.
     void receive(const Rndv &r) {
         auto it = pending_.find(r.hdr.id);
-        if (it == pending_.end() || !in_store(r.hdr.dst_offset, r.hdr.len)) {
-            ucp_am_data_release(worker_, r.desc);  // a pull given up, or nonsense
+        if (it == pending_.end()) {
+            ucp_am_data_release(worker_, r.desc);  // a pull given up meanwhile
             return;
         }
-        auto *ctx = new RecvCtx{this, r.hdr.id, r.hdr.dst_offset};
+        auto *ctx = new RecvCtx{this, r.hdr.id, r.index};
         ucp_request_param_t prm{};
         prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
         prm.cb.recv_am = &UcxTransport::on_piece_received;
@@ -372,7 +388,7 @@ private:
             return;
         }
         if (UCS_PTR_IS_ERR(req)) it->second.failed = true;
-        else it->second.piece_landed(r.hdr.dst_offset);
+        else it->second.piece_landed(r.index);
         delete ctx;
     }
 
@@ -381,41 +397,79 @@ private:
         auto it = ctx->self->pending_.find(ctx->id);
         if (it != ctx->self->pending_.end()) {
             --it->second.receiving;
-            if (st == UCS_OK) it->second.piece_landed(ctx->dst_offset);
+            if (st == UCS_OK) it->second.piece_landed(ctx->index);
             else it->second.failed = true;
         }
         delete ctx;
         ucp_request_free(req);
     }
 
-    static ucs_status_t on_pull_am(void *arg, const void *header, size_t header_length, void *, size_t,
+    // A message this side refuses: told at debug level, and now and then
+    // at warn level, so a peer sending nonsense cannot flood the log.
+    void drop(const char *what, const char *why) {
+        drops_.report(now_ms(), fmt::format("UCX: dropped a {}: {}", what, why));
+    }
+
+    // A pull request: a header of its exact size and no payload, from a
+    // rank of the job, for a range of this store no larger than a reader
+    // asks at once. Served later, from progress().
+    static ucs_status_t on_pull_am(void *arg, const void *header, size_t header_length, void *, size_t length,
                                    const ucp_am_recv_param_t *) {
         auto *self = static_cast<UcxTransport *>(arg);
-        if (header_length == sizeof(PullReq)) {
-            PullReq q;
-            std::memcpy(&q, header, sizeof q);
-            if (q.from < self->peers_.size()) self->to_serve_.push_back(q);
+        if (header_length != sizeof(PullReq) || length != 0) {
+            self->drop("pull request", "not the size of a pull request");
+            return UCS_OK;
         }
+        PullReq q;
+        std::memcpy(&q, header, sizeof q);
+        msgcheck::Reject why =
+            msgcheck::check_pull_request(q.from, q.src_offset, q.len, static_cast<std::uint32_t>(self->peers_.size()),
+                                         self->self_, self->base_ ? self->len_ : 0, kAmPullMax);
+        if (why) {
+            self->drop("pull request", why);
+            return UCS_OK;
+        }
+        self->to_serve_.push_back(q);
         return UCS_OK;
     }
 
+    // A piece of a pull: only one this side awaits (a pull in progress,
+    // the piece inside its range at a piece boundary, of the piece's
+    // length, not arrived or arriving already). Anything else is dropped
+    // (UCS_OK: UCX drops a rendezvous piece nobody receives).
     static ucs_status_t on_data_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
                                    const ucp_am_recv_param_t *param) {
         auto *self = static_cast<UcxTransport *>(arg);
-        if (header_length != sizeof(DataHdr)) return UCS_OK;
+        if (header_length != sizeof(DataHdr)) {
+            self->drop("piece", "header not the size of a piece's");
+            return UCS_OK;
+        }
         DataHdr h;
         std::memcpy(&h, header, sizeof h);
+        auto it = self->pending_.find(h.id);
+        if (it == self->pending_.end()) {
+            // Most likely a late piece of a pull given up (timeout): normal.
+            log::debug("UCX: a piece of pull {}, which is not in progress: dropped", h.id);
+            return UCS_OK;
+        }
+        Pending &p = it->second;
+        std::size_t index = 0;
+        msgcheck::Reject why = msgcheck::check_piece(p.dst, p.len, kAmPiece, h.dst_offset, h.len, length, &index);
+        if (!why && p.piece[index] != Pending::kAwaited) why = "piece arrived twice";
+        if (!why && !self->in_store(h.dst_offset, h.len)) why = "piece outside this store";  // p's range is inside
+        if (why) {
+            self->drop("piece", why);
+            return UCS_OK;
+        }
         if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
             // Received outside the callback, as UCX's examples do.
-            self->rndv_.push_back({h, data});
+            p.piece[index] = Pending::kReceiving;
+            self->rndv_.push_back({h, index, data});
             return UCS_INPROGRESS;
         }
         // Eager: the bytes are here now.
-        auto it = self->pending_.find(h.id);
-        if (it != self->pending_.end() && length == h.len && self->in_store(h.dst_offset, h.len)) {
-            std::memcpy(self->base_ + h.dst_offset, data, length);
-            it->second.piece_landed(h.dst_offset);
-        }
+        std::memcpy(self->base_ + h.dst_offset, data, length);
+        p.piece_landed(index);
         return UCS_OK;
     }
 
@@ -427,14 +481,23 @@ private:
         bool failed = false;
     };
 
-    static ucs_status_t on_am(void *arg, const void *header, size_t header_length, void *, size_t,
+    // A control message: a header of exactly a TransportMsg and no
+    // payload, naming a rank of the job (see the top of this file for why
+    // not more); the checkpointer checks the rest.
+    static ucs_status_t on_am(void *arg, const void *header, size_t header_length, void *, size_t length,
                               const ucp_am_recv_param_t *) {
         auto *self = static_cast<UcxTransport *>(arg);
-        if (header_length == sizeof(TransportMsg)) {
-            TransportMsg m;
-            std::memcpy(&m, header, sizeof m);
-            self->inbox_.push(m);
+        if (header_length != sizeof(TransportMsg) || length != 0) {
+            self->drop("control message", "not the size of a control message");
+            return UCS_OK;
         }
+        TransportMsg m;
+        std::memcpy(&m, header, sizeof m);
+        if (m.from >= self->peers_.size()) {
+            self->drop("control message", "sender is not a rank of the job");
+            return UCS_OK;
+        }
+        self->inbox_.push(m);
         return UCS_OK;
     }
 
@@ -501,6 +564,7 @@ private:
     std::deque<PullReq> to_serve_;
     std::deque<Rndv> rndv_;
     unsigned sends_in_flight_ = 0;
+    msgcheck::DropLog drops_;
 };
 
 }  // namespace
