@@ -2,7 +2,6 @@
 
 #include <sched.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <poll.h>
@@ -21,6 +20,7 @@
 #include "../common/env_names.hpp"
 #include "../common/log.hpp"
 #include "../common/parse.hpp"
+#include "../common/random.hpp"
 #include "../common/size.hpp"
 #include "crc32c.hpp"
 #include "persist.hpp"
@@ -312,8 +312,8 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     // names the run, every rank joins it on its node's store.
     std::uint64_t run_id = 0;
     if (c->rank_ == 0) {
-        while (::getrandom(&run_id, sizeof run_id, 0) != static_cast<ssize_t>(sizeof run_id) || run_id == 0) {
-        }
+        auto r = random_u64();
+        run_id = r ? *r : static_cast<std::uint64_t>(::getpid()) << 32 ^ static_cast<std::uint64_t>(now_ms());
     }
     MPI_Bcast(&run_id, 1, MPI_UINT64_T, 0, c->comm_);
     {
@@ -397,7 +397,21 @@ Status Checkpointer::setup_replication(const Options &opts) {
     }
     auto blobs = allgather_bytes(comm_, blob.data(), blob.size(), "exchanging transport addresses");
     if (!blobs) return blobs.status();
-    st = (*t)->set_peers(*blobs, rank_);
+    // The job's token: only the ranks of this job hold it (transport.hpp).
+    std::uint64_t token = 0;
+    int drawn = 1;
+    if (rank_ == 0) {
+        auto drawn_token = random_u64();
+        if (drawn_token) token = *drawn_token;
+        else st = drawn_token.status();
+        drawn = drawn_token.is_ok();
+    }
+    MPI_Bcast(&drawn, 1, MPI_INT, 0, comm_);
+    if (!drawn) return error(TIERCKPT_ERR_IO, "cannot draw the job's transport token: {}", st ? "on rank 0" : st.message());
+    if (int rc = MPI_Bcast(&token, 1, MPI_UINT64_T, 0, comm_); rc != MPI_SUCCESS) {
+        return mpi_error("handing out the job's token", rc);
+    }
+    st = (*t)->set_peers(*blobs, rank_, token);
     if (!st) return st;
     transport_ = std::move(*t);
 

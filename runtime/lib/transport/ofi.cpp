@@ -39,6 +39,7 @@
 
 #include "../../common/clock.hpp"
 #include "../../common/log.hpp"
+#include "../../common/random.hpp"
 #include "../../common/unique_fd.hpp"
 #include "mr_key.hpp"
 #include "msg_check.hpp"
@@ -53,22 +54,6 @@ constexpr std::size_t kReadDepth = 32;
 
 Status fi_error(const char *what, long rc) {
     return error(TIERCKPT_ERR_PEER, "libfabric: {}: {}", what, fi_strerror(static_cast<int>(-rc)));
-}
-
-// 64 bits from the kernel's random source (getrandom; /dev/urandom where
-// the kernel has no getrandom).
-Result<std::uint64_t> random_u64() {
-    std::uint64_t v = 0;
-    ssize_t n;
-    while ((n = ::getrandom(&v, sizeof v, 0)) < 0 && errno == EINTR) {
-    }
-    if (n == static_cast<ssize_t>(sizeof v)) return v;
-    if (n < 0 && errno != ENOSYS) return error(TIERCKPT_ERR_IO, "getrandom: {}", std::strerror(errno));
-    UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
-    if (!fd || ::read(fd.get(), &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
-        return error(TIERCKPT_ERR_IO, "reading /dev/urandom: {}", std::strerror(errno));
-    }
-    return v;
 }
 
 // What OfiTransport::init asks fi_getinfo for.
@@ -202,7 +187,8 @@ public:
         return blob;
     }
 
-    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int) override {
+    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int, std::uint64_t job_token) override {
+        token_ = job_token;
         peers_.resize(blobs.size());
         for (std::size_t i = 0; i < blobs.size(); ++i) {
             std::uint64_t hdr[3];
@@ -223,8 +209,10 @@ public:
         // Bounded: a message to a dead peer must not hold the worker, which
         // watches its peers' heartbeats too.
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5000);
+        TransportMsg stamped = m;
+        stamped.token = token_;
         for (;;) {
-            ssize_t rc = fi_inject(ep_, &m, sizeof m, peers_[static_cast<std::size_t>(peer)].addr);
+            ssize_t rc = fi_inject(ep_, &stamped, sizeof stamped, peers_[static_cast<std::size_t>(peer)].addr);
             if (rc == 0) return Status::ok();
             if (rc != -FI_EAGAIN) return fi_error("fi_inject", rc);
             if (std::chrono::steady_clock::now() > deadline) {
@@ -432,11 +420,13 @@ private:
     // FI_ADDR_NOTAVAIL). The rest is the checkpointer's to check.
     void accept(const TransportMsg &m, std::size_t len, fi_addr_t from_addr) {
         if (len != sizeof m) return drop("a message of another size than a control message");
+        if (m.token != token_) return drop("not from this job (wrong token)");
         if (m.from >= peers_.size()) return drop("sender is not a rank of the job", &m);
         if (source_ && from_addr != peers_[m.from].addr) return drop("sent from another address than its rank's", &m);
         inbox_.push(m);
     }
 
+    std::uint64_t token_ = 0;  // the job's (set_peers)
     fi_info *info_ = nullptr;
     fid_fabric *fabric_ = nullptr;
     fid_domain *domain_ = nullptr;

@@ -35,6 +35,8 @@ struct TransportMsg {
     std::uint32_t nregions;
     std::uint32_t ok;        // done: 1 when the replica landed and verified
     std::uint32_t owner;     // the rank whose shard it is
+    std::uint64_t token;     // the job's token (set_peers): the backend stamps it on send and drops
+                             // a message without it on receipt
 };
 
 // Received control messages waiting for poll(): the queue every backend
@@ -62,8 +64,15 @@ public:
     // Registers [base, base+len) (the node store mapping) for remote reads
     // and returns what peers need to reach it and us.
     virtual Result<std::vector<std::uint8_t>> local_blob(void *base, std::size_t len) = 0;
-    // Every rank's blob, indexed by rank (ours included).
-    virtual Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int self) = 0;
+    // Every rank's blob, indexed by rank (ours included), and the job's
+    // token: a random 64-bit secret every rank of the job holds (rank 0
+    // draws it, MPI hands it to the others). Every message and request the
+    // backend sends carries it; whatever arrives without it (anything that
+    // merely reached this endpoint: another user's process on the node or
+    // the network) is dropped before any field is used. UCX cannot say who
+    // sent a message, so this is what keeps outsiders out there.
+    virtual Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int self,
+                             std::uint64_t job_token) = 0;
 
     // Worker thread only from here on.
     virtual Status send(int peer, const TransportMsg &m) = 0;

@@ -58,6 +58,7 @@ constexpr std::size_t kAmPiece = 4u << 20;
 constexpr std::size_t kAmPullMax = 32 * kAmPiece;
 
 struct PullReq {
+    std::uint64_t token;       // the job's (set_peers)
     std::uint64_t id;
     std::uint64_t src_offset;  // in the holder's store
     std::uint64_t dst_offset;  // in the reader's store
@@ -66,6 +67,7 @@ struct PullReq {
     std::uint32_t pad;
 };
 struct DataHdr {
+    std::uint64_t token;       // the job's (set_peers)
     std::uint64_t id;
     std::uint64_t dst_offset;
     std::uint64_t len;
@@ -176,7 +178,8 @@ public:
         return blob;
     }
 
-    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int self) override {
+    Status set_peers(const std::vector<std::vector<std::uint8_t>> &blobs, int self, std::uint64_t job_token) override {
+        token_ = job_token;
         self_ = static_cast<std::uint32_t>(self);
         peers_.resize(blobs.size());
         for (std::size_t i = 0; i < blobs.size(); ++i) {
@@ -196,7 +199,9 @@ public:
         ucp_request_param_t prm{};
         prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
         prm.flags = UCP_AM_SEND_FLAG_REPLY;
-        void *req = ucp_am_send_nbx(*ep, kAmId, &m, sizeof m, nullptr, 0, &prm);
+        TransportMsg stamped = m;
+        stamped.token = token_;
+        void *req = ucp_am_send_nbx(*ep, kAmId, &stamped, sizeof stamped, nullptr, 0, &prm);
         return finish(req, "message", kSendTimeoutMs);
     }
 
@@ -304,7 +309,7 @@ private:
         fresh.len = len;
         fresh.piece.assign((len + kAmPiece - 1) / kAmPiece, Pending::kAwaited);
         pending_[id] = std::move(fresh);
-        PullReq q{id, offset, static_cast<std::uint64_t>(dst - base_), len, self_, 0};
+        PullReq q{token_, id, offset, static_cast<std::uint64_t>(dst - base_), len, self_, 0};
         ucp_request_param_t prm{};
         void *req = ucp_am_send_nbx(*ep, kPullAmId, &q, sizeof q, nullptr, 0, &prm);
         Status st = finish(req, "pull request", kSendTimeoutMs);
@@ -345,7 +350,8 @@ private:
         auto ep = endpoint(static_cast<int>(q.from));
         if (!ep) return;  // the reader times out
         for (std::uint64_t off = 0; off < q.len; off += kAmPiece) {
-            auto *ctx = new SendCtx{this, {q.id, q.dst_offset + off, std::min<std::uint64_t>(kAmPiece, q.len - off)}};
+            auto *ctx = new SendCtx{this, {token_, q.id, q.dst_offset + off,
+                                           std::min<std::uint64_t>(kAmPiece, q.len - off)}};
             ucp_request_param_t prm{};
             prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
             prm.cb.send = &UcxTransport::on_piece_sent;
@@ -422,6 +428,10 @@ private:
         }
         PullReq q;
         std::memcpy(&q, header, sizeof q);
+        if (q.token != self->token_) {
+            self->drop("pull request", "not from this job (wrong token)");
+            return UCS_OK;
+        }
         msgcheck::Reject why =
             msgcheck::check_pull_request(q.from, q.src_offset, q.len, static_cast<std::uint32_t>(self->peers_.size()),
                                          self->self_, self->base_ ? self->len_ : 0, kAmPullMax);
@@ -446,6 +456,10 @@ private:
         }
         DataHdr h;
         std::memcpy(&h, header, sizeof h);
+        if (h.token != self->token_) {
+            self->drop("piece", "not from this job (wrong token)");
+            return UCS_OK;
+        }
         auto it = self->pending_.find(h.id);
         if (it == self->pending_.end()) {
             // Most likely a late piece of a pull given up (timeout): normal.
@@ -493,6 +507,10 @@ private:
         }
         TransportMsg m;
         std::memcpy(&m, header, sizeof m);
+        if (m.token != self->token_) {
+            self->drop("control message", "not from this job (wrong token)");
+            return UCS_OK;
+        }
         if (m.from >= self->peers_.size()) {
             self->drop("control message", "sender is not a rank of the job");
             return UCS_OK;
@@ -559,6 +577,7 @@ private:
     std::uint8_t *base_ = nullptr;  // the registered store
     std::size_t len_ = 0;
     std::uint32_t self_ = 0;
+    std::uint64_t token_ = 0;  // the job's (set_peers)
     std::uint64_t next_id_ = 1;
     std::map<std::uint64_t, Pending> pending_;
     std::deque<PullReq> to_serve_;
