@@ -10,6 +10,7 @@
 
 #include "../runtime/common/env_names.hpp"
 #include "../runtime/common/log.hpp"
+#include "../runtime/common/parse.hpp"
 #include "state.hpp"
 #include "topology.hpp"
 
@@ -95,9 +96,21 @@ Status setup_store(spank_t sp, PluginState &s) {
               format_size(info->bytes));
     s.store = *info;
 
-    // From Slurm itself, not the job's environment.
+    // How often the job was requeued, for the tasks (nothing here decides
+    // by it). Slurm's own item where it has one (a batch step); Slurm 22.05
+    // gives 0 to the steps an srun starts, so then the value slurmstepd put
+    // in the batch script's environment, which srun carries: the user's to
+    // change, read as a bounded number, and handed only to the user's own
+    // tasks.
     std::uint32_t restarts = 0;
     if (spank_get_item(sp, S_SLURM_RESTART_COUNT, &restarts) != ESPANK_SUCCESS) restarts = 0;
+    if (restarts == 0) {
+        char buf[16] = {};
+        if (spank_getenv(sp, "SLURM_RESTART_COUNT", buf, sizeof buf) == ESPANK_SUCCESS) {
+            auto n = parse_uint("SLURM_RESTART_COUNT", buf, 0, UINT32_MAX);
+            if (n) restarts = static_cast<std::uint32_t>(*n);
+        }
+    }
     for (auto [name, value] : {
              std::pair<const char *, std::string>{env::kStore, info->path},
              {env::kStoreBytes, std::to_string(info->bytes)},

@@ -34,6 +34,9 @@ victim=$home2/ckpt
 ck2 srun --mpi=pmix -N1 -n1 -w n2 --ckpt-mem=64M --ckpt-replicas=0 --ckpt-persist="$victim" \
     --ckpt-persist-every=1 $TRAIN --state-mib 1 --steps 4 >/dev/null
 fingerprint() { find "$victim" -printf '%P %s %m %u\n' | sort; sha256sum "$victim"/v*/* 2>/dev/null | sort; }
+# Version 4 may reach the directory only with the epilog's flush at the
+# end of the job: wait for it, so that what is compared below is final.
+wait_for "ls $victim/v000000000004" '^MANIFEST$' 60
 before=$(fingerprint)
 echo "$before"
 assert_match "$before" '^v000000000004/MANIFEST [0-9]+ 600 ckuser2$' "ckuser2's version 4"
@@ -149,13 +152,7 @@ assert_match "$out" "cannot open directory.*Permission denied" "ckuser2 lists ck
 assert_match "$out" "$kstore: Permission denied" "ckuser2 reads ckuser's store"
 
 # ------------------------------------------------------------------
-step "5. the job's environment names another node and restart count: not believed"
-out=$(ck env SLURMD_NODENAME=n3 SLURM_RESTART_COUNT=7 srun -N1 -w n2 --ckpt-mem=8M \
-    sh -c 'echo restarts=$TIERCKPT_RESTART_COUNT')
-assert_eq "$out" "restarts=0" "TIERCKPT_RESTART_COUNT"
-
-# ------------------------------------------------------------------
-step "6. two first steps of one job make its store at once: one makes it, the other attaches"
+step "5. two first steps of one job make its store at once: one makes it, the other attaches"
 out=$(ck salloc -N1 -w n2 -n2 --ckpt-mem=256M bash -c '
     srun --overlap -n1 sh -c "echo created=\$TIERCKPT_STORE_CREATED" &
     srun --overlap -n1 sh -c "echo created=\$TIERCKPT_STORE_CREATED" &
@@ -165,7 +162,7 @@ assert_eq "$(grep -c '^created=1$' <<<"$out")" 1 "steps that created the store"
 assert_eq "$(grep -c '^created=0$' <<<"$out")" 1 "steps that attached to it"
 
 # ------------------------------------------------------------------
-step "7. a second checkpointing step on the same nodes is refused; the first ends with its own digest"
+step "6. a second checkpointing step on the same nodes is refused; the first ends with its own digest"
 # The digest depends on the steps, not on their pace: the reference runs
 # at full speed, the first step below slowly enough to outlast the second
 # step's wait for it (20 s).

@@ -99,7 +99,7 @@ TEST_CASE("slurmstepd: the store is made, handed to the tasks, re-attached by th
     p.start(S_CTX_REMOTE);
     spank_stub::world().job_id = 77;
     spank_stub::world().restart_count = 2;
-    spank_stub::world().job_env["SLURM_RESTART_COUNT"] = "5";  // the job's environment: not trusted
+    spank_stub::world().job_env["SLURM_RESTART_COUNT"] = "5";  // Slurm's own item comes first
     REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
     REQUIRE(spank_stub::give_option("ckpt-replicas", "2", true) == 0);
     REQUIRE(spank_stub::give_option("ckpt-persist", "/lustre/me", true) == 0);
@@ -117,6 +117,17 @@ TEST_CASE("slurmstepd: the store is made, handed to the tasks, re-attached by th
     CHECK(p.call(slurm_spank_task_init_privileged) == 0);
     CHECK_FALSE(p.env("TIERCKPT_MEMLOCK_BYTES").empty());
     CHECK(p.call(slurm_spank_task_init) == 0);
+
+    // A step srun starts: Slurm 22.05 gives no count there; the job's
+    // variable, when it is a number.
+    for (auto [env, want] : {std::pair<const char *, const char *>{"3", "3"}, {"x9", "0"}, {"99999999999", "0"}}) {
+        p.start(S_CTX_REMOTE);
+        spank_stub::world().restart_count = 0;
+        spank_stub::world().job_env["SLURM_RESTART_COUNT"] = env;
+        REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_RESTART_COUNT") == want);
+    }
 
     p.start(S_CTX_REMOTE);  // the next step of the same job
     REQUIRE(spank_stub::give_option("ckpt-mem", "8M", true) == 0);
