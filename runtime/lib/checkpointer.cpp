@@ -300,37 +300,20 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         else st = f.status();
         ok = st.is_ok();
     }
+    // Past this point every rank gives up together, communicators freed.
+    auto give_up = [&c](Status why) {
+        MPI_Comm_free(&c->node_comm_);
+        MPI_Comm_free(&c->comm_);
+        return why;
+    };
     int all_ok = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm_);
     if (!all_ok) {
         if (st) st = error(TIERCKPT_ERR_IO, "another rank could not open its node store");
-        MPI_Comm_free(&c->node_comm_);
-        MPI_Comm_free(&c->comm_);
-        return st;
+        return give_up(st);
     }
-    // One run per store at a time (store_format.hpp, SessionInfo): rank 0
-    // names the run, every rank joins it on its node's store.
-    std::uint64_t run_id = 0;
-    if (c->rank_ == 0) {
-        auto r = random_u64();
-        run_id = r ? *r : static_cast<std::uint64_t>(::getpid()) << 32 ^ static_cast<std::uint64_t>(now_ms());
-    }
-    MPI_Bcast(&run_id, 1, MPI_UINT64_T, 0, c->comm_);
-    {
-        const char *job = std::getenv("SLURM_JOB_ID");
-        const char *step = std::getenv("SLURM_STEP_ID");
-        std::string who = fmt::format("job {} step {}, {} ranks (rank {} on {}, pid {})", job ? job : "?",
-                                      step ? step : "?", c->world_, c->rank_, host, ::getpid());
-        st = c->store_->join_session(run_id, who, kRunWaitMs);
-        ok = st.is_ok();
-        MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm_);
-        if (!all_ok) {
-            if (st) st = error(TIERCKPT_ERR_INVALID, "another rank's node store is in use by another run");
-            MPI_Comm_free(&c->node_comm_);
-            MPI_Comm_free(&c->comm_);
-            return st;
-        }
-    }
+    st = c->join_run(host);
+    if (!st) return give_up(st);
     c->job_id_ = opts.job_id;
     c->persist_dir_ = opts.persist_dir;
     c->persist_every_ = opts.persist_every ? opts.persist_every : 1;
@@ -346,14 +329,31 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     c->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!c->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
     st = c->setup_replication(opts);
-    if (!st) {
-        MPI_Comm_free(&c->node_comm_);
-        MPI_Comm_free(&c->comm_);
-        return st;
-    }
+    if (!st) return give_up(st);
     c->worker_ = std::thread([p = c.get()] { p->worker_loop(); });
     if (!c->persist_dir_.empty()) c->flusher_ = std::thread([p = c.get()] { p->flusher_loop(); });
     return c;
+}
+
+// Collective. One run per store at a time (store_format.hpp, SessionInfo):
+// rank 0 names the run, every rank joins it on its node's store, and all
+// agree (a refusal on one node fails the open everywhere).
+Status Checkpointer::join_run(const char *host) {
+    std::uint64_t run_id = 0;
+    if (rank_ == 0) {
+        auto drawn = random_u64();
+        run_id = drawn ? *drawn : static_cast<std::uint64_t>(::getpid()) << 32 ^ static_cast<std::uint64_t>(now_ms());
+    }
+    MPI_Bcast(&run_id, 1, MPI_UINT64_T, 0, comm_);
+    const char *job = std::getenv("SLURM_JOB_ID");
+    const char *step = std::getenv("SLURM_STEP_ID");
+    std::string who = fmt::format("job {} step {}, {} ranks (rank {} on {}, pid {})", job ? job : "?",
+                                  step ? step : "?", world_, rank_, host, ::getpid());
+    Status st = store_->join_session(run_id, who, kRunWaitMs);
+    int ok = st.is_ok(), all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm_);
+    if (!all_ok && st) st = error(TIERCKPT_ERR_INVALID, "another rank's node store is in use by another run");
+    return st;
 }
 
 std::vector<int> Checkpointer::ranks_on(int node_leader) const {

@@ -186,6 +186,7 @@ private:
     // checksums behind the transfer.
     Status pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes,
                 std::atomic<std::uint64_t> *progress = nullptr);
+    Status join_run(const char *host);  // collective: one run per node store (see the .cpp)
     Status setup_replication(const Options &opts);
     // The ranks on the node whose leader is node_leader, in order.
     std::vector<int> ranks_on(int node_leader) const;
