@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 namespace tck {
 
@@ -25,6 +26,25 @@ Result<UniqueFd> open_regular_at(int dirfd, const std::string &name, const std::
     if (!S_ISREG(st.st_mode)) return error(TIERCKPT_ERR_CORRUPT, "{} is not a regular file", shown);
     if (st_out) *st_out = st;
     return fd;
+}
+
+Status read_exact_at(int fd, void *dst, std::uint64_t n, std::uint64_t off, const std::string &shown) {
+    auto *out = static_cast<std::uint8_t *>(dst);
+    std::uint64_t got = 0;
+    while (got < n) {
+        if (off + got > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
+            return error(TIERCKPT_ERR_CORRUPT, "{}: offset {} is beyond any file", shown, off);
+        }
+        ssize_t r = ::pread(fd, out + got, static_cast<std::size_t>(n - got), static_cast<off_t>(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return error(TIERCKPT_ERR_IO, "cannot read {}: {}", shown, std::strerror(errno));
+        if (r == 0) {
+            return error(TIERCKPT_ERR_CORRUPT, "{} ends at {} bytes, before the {} bytes at {} (cut short while read?)",
+                         shown, off + got, n, off);
+        }
+        got += static_cast<std::uint64_t>(r);
+    }
+    return Status::ok();
 }
 
 Result<std::string> read_small_file_at(int dirfd, const std::string &name, const std::string &shown,

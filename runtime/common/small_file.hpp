@@ -24,6 +24,11 @@ namespace tck {
 Result<UniqueFd> open_regular_at(int dirfd, const std::string &name, const std::string &shown, int flags,
                                  struct stat *st = nullptr, bool follow = false);
 
+// Reads exactly n bytes at offset off of the open file fd into dst (pread,
+// in one or more calls). A file that ends first (cut short, maybe while it
+// was read) is TIERCKPT_ERR_CORRUPT, saying where it ended; `shown` names it.
+Status read_exact_at(int fd, void *dst, std::uint64_t n, std::uint64_t off, const std::string &shown);
+
 // Reads the regular file `name` (relative to dirfd; AT_FDCWD for a path)
 // whole, if it holds at most max_bytes. It is opened with O_NONBLOCK, so a
 // FIFO or a device in its place never blocks the caller, plus `flags`

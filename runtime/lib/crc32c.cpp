@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "../common/small_file.hpp"
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <nmmintrin.h>
@@ -188,6 +190,20 @@ std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads,
     std::uint32_t r = crc[0];
     for (std::size_t i = 1; i < parts; ++i) r = crc32c_combine(r, crc[i], i + 1 == parts ? n - i * part : part);
     return r;
+}
+
+Result<std::uint32_t> crc32c_file(int fd, std::uint64_t off, std::uint64_t len, std::size_t piece,
+                                  const std::string &shown) {
+    std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(len, piece)));
+    std::uint32_t crc = 0;
+    for (std::uint64_t done = 0; done < len;) {
+        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), len - done));
+        Status st = read_exact_at(fd, buf.data(), n, off + done, shown);
+        if (!st) return st;
+        crc = crc32c(buf.data(), n, crc);
+        done += n;
+    }
+    return crc;
 }
 
 }  // namespace tck

@@ -6,6 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include "../common/status.hpp"
 
 namespace tck {
 
@@ -27,5 +30,11 @@ std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint
 // verification, the checksum behind save's copy). Falls back to fewer
 // threads when none can be started.
 std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads, std::uint32_t crc = 0);
+
+// CRC32C of [off, off + len) of the open file fd, read with pread in pieces
+// of `piece` bytes (one buffer of that size at most, whatever len claims).
+// An error (read_exact_at's) where the file ends first; `shown` names it.
+Result<std::uint32_t> crc32c_file(int fd, std::uint64_t off, std::uint64_t len, std::size_t piece,
+                                  const std::string &shown);
 
 }  // namespace tck

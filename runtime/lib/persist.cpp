@@ -478,23 +478,6 @@ Result<UniqueFd> Dir::open_shard(std::uint64_t version, std::uint32_t rank, cons
     return std::move(*fd);
 }
 
-namespace {
-
-// Reads [off, off + n) of a shard file; an error when it ends early.
-Status read_at(int fd, std::uint8_t *dst, std::uint64_t n, std::uint64_t off, const std::string &shown) {
-    std::uint64_t got = 0;
-    while (got < n) {
-        ssize_t r = ::pread(fd, dst + got, std::min<std::uint64_t>(kWriteChunk, n - got), static_cast<off_t>(off + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return sys_error("cannot read", shown, errno);
-        if (r == 0) return error(TIERCKPT_ERR_CORRUPT, "{} ends early", shown);
-        got += static_cast<std::uint64_t>(r);
-    }
-    return Status::ok();
-}
-
-}  // namespace
-
 Result<std::vector<std::uint8_t>> Dir::read_shard(std::uint64_t version, std::uint32_t rank,
                                                   const ShardEntry &expect) const {
     std::string shown;
@@ -502,7 +485,7 @@ Result<std::vector<std::uint8_t>> Dir::read_shard(std::uint64_t version, std::ui
     if (!fd) return fd.status();
     // The size is the file's own (checked against the manifest above).
     std::vector<std::uint8_t> buf(expect.bytes);
-    Status st = read_at(fd->get(), buf.data(), expect.bytes, 0, shown);
+    Status st = read_exact_at(fd->get(), buf.data(), expect.bytes, 0, shown);
     if (!st) return st;
     if (crc32c(buf.data(), buf.size()) != expect.crc) {
         return error(TIERCKPT_ERR_CORRUPT, "{}: checksum mismatch (altered or damaged)", shown);
@@ -514,16 +497,9 @@ Status Dir::verify_shard(std::uint64_t version, std::uint32_t rank, const ShardE
     std::string shown;
     auto fd = open_shard(version, rank, expect, shown);
     if (!fd) return fd.status();
-    std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(kWriteChunk, expect.bytes)));
-    std::uint32_t crc = 0;
-    for (std::uint64_t off = 0; off < expect.bytes;) {
-        std::uint64_t n = std::min<std::uint64_t>(buf.size(), expect.bytes - off);
-        Status st = read_at(fd->get(), buf.data(), n, off, shown);
-        if (!st) return st;
-        crc = crc32c(buf.data(), static_cast<std::size_t>(n), crc);
-        off += n;
-    }
-    if (crc != expect.crc) return error(TIERCKPT_ERR_CORRUPT, "{}: checksum mismatch (altered or damaged)", shown);
+    auto crc = crc32c_file(fd->get(), 0, expect.bytes, kWriteChunk, shown);
+    if (!crc) return crc.status();
+    if (*crc != expect.crc) return error(TIERCKPT_ERR_CORRUPT, "{}: checksum mismatch (altered or damaged)", shown);
     return Status::ok();
 }
 

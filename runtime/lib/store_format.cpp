@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <chrono>
 #include <cstring>
-#include <limits>
 #include <thread>
 #include <utility>
 
@@ -452,35 +451,11 @@ Result<SlotRecord> StoreReader::reread_record(std::uint32_t slot) const {
 std::optional<PersistSettings> StoreReader::persist_info() const { return parse_persist_info(persist_); }
 
 Status StoreReader::read(std::uint64_t offset, void *dst, std::size_t len) const {
-    auto *out = static_cast<std::uint8_t *>(dst);
-    std::size_t got = 0;
-    while (got < len) {
-        if (offset + got > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
-            return error(TIERCKPT_ERR_CORRUPT, "{}: offset {} is beyond any file", path_, offset);
-        }
-        ssize_t n = ::pread(fd_.get(), out + got, len - got, static_cast<off_t>(offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return error(TIERCKPT_ERR_IO, "cannot read {}: {}", path_, std::strerror(errno));
-        if (n == 0) {
-            return error(TIERCKPT_ERR_CORRUPT, "{} ends at {} bytes, before the {} bytes at {} (cut short while read?)",
-                         path_, offset + got, len, offset);
-        }
-        got += static_cast<std::size_t>(n);
-    }
-    return Status::ok();
+    return read_exact_at(fd_.get(), dst, len, offset, path_);
 }
 
 Result<std::uint32_t> StoreReader::crc(std::uint64_t offset, std::uint64_t len) const {
-    std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(len, kReadPiece)));
-    std::uint32_t c = 0;
-    for (std::uint64_t done = 0; done < len;) {
-        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), len - done));
-        Status st = read(offset + done, buf.data(), n);
-        if (!st) return st;
-        c = crc32c(buf.data(), n, c);
-        done += n;
-    }
-    return c;
+    return crc32c_file(fd_.get(), offset, len, kReadPiece, path_);
 }
 
 }  // namespace tck::store
