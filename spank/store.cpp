@@ -388,6 +388,7 @@ Result<std::vector<JobStore>> StoreDir::list_locked() {
         if (auto r = read_reservation(js.job_id)) {
             js.uid = r->uid;
             js.bytes = r->bytes;
+            js.reserved = true;
         }
         std::string mark = std::to_string(js.job_id);
         auto text = read_small_file_at(expire_.get(), mark, mark, kMaxMarkBytes, O_NOFOLLOW);
@@ -511,7 +512,7 @@ Result<unsigned> StoreDir::free_expired(std::int64_t now) {
     for (const auto &js : *stores) {
         // No reservation: a directory of an older version, or a creation
         // that died (a creation holds the lock until it has written one).
-        bool orphan = !read_reservation(js.job_id);
+        bool orphan = !js.reserved;
         if (!orphan && (js.expires == 0 || js.expires > now)) continue;
         Status st = free_job_locked(js.job_id);
         if (!st) {

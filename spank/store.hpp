@@ -76,6 +76,7 @@ struct JobStore {
     std::uint64_t job_id = 0;
     uid_t uid = 0;
     std::uint64_t bytes = 0;   // reserved
+    bool reserved = false;     // false: no reservation record (an older version's, or a creation that died)
     std::int64_t expires = 0;  // 0: not expiring (the job runs, or its mark cannot be read)
 };
 
