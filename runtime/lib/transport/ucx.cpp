@@ -416,6 +416,14 @@ private:
         drops_.report(now_ms(), fmt::format("UCX: dropped a {}: {}", what, why));
     }
 
+    // Whatever does not carry the job's token (set_peers) is dropped unread:
+    // it comes from outside the job.
+    bool from_job(std::uint64_t token, const char *what) {
+        if (token == token_) return true;
+        drop(what, "not from this job (wrong token)");
+        return false;
+    }
+
     // A pull request: a header of its exact size and no payload, from a
     // rank of the job, for a range of this store no larger than a reader
     // asks at once. Served later, from progress().
@@ -428,10 +436,7 @@ private:
         }
         PullReq q;
         std::memcpy(&q, header, sizeof q);
-        if (q.token != self->token_) {
-            self->drop("pull request", "not from this job (wrong token)");
-            return UCS_OK;
-        }
+        if (!self->from_job(q.token, "pull request")) return UCS_OK;
         msgcheck::Reject why =
             msgcheck::check_pull_request(q.from, q.src_offset, q.len, static_cast<std::uint32_t>(self->peers_.size()),
                                          self->self_, self->base_ ? self->len_ : 0, kAmPullMax);
@@ -456,10 +461,7 @@ private:
         }
         DataHdr h;
         std::memcpy(&h, header, sizeof h);
-        if (h.token != self->token_) {
-            self->drop("piece", "not from this job (wrong token)");
-            return UCS_OK;
-        }
+        if (!self->from_job(h.token, "piece")) return UCS_OK;
         auto it = self->pending_.find(h.id);
         if (it == self->pending_.end()) {
             // Most likely a late piece of a pull given up (timeout): normal.
@@ -507,10 +509,7 @@ private:
         }
         TransportMsg m;
         std::memcpy(&m, header, sizeof m);
-        if (m.token != self->token_) {
-            self->drop("control message", "not from this job (wrong token)");
-            return UCS_OK;
-        }
+        if (!self->from_job(m.token, "control message")) return UCS_OK;
         if (m.from >= self->peers_.size()) {
             self->drop("control message", "sender is not a rank of the job");
             return UCS_OK;
