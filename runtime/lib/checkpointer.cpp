@@ -398,20 +398,18 @@ Status Checkpointer::setup_replication(const Options &opts) {
     auto blobs = allgather_bytes(comm_, blob.data(), blob.size(), "exchanging transport addresses");
     if (!blobs) return blobs.status();
     // The job's token: only the ranks of this job hold it (transport.hpp).
-    std::uint64_t token = 0;
-    int drawn = 1;
+    std::uint64_t drawn[2] = {1, 0};  // {rank 0 could draw it, the token}
     if (rank_ == 0) {
-        auto drawn_token = random_u64();
-        if (drawn_token) token = *drawn_token;
-        else st = drawn_token.status();
-        drawn = drawn_token.is_ok();
+        auto token = random_u64();
+        if (token) drawn[1] = *token;
+        else st = token.status();
+        drawn[0] = token.is_ok();
     }
-    MPI_Bcast(&drawn, 1, MPI_INT, 0, comm_);
-    if (!drawn) return error(TIERCKPT_ERR_IO, "cannot draw the job's transport token: {}", st ? "on rank 0" : st.message());
-    if (int rc = MPI_Bcast(&token, 1, MPI_UINT64_T, 0, comm_); rc != MPI_SUCCESS) {
+    if (int rc = MPI_Bcast(drawn, 2, MPI_UINT64_T, 0, comm_); rc != MPI_SUCCESS) {
         return mpi_error("handing out the job's token", rc);
     }
-    st = (*t)->set_peers(*blobs, rank_, token);
+    if (!drawn[0]) return error(TIERCKPT_ERR_IO, "cannot draw the job's transport token: {}", st ? "on rank 0" : st.message());
+    st = (*t)->set_peers(*blobs, rank_, drawn[1]);
     if (!st) return st;
     transport_ = std::move(*t);
 
