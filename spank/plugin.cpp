@@ -142,8 +142,6 @@ static void load_config(int ac, char **av) {
     }
 }
 
-static bool config_ok() { return state().cfg_status.is_ok(); }
-
 extern "C" int slurm_spank_init(spank_t sp, int ac, char **av) {
     return guarded("init", [&]() -> int {
         load_config(ac, av);
@@ -153,7 +151,7 @@ extern "C" int slurm_spank_init(spank_t sp, int ac, char **av) {
             // slurmd starts (as root, at boot): make store_dir now, before
             // any user can take its name (see StoreDir::open). Never fails
             // slurmd: slurmstepd tries again for every step.
-            if (config_ok()) {
+            if (state().cfg_status) {
                 auto dir = StoreDir::open(state().cfg.store_dir, true);
                 if (!dir) tck::log::error("slurmd start: {}", dir.status().message());
             }
