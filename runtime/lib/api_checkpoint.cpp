@@ -3,6 +3,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <string>
 
 #include "../common/log.hpp"
 #include "api_edge.hpp"
@@ -90,6 +91,14 @@ tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *pt
     });
 }
 
+tierckpt_status_t tierckpt_unregister_all(tierckpt_t *ckpt) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        ckpt->impl->clear_regions();
+        return tck::Status::ok();
+    });
+}
+
 tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version) {
     return guarded([&] {
         if (auto st = need(ckpt, "ckpt"); !st) return st;
@@ -136,6 +145,65 @@ tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *versi
         *found = r->found ? 1 : 0;
         *version = r->version;
         ckpt->source = r->source;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_fetch(tierckpt_t *ckpt, int *found, uint64_t *version) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(found, "found"); !st) return st;
+        if (auto st = need(version, "version"); !st) return st;
+        auto r = ckpt->impl->fetch();
+        if (!r) return r.status();
+        *found = r->found ? 1 : 0;
+        *version = r->version;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(count, "count"); !st) return st;
+        const auto *regions = ckpt->impl->fetched_regions();
+        if (!regions) return tck::Status(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
+        *count = regions->size();
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_fetched_region(const tierckpt_t *ckpt, size_t index, const char **name, uint64_t *bytes) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(name, "name"); !st) return st;
+        if (auto st = need(bytes, "bytes"); !st) return st;
+        const auto *regions = ckpt->impl->fetched_regions();
+        if (!regions) return tck::Status(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
+        if (index >= regions->size()) {
+            return tck::Status(TIERCKPT_ERR_INVALID, "region index " + std::to_string(index) +
+                                                         ": the fetched checkpoint has " +
+                                                         std::to_string(regions->size()) + " regions");
+        }
+        *name = (*regions)[index].name.c_str();
+        *bytes = (*regions)[index].bytes;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_fetched_read(const tierckpt_t *ckpt, const char *name, uint64_t offset, void *dst,
+                                        uint64_t bytes) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(name, "name"); !st) return st;
+        return ckpt->impl->read_fetched(name, offset, dst, bytes);
+    });
+}
+
+tierckpt_status_t tierckpt_fetch_drop(tierckpt_t *ckpt) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        ckpt->impl->drop_fetched();
         return tck::Status::ok();
     });
 }

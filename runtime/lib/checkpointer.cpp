@@ -472,10 +472,7 @@ Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t 
                      store::kRegionNameBytes - 1);
     }
     if (!ptr && bytes) return error(TIERCKPT_ERR_INVALID, "region '{}': null pointer", name);
-    if (inflight_) return error(TIERCKPT_ERR_INVALID, "region '{}': cannot add a region while a save is in flight", name);
-    for (const auto &r : regions_) {
-        if (r.name == name) return error(TIERCKPT_ERR_INVALID, "region '{}' is registered already", name);
-    }
+    if (region_names_.count(name)) return error(TIERCKPT_ERR_INVALID, "region '{}' is registered already", name);
     cuda::PtrInfo mem;
     if (cuda_enabled_ && bytes) mem = cuda::classify(ptr);
     if (mem.device && !stager_) {
@@ -494,7 +491,13 @@ Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t 
         }
     }
     regions_.push_back({name, ptr, bytes, mem});
+    region_names_.insert(name);
     return Status::ok();
+}
+
+void Checkpointer::clear_regions() {
+    regions_.clear();
+    region_names_.clear();
 }
 
 cuda::Path Checkpointer::stage_path() const {
@@ -863,6 +866,7 @@ void Checkpointer::handle_msg(const TransportMsg &m) {
 
 Status Checkpointer::save(std::uint64_t version) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
+    fetched_.reset();  // its slot may be taken now
     if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
     double t0 = now_ms();
     // The flusher holds off until the copy below is done: that copy is what
@@ -1256,12 +1260,32 @@ Status Checkpointer::persist_poll(bool block) {
                  why.empty() ? "" : ": " + why);
 }
 
-Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked) {
+Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked,
+                            std::vector<std::uint8_t> *owner) {
     if (!crc_checked && crc32c_parallel(payload, bytes, crc_threads_) != crc) {
         return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
     }
     auto entries = store::parse_shard_manifest(payload, bytes);
     if (!entries) return entries.status();
+    if (fetch_only_) {
+        Fetched f;
+        if (owner) {
+            f.owned = std::move(*owner);
+            payload = f.owned.data();  // a moved vector keeps its buffer
+        }
+        f.payload = payload;
+        f.bytes = bytes;
+        f.crc = crc;
+        std::uint64_t off = store::manifest_bytes(entries->size());
+        f.regions.reserve(entries->size());
+        for (auto &e : *entries) {
+            f.by_name.emplace(e.name, f.regions.size());
+            f.regions.push_back({std::move(e.name), e.bytes, off});
+            off += e.bytes;
+        }
+        fetched_ = std::move(f);
+        return Status::ok();
+    }
     if (entries->size() != regions_.size()) {
         return error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered", entries->size(),
                      regions_.size());
@@ -1444,7 +1468,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
         auto dir = persist::Dir::open(persist_dir_, false);
         if (!dir) {
             st = dir.status();
-        } else if (pentry.bytes != payload_bytes()) {
+        } else if (!fetch_only_ && pentry.bytes != payload_bytes()) {
             // Checked before reading: the manifest's size is what would be
             // allocated, and a shard of another size cannot fit the regions.
             st = error(TIERCKPT_ERR_INVALID, "its manifest says {} bytes, the registered regions make {}",
@@ -1454,7 +1478,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
             if (!bytes) {
                 st = bytes.status();
             } else {
-                st = unpack(bytes->data(), bytes->size(), pentry.crc);
+                st = unpack(bytes->data(), bytes->size(), pentry.crc, false, &*bytes);
             }
         }
         if (!st && st.code() != TIERCKPT_ERR_INVALID) persist_bad = true;
@@ -1487,7 +1511,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     } else if (!my_head.ok) {
         st = error(TIERCKPT_ERR_CORRUPT, "the holder found the copy corrupt");
     } else {
-        st = unpack(buffer.data(), my_head.bytes, mine.crc);
+        st = unpack(buffer.data(), my_head.bytes, mine.crc, false, &buffer);
     }
     // A copy that is damaged, or that the transport cannot reach, is left
     // out of the next plan.
@@ -1505,10 +1529,76 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
 
 Result<RestoreResult> Checkpointer::restore() {
     double t0 = now_ms();
+    if (fetched_) {
+        double fetch_ms = fetched_->ms;
+        auto r = restore_fetched();
+        if (r && run_report_) report_restore(*r, fetch_ms + now_ms() - t0);
+        return r;
+    }
     restored_bytes_ = 0;
     auto r = restore_newest();
     if (r && run_report_) report_restore(*r, now_ms() - t0);
     return r;
+}
+
+Result<RestoreResult> Checkpointer::fetch() {
+    if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
+    double t0 = now_ms();
+    fetched_.reset();
+    restored_bytes_ = 0;
+    fetch_only_ = true;
+    auto r = restore_newest();
+    fetch_only_ = false;
+    if (!r || !r->found) {
+        fetched_.reset();
+        return r;
+    }
+    fetched_->version = r->version;
+    fetched_->source = r->source;
+    fetched_->ms = now_ms() - t0;
+    return r;
+}
+
+Result<RestoreResult> Checkpointer::restore_fetched() {
+    if (inflight_) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
+    Fetched f = std::move(*fetched_);
+    fetched_.reset();
+    // Every rank takes part in the agreement below, whatever it found.
+    Status st = regions_.empty() ? error(TIERCKPT_ERR_INVALID, "restore: no region is registered")
+                                 : unpack(f.payload, f.bytes, f.crc, true);
+    if (!allreduce_min_yielding(comm_, st.is_ok() ? 1 : 0)) {
+        if (st) return error(TIERCKPT_ERR_INVALID, "restore: another rank's regions do not match the checkpoint");
+        log::info("restore: {}", st.message());
+        return st;
+    }
+    committed_version_ = f.version;
+    have_committed_ = true;
+    protect_from_.store(f.version);
+    last_version_ = f.version;
+    have_last_ = true;
+    return RestoreResult{true, f.version, f.source};
+}
+
+const std::vector<Checkpointer::FetchedRegion> *Checkpointer::fetched_regions() const {
+    return fetched_ ? &fetched_->regions : nullptr;
+}
+
+Status Checkpointer::read_fetched(const std::string &name, std::uint64_t offset, void *dst,
+                                  std::uint64_t bytes) const {
+    if (!fetched_) return error(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
+    auto it = fetched_->by_name.find(name);
+    if (it == fetched_->by_name.end()) {
+        return error(TIERCKPT_ERR_NOT_FOUND, "the fetched checkpoint (version {}) has no region '{}'",
+                     fetched_->version, name);
+    }
+    const FetchedRegion &r = fetched_->regions[it->second];
+    if (offset > r.bytes || bytes > r.bytes - offset) {
+        return error(TIERCKPT_ERR_INVALID, "region '{}' of the fetched checkpoint holds {} bytes; {} from offset {} "
+                     "lie beyond it", name, r.bytes, bytes, offset);
+    }
+    if (bytes && !dst) return error(TIERCKPT_ERR_INVALID, "read of region '{}': null destination", name);
+    if (bytes) std::memcpy(dst, fetched_->payload + r.offset + offset, bytes);
+    return Status::ok();
 }
 
 // One line per rank for tierckpt run's recovery account (TIERCKPT_RUN_REPORT=1).
@@ -1523,7 +1613,7 @@ void Checkpointer::report_restore(const RestoreResult &r, double ms) const {
 Result<RestoreResult> Checkpointer::restore_newest() {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (inflight_) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
-    if (regions_.empty()) return error(TIERCKPT_ERR_INVALID, "restore: no region is registered");
+    if (regions_.empty() && !fetch_only_) return error(TIERCKPT_ERR_INVALID, "restore: no region is registered");
 
     // 1. Inventory: each node's leader lists its store.
     std::vector<InventoryEntry> mine;
@@ -1651,7 +1741,8 @@ Result<RestoreResult> Checkpointer::restore_newest() {
             // whole shards from peers.
             const int my_plan = plan[static_cast<std::size_t>(rank_)];
             const std::uint32_t shard_regions = my_plan >= 0 ? inv[static_cast<std::size_t>(my_plan)].nregions : 0;
-            int count_bad = my_plan >= 0 && shard_regions != regions_.size() ? 1 : 0, any_count_bad = 0;
+            int count_bad = !fetch_only_ && my_plan >= 0 && shard_regions != regions_.size() ? 1 : 0,
+                any_count_bad = 0;
             MPI_Allreduce(&count_bad, &any_count_bad, 1, MPI_INT, MPI_MAX, comm_);
             if (any_count_bad) {
                 Status st = count_bad ? error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered",
@@ -1666,6 +1757,7 @@ Result<RestoreResult> Checkpointer::restore_newest() {
             bool persist_bad = false;
             Status st = restore_attempt(inv, plan, v, pentry, bad_entry, persist_bad, source);
             int all_ok = allreduce_min_yielding(comm_, st.is_ok() ? 1 : 0);
+            if (all_ok && fetch_only_) return RestoreResult{true, v, source};  // restore() settles the rest
             if (all_ok) {
                 if (newest_committed && v < *newest_committed && rank_ == 0) {
                     log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
@@ -1751,6 +1843,7 @@ Result<RestoreResult> Checkpointer::restore_newest() {
 
 Status Checkpointer::close() {
     if (closed_) return Status::ok();
+    fetched_.reset();
     // A flush in progress finishes and its version becomes visible (a
     // failure is reported in the statistics and logs); so does one that the
     // last commit starts.

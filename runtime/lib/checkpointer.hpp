@@ -20,6 +20,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "../common/status.hpp"
@@ -108,7 +110,12 @@ public:
     Checkpointer(const Checkpointer &) = delete;
     Checkpointer &operator=(const Checkpointer &) = delete;
 
+    // Regions are read only inside save and restore (save copies them into
+    // the store before it returns), so the set may change between saves:
+    // each save's manifest lists the regions it holds. Names are unique;
+    // the check is a hash lookup, so registering n regions costs O(n).
     Status add_region(const std::string &name, void *ptr, std::size_t bytes);
+    void clear_regions();
 
     // Collective: every rank calls it with the same, increasing version. A
     // save while the previous one is in flight first waits for it to commit.
@@ -119,8 +126,29 @@ public:
     Result<bool> test();
     Status wait();
     // Collective. Fills the regions with the newest version complete
-    // across the job.
+    // across the job; after fetch(), from the shard it holds (fetching
+    // nothing again).
     Result<RestoreResult> restore();
+    // Collective. The first half of restore, for a program that learns its
+    // state's layout from the checkpoint: finds the newest version complete
+    // across the job, brings this rank's shard into node memory and verifies
+    // it, exactly as restore does, but copies nothing into regions and needs
+    // none registered. The shard is held until restore(), save(), another
+    // fetch(), drop_fetched() or close(). A copy found bad is skipped for the
+    // next one, as in restore.
+    Result<RestoreResult> fetch();
+    struct FetchedRegion {
+        std::string name;
+        std::uint64_t bytes = 0;
+        std::uint64_t offset = 0;  // in the shard's payload
+    };
+    // The regions of the shard fetch() holds, in the order they were saved
+    // (nullptr: none held).
+    const std::vector<FetchedRegion> *fetched_regions() const;
+    // Copies bytes of region name of the held shard, from offset, to dst
+    // (host memory).
+    Status read_fetched(const std::string &name, std::uint64_t offset, void *dst, std::uint64_t bytes) const;
+    void drop_fetched() { fetched_.reset(); }
     // Collective: true when every rank passed ok. Lets ranks agree, over
     // the checkpointer's own communicator, before a collective they would
     // otherwise enter unevenly (tierckpt.dcp: skip a save any rank failed).
@@ -200,8 +228,14 @@ private:
                            std::uint64_t version, const persist::ShardEntry &pentry, int &bad_entry,
                            bool &persist_bad, Source &source);
     // Copies a shard into the regions after checking it against crc
-    // (crc_checked: the caller has).
-    Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked = false);
+    // (crc_checked: the caller has). In a fetch (fetch_only_) it holds the
+    // checked shard in fetched_ instead: owner, when given, owns the bytes
+    // (a shard read over MPI or from the persistent tier) and is moved there.
+    Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked = false,
+                  std::vector<std::uint8_t> *owner = nullptr);
+    // restore() after fetch(): the held shard into the regions, and the
+    // job's agreement that every rank's matched.
+    Result<RestoreResult> restore_fetched();
     Status commit_inflight();
     // Collective (when a flush is outstanding, which every rank knows
     // alike): learns whether every rank's shard is written; then rank 0
@@ -231,6 +265,23 @@ private:
     bool stage_pieces_ = false;               // TIERCKPT_TEST_STAGE_PIECES: host regions in pieces too
     std::uint64_t staged_upto_ = 0;           // guarded by mu_: payload bytes of the save in flight staged
     std::vector<Region> regions_;
+    std::unordered_set<std::string> region_names_;  // of regions_
+    // The shard fetch() holds: in this node's store (its own, or a copy just
+    // pulled into a free slot, which no save can take while it is held), or
+    // in owned.
+    struct Fetched {
+        std::uint64_t version = 0;
+        Source source = Source::none;
+        const std::uint8_t *payload = nullptr;
+        std::uint64_t bytes = 0;
+        std::uint32_t crc = 0;
+        std::vector<std::uint8_t> owned;
+        std::vector<FetchedRegion> regions;
+        std::unordered_map<std::string, std::size_t> by_name;
+        double ms = 0;  // the fetch's time, for the run report
+    };
+    std::optional<Fetched> fetched_;
+    bool fetch_only_ = false;  // restore_newest runs for fetch(): verify and hold, copy nothing
     // The persistent tier.
     struct FlushJob {
         std::uint64_t version = 0;

@@ -81,14 +81,23 @@ void tierckpt_options_free(tierckpt_options_t *opts);
  * from the TIERCKPT_* variables the SPANK plugin sets. */
 tierckpt_status_t tierckpt_open(const tierckpt_options_t *opts, tierckpt_t **ckpt);
 
-/* Registers bytes at ptr under name (1 to 55 characters, unique). Every
- * save stores the registered regions; restore fills them in place.
+/* Registers bytes at ptr under name (1 to 55 bytes, any but NUL: UTF-8 is
+ * fine; unique among the registered regions). Every save stores the
+ * registered regions; restore fills them in place. Regions are read only
+ * inside tierckpt_save and tierckpt_restore, so the set may change between
+ * saves (tierckpt_unregister_all, then register the new set), even while a
+ * save is in flight: each save records the regions it holds. Registering n
+ * regions costs O(n).
  * With the CUDA tier ("cuda" in tierckpt_features()), ptr may also be CUDA
  * device memory (cudaMalloc, or managed memory) on any device of this
  * process: the kind is detected here, with cudaPointerGetAttributes.
  * Without it (or with the option "cuda" = "no", TIERCKPT_CUDA=0) every
  * region must be host memory. */
 tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes);
+
+/* Forgets every registered region (not collective; the memory is not
+ * touched). Saves and restores need regions registered again. */
+tierckpt_status_t tierckpt_unregister_all(tierckpt_t *ckpt);
 
 /* Collective: every rank calls it with the same version, larger than the
  * last. Returns once this rank's regions are copied into the node store
@@ -120,6 +129,38 @@ tierckpt_status_t tierckpt_agree(tierckpt_t *ckpt, int ok, int *all_ok);
  * for another one or an older version) and sets *found = 1 and *version;
  * *found = 0 when there is none. */
 tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version);
+
+/* Restore in two steps, for a program that learns its state's layout from
+ * the checkpoint (which regions it holds, of what size) before it
+ * registers:
+ *
+ * tierckpt_fetch: collective. The first half of tierckpt_restore: finds
+ * the newest version complete across the job, brings this rank's shard
+ * into node memory and verifies its checksum (a bad copy is skipped for
+ * another one or an older version), copies nothing into regions and needs
+ * none registered. *found = 0 when there is none. The shard stays held
+ * (in the node store, or in process memory when it came over MPI or from
+ * the persistent tier) until tierckpt_restore, tierckpt_save,
+ * tierckpt_fetch_drop, another tierckpt_fetch or tierckpt_close.
+ * Then, on this rank alone: tierckpt_fetched_count and
+ * tierckpt_fetched_region list the shard's regions (name, bytes) in the
+ * order they were saved; tierckpt_fetched_read copies bytes of one of them
+ * from offset into host memory at dst (TIERCKPT_ERR_NOT_FOUND: no shard is
+ * held, or it has no region of that name; TIERCKPT_ERR_INVALID: the range
+ * lies beyond the region).
+ * tierckpt_restore, after the regions are registered, fills them from the
+ * held shard without fetching it again, and is collective as always: it
+ * fails on every rank (TIERCKPT_ERR_INVALID) when any rank's regions do
+ * not match its shard, and then nothing is settled (later saves may use
+ * any version number). */
+tierckpt_status_t tierckpt_fetch(tierckpt_t *ckpt, int *found, uint64_t *version);
+tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count);
+/* *name stays valid while the shard is held. */
+tierckpt_status_t tierckpt_fetched_region(const tierckpt_t *ckpt, size_t index, const char **name, uint64_t *bytes);
+tierckpt_status_t tierckpt_fetched_read(const tierckpt_t *ckpt, const char *name, uint64_t offset, void *dst,
+                                        uint64_t bytes);
+/* Releases the held shard (nothing when none is held). */
+tierckpt_status_t tierckpt_fetch_drop(tierckpt_t *ckpt);
 
 /* How this rank's regions reach the node store: "host" (no device
  * region), "cuda-direct" (device regions copied by DMA straight into the

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tierckpt/tierckpt.h"
 
@@ -69,6 +70,8 @@ public:
     void add(const std::string &name, void *ptr, std::size_t bytes) {
         check(tierckpt_register(h_, name.c_str(), ptr, bytes));
     }
+    // Forgets every registered region (see tierckpt_unregister_all).
+    void unregister_all() { check(tierckpt_unregister_all(h_)); }
     void save(std::uint64_t version) { check(tierckpt_save(h_, version)); }
     bool test() {
         int c = 0;
@@ -89,6 +92,32 @@ public:
         check(tierckpt_restore(h_, &found, &v));
         return found ? std::optional<std::uint64_t>(v) : std::nullopt;
     }
+    // Collective: the first half of restore (see tierckpt_fetch): the
+    // fetched version, or nothing when no checkpoint exists.
+    std::optional<std::uint64_t> fetch() {
+        int found = 0;
+        std::uint64_t v = 0;
+        check(tierckpt_fetch(h_, &found, &v));
+        return found ? std::optional<std::uint64_t>(v) : std::nullopt;
+    }
+    // The held shard's regions: (name, bytes), in the order they were saved.
+    std::vector<std::pair<std::string, std::uint64_t>> fetched_regions() const {
+        std::size_t n = 0;
+        check(tierckpt_fetched_count(h_, &n));
+        std::vector<std::pair<std::string, std::uint64_t>> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const char *name = nullptr;
+            std::uint64_t bytes = 0;
+            check(tierckpt_fetched_region(h_, i, &name, &bytes));
+            out.emplace_back(name, bytes);
+        }
+        return out;
+    }
+    void read_fetched(const std::string &name, std::uint64_t offset, void *dst, std::uint64_t bytes) const {
+        check(tierckpt_fetched_read(h_, name.c_str(), offset, dst, bytes));
+    }
+    void drop_fetched() { check(tierckpt_fetch_drop(h_)); }
     std::string restore_source() const { return tierckpt_restore_source(h_); }
     // "host", "cuda-direct" or "cuda-bounce" (see tierckpt_stage_path).
     std::string stage_path() const { return tierckpt_stage_path(h_); }
