@@ -15,7 +15,6 @@ import ctypes
 import hashlib
 import os
 import pickle
-import re
 import struct
 import sys
 import weakref
@@ -43,7 +42,8 @@ DEFAULT_META_BYTES = 1 << 20
 META_REGION = "tierckpt.meta"
 _META_MAGIC = b"TCKPYMT1"
 _META_HEAD = struct.Struct("<8sQ")  # magic, length of the pickle that follows
-_REGION_NAME_MAX = 55  # tierckpt_register: 1 to 55 characters
+_REGION_NAME_MAX = 55  # tierckpt_register: 1 to 55 bytes
+_META_FORMAT = 2  # 2: the schema carries each tensor's layout and device
 
 
 class TierckptError(Exception):
@@ -176,20 +176,41 @@ class _Region:
     dtype: str
     holder: Any  # keeps the memory alive (and a bytearray from resizing)
     obj: Any  # the live object (tensor, array, buffer)
-    name: str = ""  # the region's name in the checkpoint
+    layout: Optional[tuple] = None  # None: row-major (C order); else the strides, 0 for dimensions of size 1
+    device: str = "cpu"  # where the memory is: "cpu", "cuda" (informative: a restore may cross devices)
+    name: bytes = b""  # the region's name in the checkpoint
+
+    def key(self):
+        """What must stay the same for the registration to stay valid."""
+        return (self.path, self.ptr, self.nbytes, self.shape, self.dtype, self.layout)
+
+    def schema(self):
+        """What the checkpoint records of it (and restore compares)."""
+        return (self.path, self.shape, self.dtype, self.nbytes, self.layout, self.device)
 
     def describe(self):
-        return f"'{self.path}' (shape {list(self.shape)}, dtype {self.dtype}, {self.nbytes} bytes)"
+        where = f", strides {list(self.layout)}" if self.layout is not None else ""
+        return f"'{self.path}' (shape {list(self.shape)}, dtype {self.dtype}{where}, {self.nbytes} bytes)"
 
 
-def _region_name(index: int, r: _Region) -> str:
-    """index.digest.tail: the digest of path, shape and dtype makes the library
-    refuse a checkpoint whose entry differs before it writes anything; the
-    tail of the path makes its message readable."""
-    digest = hashlib.sha1(f"{r.path}\0{r.shape}\0{r.dtype}\0{r.nbytes}".encode()).hexdigest()[:8]
-    prefix = f"{index}.{digest}."
+def _region_name(index: int, r: _Region) -> bytes:
+    """index.digest.tail, at most 55 bytes: the index makes it unique, the
+    digest of path, shape, dtype and layout makes the library refuse a
+    checkpoint whose entry differs before it writes anything, and the tail of
+    the path (cut at a character boundary of its UTF-8) keeps it readable in
+    the logs. The state's own names travel in the small-object region."""
+    ident = f"{r.path}\0{r.shape}\0{r.dtype}\0{r.nbytes}"
+    if r.layout is not None:
+        ident += f"\0{r.layout}"
+    digest = hashlib.sha1(ident.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    prefix = f"{index}.{digest}.".encode()
+    tail = r.path.encode("utf-8", "surrogatepass").replace(b"\0", b"?")
     room = _REGION_NAME_MAX - len(prefix)
-    return prefix + (r.path[-room:] if len(r.path) > room else r.path)
+    if len(tail) > room:
+        tail = tail[-room:]
+        while tail and (tail[0] & 0xC0) == 0x80:  # a continuation byte: not the start of a character
+            tail = tail[1:]
+    return prefix + tail
 
 
 def _torch_tensor_type():
@@ -197,10 +218,42 @@ def _torch_tensor_type():
     return getattr(t, "Tensor", None) if t is not None else None
 
 
+def _dense_layout(shape, strides):
+    """For a view of shape and strides (in elements): None when its elements
+    lie in row-major order back to back, the strides (0 for dimensions of
+    size 1, whose stride means nothing) when they fill one dense block in
+    another order (channels_last, a transpose, Fortran order), or False when
+    they overlap or leave gaps."""
+    norm = tuple(st if n != 1 else 0 for n, st in zip(shape, strides))
+    if any(n == 0 for n in shape):
+        return None
+    expect = 1
+    for st, n in sorted((abs(st), n) for n, st in zip(shape, strides) if n != 1):
+        if st != expect:
+            return False
+        expect *= n
+    row_major, acc = [], 1
+    for n in reversed(shape):
+        row_major.append(acc if n != 1 else 0)
+        acc *= n
+    return None if norm == tuple(reversed(row_major)) else norm
+
+
 def _tensor_region(t, path, cuda: bool) -> _Region:
     """cuda: the library has its CUDA tier and looks for device regions."""
-    if t.layout != sys.modules["torch"].strided:
-        raise TierckptError(1, f"'{path}': a {t.layout} tensor; only dense (strided) tensors can be checkpointed")
+    torch = sys.modules["torch"]
+    if t.layout != torch.strided:
+        raise TierckptError(
+            1,
+            f"'{path}' is a {t.layout} tensor: tierckpt saves dense tensors in place; keep its parts as dense "
+            "tensors in the state instead (for sparse COO: t.coalesce().indices() and .values())",
+        )
+    if t.device.type == "meta":
+        raise TierckptError(
+            1,
+            f"'{path}' is a meta tensor: it has no data (a model built on the meta device); materialise it "
+            "(module.to_empty(device=...)) and load or initialise its values before saving or restoring",
+        )
     if t.device.type == "cuda" and not cuda:
         why = ("TIERCKPT_CUDA=0 turns its CUDA tier off" if "cuda" in features()
                else "this libtierckpt was built without its CUDA tier (configure --with-cuda)")
@@ -211,13 +264,46 @@ def _tensor_region(t, path, cuda: bool) -> _Region:
             f"'{path}' is a {t.device.type} tensor: libtierckpt checkpoints host memory and, with its CUDA tier, "
             "CUDA memory only; checkpoint a CPU copy of it",
         )
-    if not t.is_contiguous():
-        raise TierckptError(1, f"'{path}': the tensor is not contiguous; checkpoint a contiguous one (tensor.contiguous())")
+    if t.is_conj() or t.is_neg():
+        raise TierckptError(
+            1, f"'{path}' is a lazily conjugated or negated view: resolve it (t.resolve_conj(), t.resolve_neg())"
+        )
+    layout = _dense_layout(tuple(t.shape), tuple(t.stride()))
+    if layout is False:
+        raise TierckptError(
+            1,
+            f"'{path}': the tensor's elements overlap or leave gaps in memory (shape {list(t.shape)}, strides "
+            f"{list(t.stride())}: an expanded or sliced view); tierckpt saves tensors in place, so checkpoint the "
+            "tensor it is a view of, or keep a dense tensor (t.clone()) and update it in place",
+        )
     nbytes = t.numel() * t.element_size()
-    return _Region(path, t.data_ptr() if nbytes else None, nbytes, tuple(t.shape), str(t.dtype).replace("torch.", ""), t, t)
+    return _Region(path, t.data_ptr() if nbytes else None, nbytes, tuple(t.shape), str(t.dtype).replace("torch.", ""),
+                   t, t, layout, t.device.type)
+
+
+def _ndarray_region(a, path) -> _Region:
+    """A writable numpy array whose elements fill one dense block, in any
+    order of its axes (C or Fortran order, a transpose, reversed strides)."""
+    item = a.itemsize
+    if any(st % item for st in a.strides):
+        raise TierckptError(1, f"'{path}': the array's strides {a.strides} are not whole elements; checkpoint a "
+                               "copy (numpy.ascontiguousarray) kept and updated in place")
+    layout = _dense_layout(a.shape, tuple(st // item for st in a.strides))
+    if layout is False:
+        raise TierckptError(
+            1,
+            f"'{path}': the array's elements overlap or leave gaps in memory (shape {list(a.shape)}, strides "
+            f"{list(a.strides)}); checkpoint the array it is a view of, or a dense array updated in place",
+        )
+    nbytes = a.size * item
+    low = a.ctypes.data + sum(st * (n - 1) for n, st in zip(a.shape, a.strides) if st < 0) if nbytes else None
+    return _Region(path, low, nbytes, tuple(a.shape), str(a.dtype), a, a, layout, "cpu")
 
 
 def _buffer_region(value, mv: memoryview, path) -> _Region:
+    """A writable buffer other than a numpy array (bytearray, array.array,
+    mmap, ctypes arrays): C-contiguous ones only, as memoryview describes
+    them."""
     if not mv.c_contiguous:
         raise TierckptError(
             1, f"'{path}': the buffer is not C-contiguous; checkpoint a contiguous one (numpy.ascontiguousarray)"
@@ -225,7 +311,7 @@ def _buffer_region(value, mv: memoryview, path) -> _Region:
     flat = mv.cast("B") if mv.ndim != 1 or mv.format != "B" else mv
     nbytes = flat.nbytes
     holder = (ctypes.c_char * nbytes).from_buffer(flat) if nbytes else value
-    dtype = str(value.dtype) if hasattr(value, "dtype") else f"format {mv.format}"  # numpy: with the fields
+    dtype = f"format {mv.format}"
     return _Region(path, ctypes.addressof(holder) if nbytes else None, nbytes, tuple(mv.shape), dtype, holder, value)
 
 
@@ -237,8 +323,16 @@ class _Walk:
     def __init__(self, checkpointer):
         self.ck = checkpointer
         self.regions = []
+        self.seen = {}
 
     def region(self, r: _Region) -> _Ref:
+        # The same memory reached twice (tied weights: one tensor under two
+        # names) is one region.
+        if r.nbytes:
+            same = self.seen.get((r.ptr, r.nbytes, r.shape, r.dtype, r.layout))
+            if same is not None:
+                return _Ref(same)
+            self.seen[(r.ptr, r.nbytes, r.shape, r.dtype, r.layout)] = len(self.regions)
         self.regions.append(r)
         return _Ref(len(self.regions) - 1)
 
@@ -257,6 +351,9 @@ class _Walk:
         if isinstance(v, (list, tuple)) and type(v) in (list, tuple):
             items = [self.value(x, f"{path}.{i}") for i, x in enumerate(v)]
             return items if isinstance(v, list) else tuple(items)
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(v, np.ndarray) and v.flags.writeable and not v.dtype.hasobject:
+            return self.region(_ndarray_region(v, path))
         if not isinstance(v, (bytes, str, int, float, complex, bool, type(None))):
             try:
                 mv = memoryview(v)
@@ -302,9 +399,10 @@ class Checkpointer:
         self._handle = None
         self._meta_bytes = meta_bytes
         self._meta = bytearray(_META_HEAD.size + meta_bytes)
-        self._meta_registered = False
+        self._meta_holder = None  # the small-object region, while registered
         self._regions = None  # the registered regions, once the state is known
-        self._broken = None  # why the registered regions are not the state's
+        self._keys = None  # their key()s: a save whose state has others registers anew
+        self._schema_blob = None  # their schema, pickled once per registration
         settings = {
             "store": store,
             "store_bytes": store_bytes,
@@ -352,27 +450,70 @@ class Checkpointer:
     # ---- the Python-shaped API
 
     def save(self, step: int, state: Mapping) -> None:
-        """Collective. Saves state as version step (larger than the last). The
-        first save (or restore) fixes which tensors and buffers make up the
-        state; later saves must hold the same ones, updated in place."""
+        """Collective. Saves state as version step (larger than the last).
+        Tensors and buffers are saved from their memory, in place; when the
+        state holds other ones than at the previous save (optimizer state
+        created lazily, a parameter group added, a tensor replaced), they are
+        registered anew first. The small objects' room grows as needed."""
         version = _version(step)
         walk = self._walk(state)
-        self._register(walk)
-        self._put_meta(walk)
+        if self._regions is None or self._keys != [r.key() for r in walk.regions]:
+            self._register(walk.regions, schema=None)
+        blob = self._meta_blob(walk)
+        if len(blob) > self._meta_bytes:
+            self._register(walk.regions, schema=self._schema_blob, meta_bytes=_round_up(2 * len(blob)))
+        _META_HEAD.pack_into(self._meta, 0, _META_MAGIC, len(blob))
+        self._meta[_META_HEAD.size : _META_HEAD.size + len(blob)] = blob
         _check(_lib.get().tierckpt_save(self._h(), version))
 
     def restore(self, state: Mapping) -> Optional[int]:
         """Collective. Fills state with the newest checkpoint complete across
         the job: tensors and buffers in place, small objects put back into
         the mappings of state. Returns its step, or None when there is none
-        (state untouched). Raises StateMismatchError, writing nothing, when
-        the checkpoint's tensors and buffers differ from state's."""
-        walk = self._walk(state)
-        self._register(walk)
-        found, version = self._restore_call()
+        (state untouched). Raises StateMismatchError, changing nothing in
+        state, when the checkpoint's tensors and buffers differ from state's
+        (on every rank when one rank's differ)."""
+        self._h()
+        found, version = self._fetch()
         if not found:
             return None
-        self._apply(state, self._get_meta(), walk)
+        err, undo, walk, meta = None, None, None, None
+        try:
+            meta, meta_bytes, names = self._fetched_meta()
+            undo = self._prepare_restore(state, meta)
+            walk = self._walk(state)
+            _check_schema(walk.regions, meta["schema"])
+        except Exception as e:  # every rank learns below that this one cannot go on
+            err = e
+        if not self.agree(err is None):
+            if undo is not None:
+                undo()
+            lib = _lib.get()
+            lib.tierckpt_fetch_drop(self._h())
+            if err is not None:
+                raise err
+            raise StateMismatchError(
+                "another rank's state does not match the checkpoint (its error says how); nothing was restored"
+            )
+        try:
+            try:
+                self._register(walk.regions, schema=meta["schema_blob"], meta_bytes=meta_bytes, names=names)
+            except TierckptError:
+                # Still takes part in the collective restore, which then
+                # fails on every rank: this rank has no regions registered.
+                self._forget()
+                raise
+            finally:
+                found, got = self._restore_call()
+        except BaseException:
+            undo()
+            self._forget()
+            raise
+        if not found or got != version:
+            undo()
+            self._forget()
+            raise TierckptError(9, f"restore found version {got} after fetching version {version}")
+        self._apply(state, meta, walk)
         return version
 
     def wait(self) -> None:
@@ -457,70 +598,103 @@ class Checkpointer:
         w.skeleton = w.value(state, "")
         return w
 
-    def _register_meta(self):
-        if not self._meta_registered:
-            holder = (ctypes.c_char * len(self._meta)).from_buffer(self._meta)
-            _check(_lib.get().tierckpt_register(self._h(), META_REGION.encode(), ctypes.addressof(holder), len(self._meta)))
-            self._meta_holder = holder
-            self._meta_registered = True
-
-    def _register(self, walk: _Walk):
-        """Registers the state's regions the first time; later checks that the
-        state still holds the same memory."""
-        self._h()
-        if self._broken:
-            raise TierckptError(1, f"this checkpointer could not register its state ({self._broken}): use a new one")
-        if self._regions is None:
-            self._register_meta()
-            lib = _lib.get()
-            for i, r in enumerate(walk.regions, start=1):
-                r.name = _region_name(i, r)
+    def _register(self, regions, schema, meta_bytes=None, names=None):
+        """Registers the small-object region and regions, replacing what was
+        registered. schema: the regions' pickled schema when known; names:
+        the checkpoint's region names (a restore registers under them, so
+        the library matches what the Python side checked)."""
+        lib = _lib.get()
+        h = self._h()
+        self._forget()
+        if meta_bytes is not None and meta_bytes != self._meta_bytes:
+            self._meta_bytes = meta_bytes
+        if len(self._meta) != _META_HEAD.size + self._meta_bytes:
+            self._meta = bytearray(_META_HEAD.size + self._meta_bytes)
+        holder = (ctypes.c_char * len(self._meta)).from_buffer(self._meta)
+        _check(lib.tierckpt_register(h, META_REGION.encode(), ctypes.addressof(holder), len(self._meta)))
+        self._meta_holder = holder
+        for i, r in enumerate(regions, start=1):
+            r.name = names[i - 1] if names is not None else _region_name(i, r)
+            rc = lib.tierckpt_register(h, r.name, r.ptr, r.nbytes)
+            if rc != 0:
                 try:
-                    _check(lib.tierckpt_register(self._h(), r.name.encode(), r.ptr, r.nbytes))
+                    _check(rc)
                 except TierckptError as e:
-                    self._broken = f"{r.path}: {e.message}"  # the regions before it stay registered
-                    raise
-            self._regions = walk.regions
-            return
-        old = self._regions
-        if len(old) != len(walk.regions):
-            raise TierckptError(
-                1,
-                f"the state now holds {len(walk.regions)} tensors and buffers, {len(old)} when it was first saved or "
-                f"restored ({_first_difference(old, walk.regions)}): the state must keep the same tensors and "
-                "buffers for the checkpointer's life",
-            )
-        for a, b in zip(old, walk.regions):
-            if (a.path, a.ptr, a.nbytes, a.shape, a.dtype) != (b.path, b.ptr, b.nbytes, b.shape, b.dtype):
-                raise TierckptError(
-                    1,
-                    f"{b.describe()} is other memory than the one registered as {a.describe()} at the first save or "
-                    "restore: "
-                    "tierckpt saves registered memory in place, so update tensors and buffers in place "
-                    "(tensor.copy_(), array[...] = ...) instead of replacing them",
-                )
+                    self._forget()
+                    raise TierckptError(e.code, f"{r.path}: {e.message}") from None
+        self._regions = regions
+        self._keys = [r.key() for r in regions]
+        self._schema_blob = schema if schema is not None else pickle.dumps([r.schema() for r in regions], protocol=4)
 
-    def _put_meta(self, walk: _Walk):
-        schema = [(r.path, r.shape, r.dtype, r.nbytes) for r in walk.regions]
+    def _forget(self):
+        """Unregisters everything (the library reads regions only inside save
+        and restore)."""
+        if self._handle is not None and (self._regions is not None or self._meta_holder is not None):
+            _check(_lib.get().tierckpt_unregister_all(self._handle))
+        self._regions = None
+        self._keys = None
+        self._schema_blob = None
+        self._meta_holder = None
+
+    def _meta_blob(self, walk: _Walk) -> bytes:
         try:
-            blob = pickle.dumps({"format": 1, "schema": schema, "skeleton": walk.skeleton}, protocol=4)
+            return pickle.dumps({"format": _META_FORMAT, "schema": self._schema_blob, "skeleton": walk.skeleton},
+                                protocol=4)
         except Exception as e:
             raise TierckptError(1, f"the state's small objects cannot be pickled: {e}") from e
-        if len(blob) > self._meta_bytes:
-            raise TierckptError(
-                1,
-                f"the state's small objects take {len(blob)} bytes pickled, more than meta_bytes={self._meta_bytes}: "
-                f"create the Checkpointer with meta_bytes={_round_up(2 * len(blob))} or more (the same value to "
-                "restore); nothing was saved",
-            )
-        _META_HEAD.pack_into(self._meta, 0, _META_MAGIC, len(blob))
-        self._meta[_META_HEAD.size : _META_HEAD.size + len(blob)] = blob
 
-    def _get_meta(self):
-        magic, n = _META_HEAD.unpack_from(self._meta, 0)
-        if magic != _META_MAGIC or n > self._meta_bytes:
+    def _fetch(self):
+        found = ctypes.c_int(0)
+        version = ctypes.c_uint64(0)
+        _check(_lib.get().tierckpt_fetch(self._h(), ctypes.byref(found), ctypes.byref(version)))
+        return bool(found.value), version.value
+
+    def _fetched_meta(self):
+        """The fetched checkpoint's small objects (with its schema unpacked),
+        the room they had, and the names of its other regions in order."""
+        lib = _lib.get()
+        h = self._h()
+        count = ctypes.c_size_t(0)
+        _check(lib.tierckpt_fetched_count(h, ctypes.byref(count)))
+        names, meta_size = [], None
+        name = ctypes.c_char_p()
+        size = ctypes.c_uint64(0)
+        for i in range(count.value):
+            _check(lib.tierckpt_fetched_region(h, i, ctypes.byref(name), ctypes.byref(size)))
+            if name.value == META_REGION.encode():
+                meta_size = size.value
+            else:
+                names.append(name.value)
+        if meta_size is None or meta_size < _META_HEAD.size:
+            raise TierckptError(5, "the checkpoint has no small-object region: it was not written by the Python "
+                                   "binding (restore it with the API that wrote it)")
+        buf = bytearray(meta_size)
+        holder = (ctypes.c_char * meta_size).from_buffer(buf)
+        _check(lib.tierckpt_fetched_read(h, META_REGION.encode(), 0, ctypes.addressof(holder), meta_size))
+        del holder
+        magic, n = _META_HEAD.unpack_from(buf, 0)
+        if magic != _META_MAGIC or n > meta_size - _META_HEAD.size:
             raise TierckptError(5, "the checkpoint's small-object region is not one the Python binding wrote")
-        return pickle.loads(bytes(self._meta[_META_HEAD.size : _META_HEAD.size + n]))
+        meta = pickle.loads(bytes(buf[_META_HEAD.size : _META_HEAD.size + n]))
+        if meta.get("format") == 1:  # schema entries (path, shape, dtype, nbytes): row-major, device unknown
+            meta["schema"] = [(p, tuple(sh), d, nb, None, None) for p, sh, d, nb in meta["schema"]]
+            meta["schema_blob"] = pickle.dumps(meta["schema"], protocol=4)
+        elif meta.get("format") == _META_FORMAT:
+            meta["schema_blob"] = meta["schema"]
+            meta["schema"] = pickle.loads(meta["schema"])
+        else:
+            raise TierckptError(8, f"the checkpoint's small objects are in format {meta.get('format')}, which this "
+                                   f"binding ({__version__}) does not read: restore with the version that saved it")
+        if len(names) != len(meta["schema"]):
+            raise TierckptError(5, f"the checkpoint has {len(names)} regions besides its small objects, which list "
+                                   f"{len(meta['schema'])}")
+        return meta, meta_size - _META_HEAD.size, names
+
+    def _prepare_restore(self, state, meta):
+        """Hook for tierckpt.torch: makes state hold the tensors the
+        checkpoint has (optimizer state) and returns a function that undoes
+        it."""
+        return lambda: None
 
     def _restore_call(self):
         found = ctypes.c_int(0)
@@ -532,47 +706,15 @@ class Checkpointer:
         return bool(found.value), version.value
 
     def _explain(self, e: TierckptError) -> TierckptError:
-        """Turns the library's refusal of a checkpoint whose regions differ
-        into a message about the state's own names."""
-        if e.code != 1:
-            return e
-        regions = self._regions or []
-        by_name = {r.name: r for r in regions}
-        m = re.search(r"the checkpoint's region '([^']*)' \((\d+) bytes\) does not match the registered region '([^']*)'", e.message)
-        fix = (
-            "restore needs the model, optimizer and state layout the checkpoint was saved from "
-            "(a new job starts from nothing)"
-        )
-        if m:
-            theirs, their_bytes, ours = m.group(1), int(m.group(2)), m.group(3)
-            if ours == META_REGION or theirs == META_REGION:
-                cap = their_bytes - _META_HEAD.size
-                return StateMismatchError(
-                    f"the checkpoint was saved with meta_bytes={cap}, this checkpointer has meta_bytes="
-                    f"{self._meta_bytes}: create it with meta_bytes={cap}"
-                )
-            r = by_name.get(ours)
-            tail = theirs.split(".", 2)[-1]
-            what = r.describe() if r else f"'{ours}'"
-            return StateMismatchError(
-                f"the checkpoint does not match this state: {what} differs from the checkpoint's entry at the same "
-                f"place ('...{tail}', {their_bytes} bytes) in name, shape or dtype; {fix}"
-            )
-        m = re.search(r"the checkpoint has (\d+) regions, (\d+) are registered", e.message)
-        if m:
-            return StateMismatchError(
-                f"the checkpoint holds {int(m.group(1)) - 1} tensors and buffers, this state {int(m.group(2)) - 1}; {fix}"
-            )
-        if "another rank's regions do not match" in e.message:
-            return StateMismatchError(f"another rank's state does not match the checkpoint (see its message); {fix}")
+        """The library's refusal after the Python side checked the state
+        (another rank could not register its regions) as a mismatch."""
+        if e.code == 1 and "another rank's regions do not match" in e.message:
+            return StateMismatchError(f"another rank's state does not match the checkpoint (see its message); {_FIX}")
         return e
 
     def _apply(self, state, meta, walk: _Walk):
         """Puts the checkpoint's small objects back into state (its regions
         are filled already)."""
-        schema = [(r.path, r.shape, r.dtype, r.nbytes) for r in walk.regions]
-        if [tuple(x) for x in meta["schema"]] != [(p, tuple(s), d, n) for p, s, d, n in schema]:
-            raise TierckptError(9, "the checkpoint's schema differs from the registered regions after a restore")
         _merge(state, meta["skeleton"], walk.regions, self._apply_special)
 
     def _apply_special(self, live, saved, regions):
@@ -613,11 +755,39 @@ def _rebuild(s, regions):
     return s
 
 
-def _first_difference(old, new):
-    a = [r.path for r in old]
-    b = [r.path for r in new]
-    gone = [p for p in a if p not in b]
-    added = [p for p in b if p not in a]
+_FIX = ("restore needs the model, optimizer and state layout the checkpoint was saved from "
+        "(a new job starts from nothing)")
+
+
+def _check_schema(regions, schema):
+    """Raises StateMismatchError naming the first tensor or buffer of the
+    state that differs from the checkpoint's entry at the same place (path,
+    shape, dtype, size, memory layout). Nothing is written before this."""
+    if len(regions) != len(schema):
+        raise StateMismatchError(
+            f"the checkpoint holds {len(schema)} tensors and buffers, this state {len(regions)} "
+            f"({_first_difference([e[0] for e in schema], [r.path for r in regions])}); {_FIX}"
+        )
+    for r, (path, shape, dtype, nbytes, layout, _device) in zip(regions, schema):
+        if (r.path, r.shape, r.dtype, r.nbytes) != (path, tuple(shape), dtype, nbytes):
+            raise StateMismatchError(
+                f"the checkpoint does not match this state: {r.describe()} differs from the checkpoint's entry at "
+                f"the same place ('{path}', shape {list(shape)}, dtype {dtype}, {nbytes} bytes); {_FIX}"
+            )
+        if r.layout != (tuple(layout) if layout is not None else None):
+            raise StateMismatchError(
+                f"{r.describe()}: the checkpoint holds it in another memory layout ("
+                f"{'row-major' if layout is None else 'strides ' + str(list(layout))}); give the tensor the "
+                "checkpoint's layout before restoring (a model saved in channels_last: "
+                "model.to(memory_format=torch.channels_last)), since restore fills memory in place"
+            )
+
+
+def _first_difference(a, b):
+    """What differs between two lists of paths, for a message."""
+    sa, sb = set(a), set(b)
+    gone = [p for p in a if p not in sb]
+    added = [p for p in b if p not in sa]
     parts = []
     if gone:
         parts.append("gone: " + ", ".join(gone[:3]) + (" ..." if len(gone) > 3 else ""))

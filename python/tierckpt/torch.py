@@ -15,6 +15,7 @@ RNG states, plain values) is pickled into the small-object region. See
 tierckpt-python(3).
 """
 import random
+from collections.abc import Mapping
 
 try:
     import torch as _torch
@@ -110,27 +111,13 @@ class Checkpointer(_tck.Checkpointer):
     def restore(self, state=None):
         """Collective. Restores the newest checkpoint into the state (default:
         the constructor's) and returns its step, or None when there is none.
-        Tensors are filled in place; a checkpoint whose tensor names, shapes
-        or dtypes differ is refused (StateMismatchError) before anything is
-        written. Optimizers whose state is still empty (no step taken yet)
-        get it created first, as torch.distributed.checkpoint does."""
-        state = self._default(state)
-        lazy = [v for v in state.values() if isinstance(v, _torch.optim.Optimizer) and not v.state]
-        if lazy and self._regions is None:
-            # Whether a checkpoint exists decides whether the optimizers'
-            # state must exist now. Ask with the small-object region alone:
-            # no checkpoint gives "none"; one gives a refusal (it has more
-            # regions), and nothing is written either way.
-            self._register_meta()
-            try:
-                found, _ = self._restore_call()
-            except StateMismatchError:
-                found = None
-            if found is False:
-                return None  # registered at the first save, when the state exists
-            for opt in lazy:
-                _init_optimizer_state(opt)
-        return super().restore(state)
+        Tensors are filled in place. Optimizers get exactly the state the
+        checkpoint holds (state for the parameters that had it, created where
+        missing, dropped where the checkpoint has none), as torch's
+        load_state_dict would. A checkpoint whose tensor names, shapes, dtypes
+        or memory layouts differ is refused (StateMismatchError) and nothing
+        in the model or optimizers is changed."""
+        return super().restore(self._default(state))
 
     # ---- hooks of tierckpt.Checkpointer
 
@@ -139,12 +126,32 @@ class Checkpointer(_tck.Checkpointer):
             sd = value.state_dict()
             return _Stateful("module", walk.value(sd, path))
         if isinstance(value, _torch.optim.Optimizer):
-            return _Stateful("optimizer", walk.value(value.state_dict(), path))
+            sd = value.state_dict()
+            # By parameter index: the order of opt.state is the order in
+            # which parameters first got state, which a restore cannot know.
+            if all(isinstance(k, int) for k in sd["state"]):
+                sd["state"] = dict(sorted(sd["state"].items()))
+            return _Stateful("optimizer", walk.value(sd, path))
         if _is_stateful(value) and not isinstance(value, _torch.Tensor):
             # Schedulers, scalers, RNGState: small, and their state_dict()
             # makes new objects every time: pickled whole.
             return _Stateful("stateful", value.state_dict())
         return NotImplemented
+
+    def _prepare_restore(self, state, meta):
+        undos = []
+        try:
+            _prepare_optimizers(state, meta["skeleton"], meta["schema"], undos)
+        except BaseException:
+            for u in reversed(undos):
+                u()
+            raise
+
+        def undo():
+            for u in reversed(undos):
+                u()
+
+        return undo
 
     def _apply_special(self, live, saved, regions):
         if not isinstance(saved, _Stateful):
@@ -182,29 +189,104 @@ class _Joined(dict):
             self._extra[k] = v
 
 
-def _init_optimizer_state(opt):
-    """Creates an optimizer's state without changing the parameters: one
-    step on zero gradients with the learning rates at 0 (as
-    torch.distributed.checkpoint's _init_optim_state). The values are
-    overwritten by the restore."""
-    made = []
-    for group in opt.param_groups:
-        for p in group["params"]:
-            if p.requires_grad and p.grad is None:
-                p.grad = _torch.zeros_like(p)
-                made.append(p)
-    lrs = [g.get("lr") for g in opt.param_groups]
-    for g in opt.param_groups:
-        if "lr" in g:
-            g["lr"] = 0.0
+def _prepare_optimizers(live, saved, schema, undos):
+    """Walks the live state beside the checkpoint's skeleton and gives every
+    optimizer the state the checkpoint holds (see _prepare_optimizer)."""
+    if isinstance(saved, _Stateful):
+        if saved.kind == "optimizer" and isinstance(live, _torch.optim.Optimizer):
+            _prepare_optimizer(live, saved.skeleton, schema, undos)
+        return
+    if isinstance(saved, Mapping) and isinstance(live, Mapping):
+        for k, s in saved.items():
+            if k in live:
+                _prepare_optimizers(live[k], s, schema, undos)
+    elif isinstance(saved, (list, tuple)) and isinstance(live, (list, tuple)) and len(saved) == len(live):
+        for x, s in zip(live, saved):
+            _prepare_optimizers(x, s, schema, undos)
+
+
+_MISSING = object()
+
+
+def _prepare_optimizer(opt, sd, schema, undos):
+    """Makes opt.state hold, for each parameter, exactly the entries the
+    checkpoint's optimizer state has (sd: its skeleton, tensors as _Ref into
+    schema): tensors it lacks are created empty (the restore fills them),
+    state the checkpoint lacks is taken out. Appends to undos a function
+    that puts back what was there; raises StateMismatchError, changing
+    nothing, when the parameter groups differ."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    groups = sd.get("param_groups", [])
+    sizes = [len(g["params"]) for g in groups]
+    if sizes != [len(g["params"]) for g in opt.param_groups]:
+        raise StateMismatchError(
+            f"the checkpoint's optimizer has {len(groups)} parameter group(s) of {sizes} parameters, this one "
+            f"{len(opt.param_groups)} of {[len(g['params']) for g in opt.param_groups]}: build the optimizer with "
+            "the same parameter groups (optimizer.add_param_group) before restoring"
+        )
+    saved_state = sd.get("state", {})
+    changed = []
     try:
-        opt.step()
-    finally:
-        for g, lr in zip(opt.param_groups, lrs):
-            if lr is not None:
-                g["lr"] = lr
-        for p in made:
-            p.grad = None
+        for idx, p in enumerate(params):
+            want = saved_state.get(idx)
+            have = opt.state[p] if p in opt.state else _MISSING
+            if want is None:
+                if have is not _MISSING:
+                    changed.append((p, have))
+                    del opt.state[p]
+                continue
+            if have is not _MISSING and _state_fits(have, want, schema):
+                continue  # filled in place
+            fresh = {}
+            for k, v in want.items():
+                if isinstance(v, _tck._Ref):
+                    fresh[k] = _empty_like_entry(schema[v.index], p)
+                else:
+                    fresh[k] = v
+            changed.append((p, have))
+            opt.state[p] = fresh
+    except BaseException:
+        _put_back(opt, changed)
+        raise
+    undos.append(lambda: _put_back(opt, changed))
+
+
+def _put_back(opt, changed):
+    for p, old in reversed(changed):
+        if old is _MISSING:
+            opt.state.pop(p, None)
+        else:
+            opt.state[p] = old
+
+
+def _state_fits(have, want, schema):
+    """Whether a parameter's live optimizer state has the checkpoint's
+    entries, its tensors of the same shape, dtype and layout."""
+    if set(have) != set(want):
+        return False
+    for k, v in want.items():
+        if isinstance(v, _tck._Ref):
+            t = have[k]
+            _path, shape, dtype, _nbytes, layout, _device = schema[v.index]
+            if not isinstance(t, _torch.Tensor) or tuple(t.shape) != tuple(shape) or \
+                    str(t.dtype).replace("torch.", "") != dtype or \
+                    _tck._dense_layout(tuple(t.shape), tuple(t.stride())) != layout:
+                return False
+    return True
+
+
+def _empty_like_entry(entry, param):
+    """An uninitialised tensor for a schema entry of a parameter's optimizer
+    state: on the CPU when it was saved from the CPU (Adam's step counter),
+    else on the parameter's device; in the saved memory layout."""
+    path, shape, dtype, _nbytes, layout, device = entry
+    dt = getattr(_torch, dtype, None)
+    if not isinstance(dt, _torch.dtype):
+        raise StateMismatchError(f"'{path}': the checkpoint holds dtype {dtype}, which this PyTorch does not know")
+    dev = "cpu" if device == "cpu" or (device is None and len(shape) == 0) else param.device
+    if layout is None:
+        return _torch.empty(tuple(shape), dtype=dt, device=dev)
+    return _torch.empty_strided(tuple(shape), tuple(st if st else 1 for st in layout), dtype=dt, device=dev)
 
 
 def _apply_optimizer(opt, sd):

@@ -69,15 +69,54 @@ def test_saves_read_the_registered_memory(store):
     assert (out == 42).all()
 
 
-def test_a_replaced_buffer_is_refused_by_name(store):
+def test_a_state_that_changes_between_saves_is_registered_anew(store):
     w = np.zeros(8)
     with open_ck(store) as ck:
         ck.save(1, {"weights": w})
-        with pytest.raises(TierckptError, match="'weights'.*is other memory than the one registered"):
-            ck.save(2, {"weights": np.zeros(8)})
-        with pytest.raises(TierckptError, match="now holds 2 tensors and buffers.*new: extra"):
-            ck.save(2, {"weights": w, "extra": np.zeros(2)})
-        ck.save(2, {"weights": w})  # the same memory again: fine
+        first = ck._regions[0].ptr
+        w2 = np.full(8, 2.0)  # replaced, not updated in place
+        ck.save(2, {"weights": w2})
+        assert ck._regions[0].ptr == w2.ctypes.data != first
+        extra = np.full(2, 3.0)  # an entry added
+        ck.save(3, {"weights": w2, "extra": extra})
+        assert [r.path for r in ck._regions] == ["weights", "extra"]
+    out = {"weights": np.zeros(8), "extra": np.zeros(2)}
+    with open_ck(store) as ck:
+        assert ck.restore(out) == 3
+    assert (out["weights"] == 2).all() and (out["extra"] == 3).all()
+
+
+def test_the_fetch_api_reads_a_checkpoint_before_anything_is_registered(store):
+    from tierckpt import _lib
+    import ctypes
+
+    with open_ck(store) as ck:
+        ck.save(4, {"a": np.arange(4, dtype=np.int64), "b": bytearray(b"xyz")})
+    with open_ck(store) as ck:
+        lib, h = _lib.get(), ck._h()
+        found, version = ctypes.c_int(0), ctypes.c_uint64(0)
+        assert lib.tierckpt_fetch(h, ctypes.byref(found), ctypes.byref(version)) == 0
+        assert (found.value, version.value) == (1, 4)
+        n = ctypes.c_size_t(0)
+        assert lib.tierckpt_fetched_count(h, ctypes.byref(n)) == 0 and n.value == 3
+        name, size = ctypes.c_char_p(), ctypes.c_uint64(0)
+        regions = []
+        for i in range(3):
+            assert lib.tierckpt_fetched_region(h, i, ctypes.byref(name), ctypes.byref(size)) == 0
+            regions.append((name.value, size.value))
+        assert regions[0][0] == b"tierckpt.meta" and [r[1] for r in regions[1:]] == [32, 3]
+        buf = (ctypes.c_char * 16)()
+        assert lib.tierckpt_fetched_read(h, regions[1][0], 8, buf, 16) == 0
+        assert np.frombuffer(bytes(buf), dtype=np.int64).tolist() == [1, 2]
+        assert lib.tierckpt_fetched_read(h, regions[1][0], 24, buf, 16) == 1  # beyond the region
+        assert "lie beyond it" in lib.tierckpt_last_error().decode()
+        assert lib.tierckpt_fetched_read(h, b"no such", 0, buf, 1) == 4
+        assert lib.tierckpt_fetch_drop(h) == 0
+        assert lib.tierckpt_fetched_count(h, ctypes.byref(n)) == 4  # none held any more
+        # The Python restore is fetch, check, register, restore.
+        out = {"a": np.zeros(4, dtype=np.int64), "b": bytearray(3)}
+        assert ck.restore(out) == 4
+    assert out["a"].tolist() == [0, 1, 2, 3] and out["b"] == b"xyz"
 
 
 def test_a_registered_bytearray_cannot_be_resized(store):
@@ -109,24 +148,18 @@ def test_a_checkpoint_of_other_names_or_count_is_refused(store):
             ck.restore({"x": np.zeros(4), "v": np.zeros(2)})
 
 
-def test_small_objects_beyond_meta_bytes_are_refused_and_the_last_checkpoint_kept(store):
+def test_the_small_object_room_grows_and_restore_takes_its_size_from_the_checkpoint(store):
     a = np.ones(2)
     with open_ck(store, meta_bytes=4096) as ck:
         ck.save(1, {"a": a, "blob": "x" * 100})
-        with pytest.raises(TierckptError, match=r"take \d+ bytes pickled, more than meta_bytes=4096.*meta_bytes=65536"):
-            ck.save(2, {"a": a, "blob": "x" * 10000})
+        assert ck.meta_bytes == 4096
+        ck.save(2, {"a": a, "blob": "x" * 100000})
+        assert ck.meta_bytes == 262144  # the next power of two from 64 KiB up, twice the pickle
     state = {"a": np.zeros(2), "blob": None}
-    with open_ck(store, meta_bytes=4096) as ck:
-        assert ck.restore(state) == 1
-    assert state["blob"] == "x" * 100
-
-
-def test_restore_with_other_meta_bytes_names_the_right_one(store):
-    with open_ck(store, meta_bytes=4096) as ck:
-        ck.save(1, {"a": np.ones(2)})
-    with open_ck(store) as ck:
-        with pytest.raises(StateMismatchError, match="saved with meta_bytes=4096.*create it with meta_bytes=4096"):
-            ck.restore({"a": np.zeros(2)})
+    with open_ck(store) as ck:  # another meta_bytes: the checkpoint's is used
+        assert ck.restore(state) == 2
+        assert ck.meta_bytes == 262144
+    assert state["blob"] == "x" * 100000 and (state["a"] == 1).all()
 
 
 @pytest.mark.parametrize(
@@ -154,8 +187,67 @@ def test_bad_state_and_buffers_are_refused(store):
             ck.save(1, [np.zeros(2)])
         with pytest.raises(TierckptError, match="top-level names must be strings"):
             ck.save(1, {1: np.zeros(2)})
-        with pytest.raises(TierckptError, match="'a': the buffer is not C-contiguous"):
+        with pytest.raises(TierckptError, match=r"'a': the array's elements overlap or leave gaps in memory "
+                                                 r"\(shape \[4\], strides \[32\]\); checkpoint the array it is a view of"):
             ck.save(1, {"a": np.zeros((4, 4))[:, 1]})
+        with pytest.raises(TierckptError, match="'b': the buffer is not C-contiguous"):
+            ck.save(1, {"b": memoryview(bytearray(8))[::2]})
+
+
+def test_arrays_in_any_dense_order_are_restored_in_place_bit_exact(store):
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((3, 4, 5))
+    state = {"f": np.asfortranarray(base), "t": base.copy().transpose(2, 0, 1), "r": base.copy()[::-1]}
+    want = {k: v.copy() for k, v in state.items()}
+    with open_ck(store) as ck:
+        ck.save(1, state)
+        assert [r.layout for r in ck._regions] == [(1, 3, 12), (1, 20, 5), (-20, 5, 1)]
+    out = {"f": np.asfortranarray(np.zeros((3, 4, 5))), "t": np.zeros((3, 4, 5)).transpose(2, 0, 1),
+           "r": np.zeros((3, 4, 5))[::-1]}
+    ptrs = {k: v.ctypes.data for k, v in out.items()}
+    with open_ck(store) as ck:
+        assert ck.restore(out) == 1
+    for k in out:
+        assert out[k].ctypes.data == ptrs[k] and np.array_equal(out[k], want[k])
+    with open_ck(store) as ck:  # a C-ordered array where the checkpoint holds a Fortran-ordered one
+        wrong = {"f": np.zeros((3, 4, 5)), "t": out["t"], "r": out["r"]}
+        with pytest.raises(StateMismatchError, match=r"'f' \(shape \[3, 4, 5\], dtype float64, 480 bytes\): the "
+                                                     r"checkpoint holds it in another memory layout \(strides \[1, 3, 12\]\)"):
+            ck.restore(wrong)
+    assert not wrong["f"].any()
+
+
+def test_names_are_any_unicode_of_any_length(store):
+    long = "层" * 40  # 120 bytes of UTF-8
+    state = {"编码器第一层": np.ones(3), long: np.full(2, 7.0), "x\0y": np.zeros(1), "a" * 300: np.ones(1)}
+    with open_ck(store) as ck:
+        ck.save(1, state)
+        names = [r.name for r in ck._regions]
+        assert all(len(n) <= 55 for n in names) and len(set(names)) == 4
+        for n in names:
+            n.decode("utf-8")  # cut at character boundaries
+        ck.save(2, state)  # and the checkpointer goes on
+    out = {k: np.zeros_like(v) for k, v in state.items()}
+    with open_ck(store) as ck:
+        assert ck.restore(out) == 2
+    assert (out["编码器第一层"] == 1).all() and (out[long] == 7).all()
+    other = {("编码器第二层" if k == "编码器第一层" else k): v for k, v in out.items()}  # the same order
+    with open_ck(store) as ck:
+        with pytest.raises(StateMismatchError, match="'编码器第二层'.*differs from the checkpoint's entry at the same "
+                                                     "place \\('编码器第一层'"):
+            ck.restore(other)
+
+
+def test_tied_buffers_are_one_region(store):
+    w = np.arange(6.0)
+    with open_ck(store) as ck:
+        ck.save(1, {"enc": w, "dec": w})
+        assert len(ck._regions) == 1
+    a = np.zeros(6)
+    out = {"enc": a, "dec": a}
+    with open_ck(store) as ck:
+        assert ck.restore(out) == 1
+    assert out["dec"] is a and (a == np.arange(6.0)).all()
 
 
 def test_read_only_buffers_are_small_objects(store):
