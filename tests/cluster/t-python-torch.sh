@@ -31,7 +31,7 @@ step "reference: a straight run of 20 steps (3 nodes x 2 ranks)"
 ref=$(ck srun --mpi=pmix -N3 -n6 "${OPTS[@]}" $TRAIN)
 echo "$ref"
 assert_eq "$(grep -c '^rank=[0-5] restored none$' <<<"$ref")" 6 "a new job finds no checkpoint"
-assert_eq "$(finals "$ref" | grep -c ' step=20 params=[0-9a-f]\{16\} optim=[0-9a-f]\{16\}$')" 6 "every rank's final line"
+assert_eq "$(finals "$ref" | grep -c ' step=20 params=[0-9a-f]\{16\} optim=[0-9a-f]\{16\} other=[0-9a-f]\{16\}$')" 6 "every rank's final line"
 assert_eq "$(finals "$ref" | awk '{print $4}' | sort -u | wc -l)" 6 "every rank trains its own replica"
 
 step "the same job: 12 steps on n1-n3, n2 dies, relaunched on n1, n3 and the spare n4 up to step 20"
