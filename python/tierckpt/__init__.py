@@ -11,7 +11,9 @@ See tierckpt-python(3); PyTorch: tierckpt.torch.
 """
 import atexit
 import collections
+import contextlib
 import ctypes
+import gc
 import hashlib
 import os
 import pickle
@@ -239,36 +241,44 @@ def _dense_layout(shape, strides):
     return None if norm == tuple(reversed(row_major)) else norm
 
 
+_DTYPE_NAMES = {}  # torch.float32 -> "float32": str() of a dtype is slow, and a save asks for every tensor
+
+
 def _tensor_region(t, path, cuda: bool) -> _Region:
-    """cuda: the library has its CUDA tier and looks for device regions."""
+    """cuda: the library has its CUDA tier and looks for device regions.
+    Called for every tensor of every save: the common case (a contiguous
+    CPU tensor) takes the fewest calls into torch."""
     torch = sys.modules["torch"]
-    if t.layout != torch.strided:
+    device = t.device.type
+    if t.layout is not torch.strided:
         raise TierckptError(
             1,
             f"'{path}' is a {t.layout} tensor: tierckpt saves dense tensors in place; keep its parts as dense "
             "tensors in the state instead (for sparse COO: t.coalesce().indices() and .values())",
         )
-    if t.device.type == "meta":
-        raise TierckptError(
-            1,
-            f"'{path}' is a meta tensor: it has no data (a model built on the meta device); materialise it "
-            "(module.to_empty(device=...)) and load or initialise its values before saving or restoring",
-        )
-    if t.device.type == "cuda" and not cuda:
-        why = ("TIERCKPT_CUDA=0 turns its CUDA tier off" if "cuda" in features()
-               else "this libtierckpt was built without its CUDA tier (configure --with-cuda)")
-        raise TierckptError(8, f"'{path}' is a cuda tensor: {why}; checkpoint a CPU copy of it")
-    if t.device.type not in ("cpu", "cuda"):
-        raise TierckptError(
-            8,
-            f"'{path}' is a {t.device.type} tensor: libtierckpt checkpoints host memory and, with its CUDA tier, "
-            "CUDA memory only; checkpoint a CPU copy of it",
-        )
+    if device != "cpu":
+        if device == "meta":
+            raise TierckptError(
+                1,
+                f"'{path}' is a meta tensor: it has no data (a model built on the meta device); materialise it "
+                "(module.to_empty(device=...)) and load or initialise its values before saving or restoring",
+            )
+        if device == "cuda" and not cuda:
+            why = ("TIERCKPT_CUDA=0 turns its CUDA tier off" if "cuda" in features()
+                   else "this libtierckpt was built without its CUDA tier (configure --with-cuda)")
+            raise TierckptError(8, f"'{path}' is a cuda tensor: {why}; checkpoint a CPU copy of it")
+        if device != "cuda":
+            raise TierckptError(
+                8,
+                f"'{path}' is a {device} tensor: libtierckpt checkpoints host memory and, with its CUDA tier, "
+                "CUDA memory only; checkpoint a CPU copy of it",
+            )
     if t.is_conj() or t.is_neg():
         raise TierckptError(
             1, f"'{path}' is a lazily conjugated or negated view: resolve it (t.resolve_conj(), t.resolve_neg())"
         )
-    layout = _dense_layout(tuple(t.shape), tuple(t.stride()))
+    shape = tuple(t.shape)
+    layout = None if t.is_contiguous() else _dense_layout(shape, t.stride())
     if layout is False:
         raise TierckptError(
             1,
@@ -276,9 +286,11 @@ def _tensor_region(t, path, cuda: bool) -> _Region:
             f"{list(t.stride())}: an expanded or sliced view); tierckpt saves tensors in place, so checkpoint the "
             "tensor it is a view of, or keep a dense tensor (t.clone()) and update it in place",
         )
+    dtype = _DTYPE_NAMES.get(t.dtype)
+    if dtype is None:
+        dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).replace("torch.", "")
     nbytes = t.numel() * t.element_size()
-    return _Region(path, t.data_ptr() if nbytes else None, nbytes, tuple(t.shape), str(t.dtype).replace("torch.", ""),
-                   t, t, layout, t.device.type)
+    return _Region(path, t.data_ptr() if nbytes else None, nbytes, shape, dtype, t, t, layout, device)
 
 
 def _ndarray_region(a, path) -> _Region:
@@ -324,25 +336,27 @@ class _Walk:
         self.ck = checkpointer
         self.regions = []
         self.seen = {}
+        self.tensor = _torch_tensor_type()
+        self.cuda = checkpointer._cuda
 
     def region(self, r: _Region) -> _Ref:
         # The same memory reached twice (tied weights: one tensor under two
         # names) is one region.
         if r.nbytes:
-            same = self.seen.get((r.ptr, r.nbytes, r.shape, r.dtype, r.layout))
+            k = (r.ptr, r.nbytes, r.shape, r.dtype, r.layout)
+            same = self.seen.get(k)
             if same is not None:
                 return _Ref(same)
-            self.seen[(r.ptr, r.nbytes, r.shape, r.dtype, r.layout)] = len(self.regions)
+            self.seen[k] = len(self.regions)
         self.regions.append(r)
         return _Ref(len(self.regions) - 1)
 
     def value(self, v, path):
+        if self.tensor is not None and isinstance(v, self.tensor):
+            return self.region(_tensor_region(v, path, self.cuda))
         special = self.ck._walk_special(self, v, path)
         if special is not NotImplemented:
             return special
-        tensor = _torch_tensor_type()
-        if tensor is not None and isinstance(v, tensor):
-            return self.region(_tensor_region(v, path, self.ck._cuda))
         if isinstance(v, Mapping):
             out = type(v)() if type(v) in (dict,) or _is_ordered_dict(v) else {}
             for k, x in v.items():
@@ -364,6 +378,21 @@ class _Walk:
         return v  # a small object: pickled
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """The cyclic garbage collector off: a save or restore makes a few
+    objects per tensor and frees none, and with the collector on a state of
+    10^5 tensors triggered collections that scanned the growing heap again
+    and again (half the time of a save)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _is_ordered_dict(v):
     return isinstance(v, collections.OrderedDict)
 
@@ -376,8 +405,9 @@ class Checkpointer:
     (TIERCKPT_STORE and friends). Otherwise they replace the environment:
     store (absolute path on a tmpfs), store_bytes ("1G"), prefault (bool),
     job_id, replicas, transport ("ucx", "ofi", "auto"), replica_timeout_ms.
-    comm: an mpi4py communicator (default: MPI_COMM_WORLD). meta_bytes: room
-    for the state's small objects, pickled (see tierckpt-python(3)).
+    comm: an mpi4py communicator (default: MPI_COMM_WORLD). meta_bytes: the
+    room the state's small objects (pickled) start with; it grows as they
+    do, and a restore takes the checkpoint's (see tierckpt-python(3)).
     """
 
     def __init__(
@@ -456,10 +486,11 @@ class Checkpointer:
         created lazily, a parameter group added, a tensor replaced), they are
         registered anew first. The small objects' room grows as needed."""
         version = _version(step)
-        walk = self._walk(state)
-        if self._regions is None or self._keys != [r.key() for r in walk.regions]:
-            self._register(walk.regions, schema=None)
-        blob = self._meta_blob(walk)
+        with _no_gc():
+            walk = self._walk(state)
+            if self._regions is None or self._keys != [r.key() for r in walk.regions]:
+                self._register(walk.regions, schema=None)
+            blob = self._meta_blob(walk)
         if len(blob) > self._meta_bytes:
             self._register(walk.regions, schema=self._schema_blob, meta_bytes=_round_up(2 * len(blob)))
         _META_HEAD.pack_into(self._meta, 0, _META_MAGIC, len(blob))
@@ -479,10 +510,11 @@ class Checkpointer:
             return None
         err, undo, walk, meta = None, None, None, None
         try:
-            meta, meta_bytes, names = self._fetched_meta()
-            undo = self._prepare_restore(state, meta)
-            walk = self._walk(state)
-            _check_schema(walk.regions, meta["schema"])
+            with _no_gc():
+                meta, meta_bytes, names = self._fetched_meta()
+                undo = self._prepare_restore(state, meta)
+                walk = self._walk(state)
+                _check_schema(walk.regions, meta["schema"])
         except Exception as e:  # every rank learns below that this one cannot go on
             err = e
         if not self.agree(err is None):

@@ -71,8 +71,10 @@ done
 # their shards from n1's memory. The runtime reports each rank's restore
 # (TIERCKPT_RUN_REPORT=1); the figure is the moved bytes over the slowest
 # moved rank's restore time (inventory, transfer and checksum included).
+# The allocation names its nodes: one still completing the previous step
+# would otherwise be left out, and the first step's -w n1,n2 refused.
 # shellcheck disable=SC2016  # runs in the allocation
-out=$("$CLUSTER" exec salloc -N3 -n6 --ckpt-mem=1G --ckpt-replicas=1 bash -c '
+out=$("$CLUSTER" exec salloc -N3 -n6 -w n1,n2,n3 --ckpt-mem=1G --ckpt-replicas=1 bash -c '
     train="tierckpt-synth-train --state-mib 64 --ckpt-every 4 --steps 4"
     srun --mpi=pmix -N2 -n4 -w n1,n2 $train >/dev/null
     TIERCKPT_RUN_REPORT=1 srun --mpi=pmix -N2 -n4 -w n1,n3 $train --steps 8 2>&1' 2>&1)
