@@ -373,3 +373,13 @@ def test_two_ranks_under_mpirun(store):
                               r.stdout))
     assert lines == ["rank 0 restored 4 [0.0, 0.0] epoch 4 refused:another-rank",
                      "rank 1 restored 4 [1.0, 1.0] epoch 4 refused:names-a"], r.stdout + r.stderr
+
+
+def test_pyproject_version_is_the_projects():
+    tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib")
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "python", "pyproject.toml"), "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    if tierckpt.__version__ == "unknown":
+        pytest.skip("an unbuilt tree: no _config.py with configure's version")
+    assert version == tierckpt.__version__ == tierckpt.library_version()
