@@ -527,19 +527,21 @@ class Checkpointer:
             raise StateMismatchError(
                 "another rank's state does not match the checkpoint (its error says how); nothing was restored"
             )
+        reg_err = None
         try:
-            try:
-                self._register(walk.regions, schema=meta["schema_blob"], meta_bytes=meta_bytes, names=names)
-            except TierckptError:
-                # Still takes part in the collective restore, which then
-                # fails on every rank: this rank has no regions registered.
-                self._forget()
-                raise
-            finally:
-                found, got = self._restore_call()
+            self._register(walk.regions, schema=meta["schema_blob"], meta_bytes=meta_bytes, names=names)
+        except TierckptError as e:
+            # This rank still takes part in the collective restore, which
+            # then fails on every rank: it has no regions registered.
+            reg_err = e
+            self._forget()
+        try:
+            found, got = self._restore_call()
         except BaseException:
             undo()
             self._forget()
+            if reg_err is not None:
+                raise reg_err from None
             raise
         if not found or got != version:
             undo()

@@ -52,6 +52,9 @@ How DCP's calls map onto tierckpt's collective save and restore:
   resolves (planner.resolve_tensor, commit_tensor), bytes through
   planner.load_bytes. A saved tensor whose shape differs from the live one is
   refused (StateMismatchError) before anything is written.
+- async_save first calls Writer.stage (DCP's AsyncStager protocol), which
+  copies every tensor: a tensor changed after async_save returned does not
+  reach that checkpoint.
 - async_save runs write_data in DCP's executor thread: tierckpt then calls MPI
   there, which needs MPI_THREAD_MULTIPLE (import mpi4py before tierckpt);
   otherwise it is refused. tierckpt's save already returns once the state is
@@ -352,6 +355,19 @@ def _save_outcome(error, all_ok, version, last):
     )
 
 
+def _stable_copy(obj):
+    """obj with every tensor replaced by a copy on the CPU (dicts, lists and
+    tuples walked; other values kept: DCP serialises them in the background
+    with torch.save, and the application does not change them in place)."""
+    if isinstance(obj, _torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _stable_copy(v) for k, v in obj.items()}  # DCP flattens any mapping alike
+    if type(obj) in (list, tuple):
+        return type(obj)(_stable_copy(v) for v in obj)
+    return obj
+
+
 def _lib_thread_level():
     level = ctypes.c_int(-1)
     _lib.get().MPI_Query_thread(ctypes.byref(level))
@@ -424,6 +440,28 @@ class Writer(_CheckpointId, _WriterBase):
         self.checkpoint_id = None
         self._coordinator = False
         self._packed_metadata = None
+
+    # The AsyncStager protocol (PyTorch >= 2.3): dcp.async_save asks a writer
+    # that has stage() for a staged state before it starts the background
+    # save, and saves that. Without it, 2.3 and 2.4 stage with
+    # _offload_state_dict_to_cpu, which keeps CPU tensors as they are: a
+    # tensor changed after async_save returned could reach the checkpoint.
+    # stage() copies every tensor, so the checkpoint holds the state as it
+    # was when async_save was called; staging is done before stage()
+    # returns, so nothing needs synchronising after.
+    _synchronize_after_execute = False
+
+    @property
+    def should_synchronize_after_execute(self) -> bool:
+        return False
+
+    def stage(self, state_dict):
+        """A copy of state_dict whose tensors are new CPU tensors (what
+        dcp.async_save saves in the background)."""
+        return _stable_copy(state_dict)
+
+    def synchronize_staging(self) -> None:
+        pass
 
     def set_up_storage_writer(self, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("use_collectives", True) is False:

@@ -349,3 +349,50 @@ def test_dcp_async_save(store, group):
         sd = {"model": other.state_dict()}
         dcp.load(sd, storage_reader=st.reader())
     assert all(torch.equal(want[k], v) for k, v in other.state_dict().items())
+
+
+def test_async_staging_copies_every_tensor():
+    """What dcp.async_save saves in the background (Writer.stage): new CPU
+    tensors, so later changes to the live ones do not reach it."""
+    t = torch.arange(4.0)
+    sd = {"m": {"w": t, "nested": [t, (t, 3)]}, "step": 5, "blob": b"x"}
+    staged = tdcp._stable_copy(sd)
+    t.add_(100)
+    assert staged["m"]["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert staged["m"]["nested"][1][0].tolist() == [0.0, 1.0, 2.0, 3.0] and staged["m"]["nested"][1][1] == 3
+    assert staged["m"]["w"].data_ptr() != t.data_ptr() and staged["step"] == 5 and staged["blob"] == b"x"
+
+
+@needs_dcp
+def test_dcp_async_save_keeps_the_state_of_the_call(store, group):
+    """A tensor changed after dcp.async_save returned does not reach that
+    checkpoint: the background save is held until the change is made."""
+    import torch.distributed.checkpoint as dcp
+
+    if not hasattr(dcp, "async_save"):
+        pytest.skip(f"torch {torch.__version__} has no dcp.async_save")
+    if tdcp._lib_thread_level() < tierckpt._lib.MPI_THREAD_MULTIPLE:
+        pytest.skip("async_save needs MPI_THREAD_MULTIPLE (import mpi4py first)")
+    model, _ = make(0)
+    want = {k: v.clone() for k, v in model.state_dict().items()}
+    changed = threading.Event()
+    with tdcp.Storage("8M", store=store, store_bytes="64M") as st:
+        writer = st.writer()
+        write_data = writer.write_data
+
+        def held(*args, **kwargs):
+            assert changed.wait(60)
+            return write_data(*args, **kwargs)
+
+        writer.write_data = held
+        fut = dcp.async_save({"model": model.state_dict()}, storage_writer=writer)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)  # after async_save returned, before its background save packs
+        changed.set()
+        fut.result()
+    other, _ = make(5)
+    with tdcp.Storage("8M", store=store) as st:
+        sd = {"model": other.state_dict()}
+        dcp.load(sd, storage_reader=st.reader())
+    assert all(torch.equal(want[k], v) for k, v in other.state_dict().items())
