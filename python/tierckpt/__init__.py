@@ -508,6 +508,9 @@ class Checkpointer:
         found, version = self._fetch()
         if not found:
             return None
+        # Until the regions are filled every rank must reach the same
+        # collectives (agree, then tierckpt_restore) whatever fails on it, so
+        # any exception (an interrupt too) is held and raised after them.
         err, undo, walk, meta = None, None, None, None
         try:
             with _no_gc():
@@ -515,13 +518,19 @@ class Checkpointer:
                 undo = self._prepare_restore(state, meta)
                 walk = self._walk(state)
                 _check_schema(walk.regions, meta["schema"])
-        except Exception as e:  # every rank learns below that this one cannot go on
+        except BaseException as e:  # every rank learns below that this one cannot go on
             err = e
-        if not self.agree(err is None):
-            if undo is not None:
-                undo()
-            lib = _lib.get()
-            lib.tierckpt_fetch_drop(self._h())
+        try:
+            all_ok = self.agree(err is None)
+        except BaseException:
+            all_ok = None
+            raise
+        finally:
+            if not all_ok:
+                if undo is not None:
+                    undo()
+                _lib.get().tierckpt_fetch_drop(self._h())
+        if not all_ok:
             if err is not None:
                 raise err
             raise StateMismatchError(
@@ -529,10 +538,12 @@ class Checkpointer:
             )
         reg_err = None
         try:
-            self._register(walk.regions, schema=meta["schema_blob"], meta_bytes=meta_bytes, names=names)
-        except TierckptError as e:
+            # The checkpoint's names; the schema from the live state (its
+            # devices, where a restore moved the state to another one).
+            self._register(walk.regions, schema=None, meta_bytes=meta_bytes, names=names)
+        except BaseException as e:
             # This rank still takes part in the collective restore, which
-            # then fails on every rank: it has no regions registered.
+            # then fails on every rank, writing nothing: it has no regions.
             reg_err = e
             self._forget()
         try:
@@ -543,6 +554,9 @@ class Checkpointer:
             if reg_err is not None:
                 raise reg_err from None
             raise
+        if reg_err is not None:  # (the restore cannot have succeeded without regions)
+            undo()
+            raise reg_err
         if not found or got != version:
             undo()
             self._forget()

@@ -139,6 +139,7 @@ class Checkpointer(_tck.Checkpointer):
         return NotImplemented
 
     def _prepare_restore(self, state, meta):
+        _check_kinds(state, meta["skeleton"], "")
         undos = []
         try:
             _prepare_optimizers(state, meta["skeleton"], meta["schema"], undos)
@@ -187,6 +188,43 @@ class _Joined(dict):
         super().__setitem__(k, v)
         if k not in self._base:
             self._extra[k] = v
+
+
+def _kind(v):
+    if isinstance(v, _torch.nn.Module):
+        return "module"
+    if isinstance(v, _torch.optim.Optimizer):
+        return "optimizer"
+    if _is_stateful(v) and not isinstance(v, _torch.Tensor):
+        return "stateful"
+    return None
+
+
+def _check_kinds(live, saved, path):
+    """Refuses, before anything is written, a state whose modules,
+    optimizers and stateful objects stand where the checkpoint has something
+    else, or the reverse (restore could fill the tensors and then fail to
+    put the rest back)."""
+    where = path or "the state"
+    if isinstance(saved, _Stateful):
+        if _kind(live) != saved.kind:
+            raise StateMismatchError(
+                f"the checkpoint holds {'an' if saved.kind == 'optimizer' else 'a'} {saved.kind} at '{where}', this "
+                f"state {type(live).__name__}: restore into the kind of object it was saved from"
+            )
+        return
+    if _kind(live) is not None and isinstance(saved, (Mapping, list, tuple)):
+        raise StateMismatchError(
+            f"the checkpoint holds plain values at '{where}', this state a {_kind(live)} "
+            f"({type(live).__name__}): restore into the kind of object it was saved from"
+        )
+    if isinstance(saved, Mapping) and isinstance(live, Mapping):
+        for k, s in saved.items():
+            if k in live:
+                _check_kinds(live[k], s, f"{path}.{k}" if path else str(k))
+    elif isinstance(saved, (list, tuple)) and isinstance(live, (list, tuple)) and len(saved) == len(live):
+        for i, (x, s) in enumerate(zip(live, saved)):
+            _check_kinds(x, s, f"{path}.{i}")
 
 
 def _prepare_optimizers(live, saved, schema, undos):
@@ -277,13 +315,14 @@ def _state_fits(have, want, schema):
 
 def _empty_like_entry(entry, param):
     """An uninitialised tensor for a schema entry of a parameter's optimizer
-    state: on the CPU when it was saved from the CPU (Adam's step counter),
-    else on the parameter's device; in the saved memory layout."""
+    state, in the saved dtype and memory layout."""
     path, shape, dtype, _nbytes, layout, device = entry
     dt = getattr(_torch, dtype, None)
     if not isinstance(dt, _torch.dtype):
         raise StateMismatchError(f"'{path}': the checkpoint holds dtype {dtype}, which this PyTorch does not know")
-    dev = "cpu" if device == "cpu" or (device is None and len(shape) == 0) else param.device
+    # A scalar saved from the CPU (Adam's step without capturable=True) stays
+    # there; everything else follows its parameter, wherever the model now is.
+    dev = "cpu" if len(shape) == 0 and device in ("cpu", None) else param.device
     if layout is None:
         return _torch.empty(tuple(shape), dtype=dt, device=dev)
     return _torch.empty_strided(tuple(shape), tuple(st if st else 1 for st in layout), dtype=dt, device=dev)

@@ -1260,6 +1260,45 @@ Status Checkpointer::persist_poll(bool block) {
                  why.empty() ? "" : ": " + why);
 }
 
+Status Checkpointer::match_regions(const std::vector<store::RegionEntry> &entries) const {
+    if (entries.size() != regions_.size()) {
+        return error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered", entries.size(),
+                     regions_.size());
+    }
+    for (std::size_t i = 0; i < regions_.size(); ++i) {
+        const auto &e = entries[i];
+        const auto &r = regions_[i];
+        if (e.name != r.name || e.bytes != r.bytes) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "the checkpoint's region '{}' ({} bytes) does not match the registered region '{}' ({} bytes)",
+                         e.name, e.bytes, r.name, r.bytes);
+        }
+    }
+    return Status::ok();
+}
+
+Status Checkpointer::copy_into_regions(const std::uint8_t *payload) {
+    std::uint64_t off = store::manifest_bytes(regions_.size());
+    Status st;
+    for (const auto &r : regions_) {
+        if (r.mem.device) {
+            st = stager_->to_device(r.ptr, payload + off, r.bytes, r.mem.device_id);
+            if (!st) {
+                st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+                break;
+            }
+        } else {
+            std::memcpy(r.ptr, payload + off, r.bytes);
+        }
+        off += r.bytes;
+    }
+    if (stager_) {
+        Status fin = stager_->finish();
+        if (st && !fin) st = fin;
+    }
+    return st;
+}
+
 Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked,
                             std::vector<std::uint8_t> *owner) {
     if (!crc_checked && crc32c_parallel(payload, bytes, crc_threads_) != crc) {
@@ -1286,38 +1325,8 @@ Status Checkpointer::unpack(const std::uint8_t *payload, std::uint64_t bytes, st
         fetched_ = std::move(f);
         return Status::ok();
     }
-    if (entries->size() != regions_.size()) {
-        return error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered", entries->size(),
-                     regions_.size());
-    }
-    for (std::size_t i = 0; i < regions_.size(); ++i) {
-        const auto &e = (*entries)[i];
-        const auto &r = regions_[i];
-        if (e.name != r.name || e.bytes != r.bytes) {
-            return error(TIERCKPT_ERR_INVALID,
-                         "the checkpoint's region '{}' ({} bytes) does not match the registered region '{}' ({} bytes)",
-                         e.name, e.bytes, r.name, r.bytes);
-        }
-    }
-    std::uint64_t off = store::manifest_bytes(regions_.size());
-    Status st;
-    for (const auto &r : regions_) {
-        if (r.mem.device) {
-            st = stager_->to_device(r.ptr, payload + off, r.bytes, r.mem.device_id);
-            if (!st) {
-                st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
-                break;
-            }
-        } else {
-            std::memcpy(r.ptr, payload + off, r.bytes);
-        }
-        off += r.bytes;
-    }
-    if (stager_) {
-        Status fin = stager_->finish();
-        if (st && !fin) st = fin;
-    }
-    return st;
+    if (Status st = match_regions(*entries); !st) return st;
+    return copy_into_regions(payload);
 }
 
 Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, const std::vector<int> &plan,
@@ -1345,8 +1354,7 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
     if (transport_ && !local && !from_disk) {
         auto guard = store_->lock();
         auto s = store_->allocate(static_cast<std::uint32_t>(rank_), static_cast<std::uint32_t>(world_), mine.version,
-                                  mine.payload_bytes, 0, static_cast<std::uint32_t>(regions_.size()), store::kReplica,
-                                  rank_);
+                                  mine.payload_bytes, 0, mine.nregions, store::kReplica, rank_);
         if (s) {
             pull_slot = *s;
         } else {
@@ -1494,9 +1502,13 @@ Status Checkpointer::restore_attempt(const std::vector<InventoryEntry> &inv, con
             st = error(TIERCKPT_ERR_CORRUPT, "the slot changed under restore");
         } else {
             st = unpack(store_->base() + rec.offset, mine.payload_bytes, mine.crc);
+            if (st && fetch_only_) fetched_->slot = HeldSlot{mine.slot, mine.version, mine.rank};
         }
     } else if (pull_slot) {
         st = pulled ? unpack(pull_dst, mine.payload_bytes, mine.crc, true) : pulled;
+        if (st && fetch_only_) {
+            fetched_->slot = HeldSlot{*pull_slot, mine.version, static_cast<std::uint32_t>(rank_)};
+        }
         log::debug("restore: rank {}: {} bytes from rank {}'s node over {}: moved and verified in {:.1f} ms, copied "
                    "into the regions in {:.1f} ms (since the attempt began: {:.1f} ms)",
                    rank_, mine.payload_bytes, mine.holder, restored_via_, t_moved - t_begin, now_ms() - t_moved,
@@ -1546,9 +1558,16 @@ Result<RestoreResult> Checkpointer::fetch() {
     double t0 = now_ms();
     fetched_.reset();
     restored_bytes_ = 0;
-    fetch_only_ = true;
-    auto r = restore_newest();
-    fetch_only_ = false;
+    // fetch_only_ holds for this restore_newest alone, whatever leaves it.
+    struct FetchMode {
+        bool &on;
+        explicit FetchMode(bool &flag) : on(flag) { on = true; }
+        ~FetchMode() { on = false; }
+    };
+    auto r = [&] {
+        FetchMode mode(fetch_only_);
+        return restore_newest();
+    }();
     if (!r || !r->found) {
         fetched_.reset();
         return r;
@@ -1563,12 +1582,37 @@ Result<RestoreResult> Checkpointer::restore_fetched() {
     if (inflight_) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
     Fetched f = std::move(*fetched_);
     fetched_.reset();
-    // Every rank takes part in the agreement below, whatever it found.
-    Status st = regions_.empty() ? error(TIERCKPT_ERR_INVALID, "restore: no region is registered")
-                                 : unpack(f.payload, f.bytes, f.crc, true);
+    // Every rank takes part in both agreements below, whatever it found:
+    // first that every rank's regions match its shard (nothing is written
+    // anywhere unless all do), then that every copy succeeded.
+    Status st;
+    if (regions_.empty()) {
+        st = error(TIERCKPT_ERR_INVALID, "restore: no region is registered");
+    } else {
+        std::vector<store::RegionEntry> entries;
+        entries.reserve(f.regions.size());
+        for (const auto &r : f.regions) entries.push_back({r.name, r.bytes});
+        st = match_regions(entries);
+    }
+    if (st && f.slot) {
+        // The shard lies in this node's store: the slot must still be the
+        // one fetched (only a save could take it, and a save drops it).
+        store::SlotRecord rec = store_->read_record(f.slot->slot);
+        if (!store::StoreFile::record_valid(rec) || rec.version != f.slot->version || rec.rank != f.slot->rank ||
+            store_->base() + rec.offset != f.payload) {
+            st = error(TIERCKPT_ERR_CORRUPT, "the slot of the fetched shard changed before the restore");
+        }
+    }
     if (!allreduce_min_yielding(comm_, st.is_ok() ? 1 : 0)) {
         if (st) return error(TIERCKPT_ERR_INVALID, "restore: another rank's regions do not match the checkpoint");
         log::info("restore: {}", st.message());
+        return st;
+    }
+    st = copy_into_regions(f.payload);
+    if (!allreduce_min_yielding(comm_, st.is_ok() ? 1 : 0)) {
+        // Written in part (a device copy failed here or on another rank).
+        if (st) return error(TIERCKPT_ERR_INTERNAL, "restore: another rank could not copy its shard into its regions");
+        log::warn("restore: {}", st.message());
         return st;
     }
     committed_version_ = f.version;
@@ -1757,13 +1801,13 @@ Result<RestoreResult> Checkpointer::restore_newest() {
             bool persist_bad = false;
             Status st = restore_attempt(inv, plan, v, pentry, bad_entry, persist_bad, source);
             int all_ok = allreduce_min_yielding(comm_, st.is_ok() ? 1 : 0);
-            if (all_ok && fetch_only_) return RestoreResult{true, v, source};  // restore() settles the rest
             if (all_ok) {
                 if (newest_committed && v < *newest_committed && rank_ == 0) {
                     log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
                               "store; restored the older version {}",
                               *newest_committed, lost_ranks(*newest_committed, bad), v);
                 }
+                if (fetch_only_) return RestoreResult{true, v, source};  // restore() settles the rest
                 committed_version_ = v;
                 have_committed_ = true;
                 protect_from_.store(v);

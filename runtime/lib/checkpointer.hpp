@@ -233,8 +233,13 @@ private:
     // (a shard read over MPI or from the persistent tier) and is moved there.
     Status unpack(const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked = false,
                   std::vector<std::uint8_t> *owner = nullptr);
-    // restore() after fetch(): the held shard into the regions, and the
-    // job's agreement that every rank's matched.
+    // Whether the registered regions are those a shard's manifest lists
+    // (names and sizes, in order).
+    Status match_regions(const std::vector<store::RegionEntry> &entries) const;
+    // Copies a matching shard's payload (manifest first) into the regions.
+    Status copy_into_regions(const std::uint8_t *payload);
+    // restore() after fetch(): the job agrees that every rank's regions
+    // match its held shard, and only then copies.
     Result<RestoreResult> restore_fetched();
     Status commit_inflight();
     // Collective (when a flush is outstanding, which every rank knows
@@ -269,6 +274,11 @@ private:
     // The shard fetch() holds: in this node's store (its own, or a copy just
     // pulled into a free slot, which no save can take while it is held), or
     // in owned.
+    struct HeldSlot {
+        std::uint32_t slot = 0;
+        std::uint64_t version = 0;
+        std::uint32_t rank = 0;
+    };
     struct Fetched {
         std::uint64_t version = 0;
         Source source = Source::none;
@@ -276,6 +286,7 @@ private:
         std::uint64_t bytes = 0;
         std::uint32_t crc = 0;
         std::vector<std::uint8_t> owned;
+        std::optional<HeldSlot> slot;  // the store slot payload lies in, if it does
         std::vector<FetchedRegion> regions;
         std::unordered_map<std::string, std::size_t> by_name;
         double ms = 0;  // the fetch's time, for the run report

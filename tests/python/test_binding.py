@@ -375,6 +375,14 @@ def test_two_ranks_under_mpirun(store):
                      "rank 1 restored 4 [1.0, 1.0] epoch 4 refused:names-a"], r.stdout + r.stderr
 
 
+def test_fetch_then_restore_writes_nothing_when_one_rank_does_not_match(store):
+    r = run_two_ranks("two_ranks_fetch.py", store)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = sorted(re.findall(r"rank \d rc=\d+ \S+ untouched=\w+", r.stdout))
+    assert lines == ["rank 0 rc=1 another-rank untouched=True", "rank 1 rc=1 mismatch untouched=True"], \
+        r.stdout + r.stderr
+
+
 def test_pyproject_version_is_the_projects():
     tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib")
     here = os.path.dirname(os.path.abspath(__file__))

@@ -414,3 +414,29 @@ def test_thousands_of_tensors(store):
         assert ck.restore() == 1
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
     assert same_state(optimizer_tensors(opt2), want)
+
+
+def test_a_module_where_the_checkpoint_has_plain_values_or_the_reverse_is_refused_before_writing(store):
+    model, _, _ = make(0)
+    with tt.Checkpointer(state={"m": model}, rng=False, store=store, store_bytes="64M") as ck:
+        ck.save(1)
+    other, _, _ = make(3)
+    before = [p.detach().clone() for p in other.parameters()]
+    with tt.Checkpointer(state={"m": other.state_dict()}, rng=False, store=store) as ck:
+        with pytest.raises(tierckpt.StateMismatchError, match="the checkpoint holds a module at 'm', this state "
+                                                              "OrderedDict: restore into the kind of object"):
+            ck.restore()
+    assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))
+
+    store2 = store + "-plain"
+    try:
+        with tt.Checkpointer(state={"m": model.state_dict()}, rng=False, store=store2, store_bytes="64M") as ck:
+            ck.save(1)
+        with tt.Checkpointer(state={"m": other}, rng=False, store=store2) as ck:
+            with pytest.raises(tierckpt.StateMismatchError, match=r"holds plain values at 'm', this state a module "
+                                                                  r"\(Sequential\)"):
+                ck.restore()
+    finally:
+        import os
+        os.unlink(store2)
+    assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))

@@ -149,9 +149,10 @@ tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *versi
  * held, or it has no region of that name; TIERCKPT_ERR_INVALID: the range
  * lies beyond the region).
  * tierckpt_restore, after the regions are registered, fills them from the
- * held shard without fetching it again, and is collective as always: it
- * fails on every rank (TIERCKPT_ERR_INVALID) when any rank's regions do
- * not match its shard, and then nothing is settled (later saves may use
+ * held shard without fetching it again, and is collective as always: the
+ * ranks first agree that every rank's regions match its shard; when one
+ * does not, it fails on every rank (TIERCKPT_ERR_INVALID) with nothing
+ * written into any rank's regions and nothing settled (later saves may use
  * any version number). */
 tierckpt_status_t tierckpt_fetch(tierckpt_t *ckpt, int *found, uint64_t *version);
 tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count);
