@@ -353,6 +353,11 @@ class _Walk:
 
     def value(self, v, path):
         if self.tensor is not None and isinstance(v, self.tensor):
+            if v.is_quantized:
+                # Its scale and zero point are not in its memory: the whole
+                # tensor is a small object (pickled), restored through the
+                # owner's load_state_dict.
+                return v
             return self.region(_tensor_region(v, path, self.cuda))
         special = self.ck._walk_special(self, v, path)
         if special is not NotImplemented:
@@ -361,6 +366,7 @@ class _Walk:
             out = type(v)() if type(v) in (dict,) or _is_ordered_dict(v) else {}
             for k, x in v.items():
                 out[k] = self.value(x, f"{path}.{k}" if path else str(k))
+            _keep_metadata(v, out)
             return out
         if isinstance(v, (list, tuple)) and type(v) in (list, tuple):
             items = [self.value(x, f"{path}.{i}") for i, x in enumerate(v)]
@@ -391,6 +397,18 @@ def _no_gc():
     finally:
         if enabled:
             gc.enable()
+
+
+def _keep_metadata(src, dst):
+    """A module's state_dict carries its modules' versions in _metadata
+    (an attribute of the OrderedDict); load_state_dict reads them, and
+    version-aware loaders (quantized modules) fail without them."""
+    md = getattr(src, "_metadata", None)
+    if md is not None:
+        try:
+            dst._metadata = md
+        except AttributeError:  # a plain dict takes no attributes
+            pass
 
 
 def _is_ordered_dict(v):
@@ -505,6 +523,7 @@ class Checkpointer:
         state, when the checkpoint's tensors and buffers differ from state's
         (on every rank when one rank's differ)."""
         self._h()
+        self.wait()  # a save still in flight commits first (collective, as restore is)
         found, version = self._fetch()
         if not found:
             return None
@@ -796,6 +815,7 @@ def _rebuild(s, regions):
         out = type(s)()
         for k, v in s.items():
             out[k] = _rebuild(v, regions)
+        _keep_metadata(s, out)
         return out
     if type(s) in (list, tuple):
         items = [_rebuild(v, regions) for v in s]

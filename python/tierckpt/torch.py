@@ -14,6 +14,7 @@ restored in place; everything else (hyperparameters, scheduler state, the
 RNG states, plain values) is pickled into the small-object region. See
 tierckpt-python(3).
 """
+import itertools as _itertools
 import random
 from collections.abc import Mapping
 
@@ -56,16 +57,22 @@ class RNGState:
 
 
 class _Stateful:
-    """Skeleton marker: kind is module, optimizer or stateful."""
+    """Skeleton marker: kind is module, optimizer or stateful; cls the
+    object's class (checkpoints saved before it was recorded have None)."""
 
-    __slots__ = ("kind", "skeleton")
+    __slots__ = ("kind", "skeleton", "cls")
 
-    def __init__(self, kind, skeleton):
+    def __init__(self, kind, skeleton, cls=None):
         self.kind = kind
         self.skeleton = skeleton
+        self.cls = cls
 
     def __reduce__(self):
-        return (_Stateful, (self.kind, self.skeleton))
+        return (_Stateful, (self.kind, self.skeleton, self.cls))
+
+
+def _class_name(v):
+    return f"{type(v).__module__}.{type(v).__qualname__}"
 
 
 def _is_stateful(v):
@@ -135,7 +142,7 @@ class Checkpointer(_tck.Checkpointer):
         if _is_stateful(value) and not isinstance(value, _torch.Tensor):
             # Schedulers, scalers, RNGState: small, and their state_dict()
             # makes new objects every time: pickled whole.
-            return _Stateful("stateful", value.state_dict())
+            return _Stateful("stateful", value.state_dict(), _class_name(value))
         return NotImplemented
 
     def _prepare_restore(self, state, meta):
@@ -161,9 +168,12 @@ class Checkpointer(_tck.Checkpointer):
         if saved.kind == "module":
             if not isinstance(live, _torch.nn.Module):
                 raise StateMismatchError(f"the checkpoint holds a module where this state has a {type(live).__name__}")
-            # The tensors are in place; only extra state (get_extra_state)
-            # needs load_state_dict.
-            if any(not isinstance(v, _torch.Tensor) for v in sd.values()):
+            # The tensors are in place, unless the module's state_dict()
+            # handed out copies (a state-dict hook, packed parameters): then,
+            # as for extra state (get_extra_state), load_state_dict puts them
+            # where the module keeps them.
+            own = {t.data_ptr() for t in _itertools.chain(live.parameters(), live.buffers())}
+            if any(not isinstance(v, _torch.Tensor) or (v.numel() and v.data_ptr() not in own) for v in sd.values()):
                 live.load_state_dict(sd)
         elif saved.kind == "optimizer":
             if not isinstance(live, _torch.optim.Optimizer):
@@ -211,6 +221,11 @@ def _check_kinds(live, saved, path):
             raise StateMismatchError(
                 f"the checkpoint holds {'an' if saved.kind == 'optimizer' else 'a'} {saved.kind} at '{where}', this "
                 f"state {type(live).__name__}: restore into the kind of object it was saved from"
+            )
+        if saved.kind == "stateful" and saved.cls is not None and saved.cls != _class_name(live):
+            raise StateMismatchError(
+                f"the checkpoint holds a {saved.cls} at '{where}', this state a {_class_name(live)}: its "
+                "load_state_dict could not take that state; build the same kind of object before restoring"
             )
         return
     if _kind(live) is not None and isinstance(saved, (Mapping, list, tuple)):
@@ -275,14 +290,8 @@ def _prepare_optimizer(opt, sd, schema, undos):
                 continue
             if have is not _MISSING and _state_fits(have, want, schema):
                 continue  # filled in place
-            fresh = {}
-            for k, v in want.items():
-                if isinstance(v, _tck._Ref):
-                    fresh[k] = _empty_like_entry(schema[v.index], p)
-                else:
-                    fresh[k] = v
             changed.append((p, have))
-            opt.state[p] = fresh
+            opt.state[p] = {k: _fresh(v, schema, p) for k, v in want.items()}
     except BaseException:
         _put_back(opt, changed)
         raise
@@ -297,20 +306,35 @@ def _put_back(opt, changed):
             opt.state[p] = old
 
 
+def _fresh(v, schema, param):
+    """The checkpoint's value v (a skeleton) with every tensor made anew,
+    empty (the restore fills it): lists, tuples and dicts of tensors too
+    (LBFGS keeps its history in lists)."""
+    if isinstance(v, _tck._Ref):
+        return _empty_like_entry(schema[v.index], param)
+    if isinstance(v, Mapping):
+        return {k: _fresh(x, schema, param) for k, x in v.items()}
+    if type(v) in (list, tuple):
+        return type(v)(_fresh(x, schema, param) for x in v)
+    return v
+
+
 def _state_fits(have, want, schema):
     """Whether a parameter's live optimizer state has the checkpoint's
-    entries, its tensors of the same shape, dtype and layout."""
-    if set(have) != set(want):
-        return False
-    for k, v in want.items():
-        if isinstance(v, _tck._Ref):
-            t = have[k]
-            _path, shape, dtype, _nbytes, layout, _device = schema[v.index]
-            if not isinstance(t, _torch.Tensor) or tuple(t.shape) != tuple(shape) or \
-                    str(t.dtype).replace("torch.", "") != dtype or \
-                    _tck._dense_layout(tuple(t.shape), tuple(t.stride())) != layout:
-                return False
-    return True
+    structure (keys, list lengths), its tensors of the same shape, dtype and
+    layout: then it is filled in place."""
+    if isinstance(want, _tck._Ref):
+        _path, shape, dtype, _nbytes, layout, _device = schema[want.index]
+        return isinstance(have, _torch.Tensor) and tuple(have.shape) == tuple(shape) and \
+            str(have.dtype).replace("torch.", "") == dtype and \
+            _tck._dense_layout(tuple(have.shape), tuple(have.stride())) == layout
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and list(have) == list(want) and \
+            all(_state_fits(have[k], x, schema) for k, x in want.items())
+    if type(want) in (list, tuple):
+        return type(have) is type(want) and len(have) == len(want) and \
+            all(_state_fits(h, x, schema) for h, x in zip(have, want))
+    return not isinstance(have, _torch.Tensor)  # a plain value: put back after the restore
 
 
 def _empty_like_entry(entry, param):

@@ -440,3 +440,95 @@ def test_a_module_where_the_checkpoint_has_plain_values_or_the_reverse_is_refuse
         import os
         os.unlink(store2)
     assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))
+
+
+def test_a_module_whose_state_dict_hands_out_copies_is_restored_through_load_state_dict(store):
+    class Copied(torch.nn.Module):  # a state-dict hook that clones: what packed parameters look like
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(4))
+            self._register_state_dict_hook(lambda m, sd, prefix, local: sd.__setitem__(prefix + "w",
+                                                                                        sd[prefix + "w"].clone()))
+
+    torch.manual_seed(0)
+    a = Copied()
+    with tt.Checkpointer(a, rng=False, store=store, store_bytes="64M") as ck:
+        ck.save(1)
+        a.w.data.add_(1)  # saved anew: the copy is other memory every time
+        ck.save(2)
+    torch.manual_seed(1)
+    b = Copied()
+    with tt.Checkpointer(b, rng=False, store=store) as ck:
+        assert ck.restore() == 2
+    assert torch.equal(a.w, b.w)
+
+
+def test_quantized_modules_keep_their_state_dict_versions(store):
+    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else \
+        torch.backends.quantized.supported_engines[-1]
+    torch.manual_seed(0)
+    q = torch.nn.Sequential(torch.ao.nn.quantized.Linear(4, 3))
+    with tt.Checkpointer(q, rng=False, store=store, store_bytes="64M") as ck:
+        ck.save(1)
+    torch.manual_seed(1)
+    q2 = torch.nn.Sequential(torch.ao.nn.quantized.Linear(4, 3))
+    q2[0].set_weight_bias(torch.quantize_per_tensor(torch.zeros(3, 4), 0.1, 0, torch.qint8), torch.zeros(3))
+    with tt.Checkpointer(q2, rng=False, store=store) as ck:
+        assert ck.restore() == 1
+    x = torch.quantize_per_tensor(torch.randn(2, 4), 0.05, 64, torch.quint8)
+    assert torch.equal(q(x).dequantize(), q2(x).dequantize())
+
+
+def test_a_scheduler_of_another_class_is_refused_before_writing(store):
+    model, opt, _ = make(0)
+    with tt.Checkpointer(model, opt, torch.optim.lr_scheduler.StepLR(opt, 2), store=store, store_bytes="64M") as ck:
+        train(model, opt, torch.optim.lr_scheduler.StepLR(opt, 2), 1)
+        ck.save(1)
+    model2, opt2, _ = make(4)
+    before = [p.detach().clone() for p in model2.parameters()]
+    lam = torch.optim.lr_scheduler.LambdaLR(opt2, lambda e: 1.0)
+    with tt.Checkpointer(model2, opt2, lam, store=store) as ck:
+        with pytest.raises(tierckpt.StateMismatchError, match=r"holds a torch.optim.lr_scheduler.StepLR at 'scheduler', "
+                                                              r"this state a torch.optim.lr_scheduler.LambdaLR"):
+            ck.restore()
+    assert all(torch.equal(a, b) for a, b in zip(before, model2.parameters())) and len(opt2.state) == 0
+
+
+def test_lbfgs_history_lists_are_restored(store):
+    def run(model, opt, steps, seed):
+        g = torch.Generator().manual_seed(seed)
+        x, y = torch.randn(16, 4, generator=g), torch.randn(16, 1, generator=g)
+        for _ in range(steps):
+            def closure():
+                opt.zero_grad()
+                loss = ((model(x) - y) ** 2).mean()
+                loss.backward()
+                return loss
+            opt.step(closure)
+
+    def build(seed):
+        torch.manual_seed(seed)
+        m = torch.nn.Linear(4, 1)
+        return m, torch.optim.LBFGS(m.parameters(), lr=0.5, history_size=5, max_iter=3)
+
+    model, opt = build(0)
+    run(model, opt, 4, 1)
+    with tt.Checkpointer(model, opt, rng=False, store=store, store_bytes="64M") as ck:
+        ck.save(4)
+    run(model, opt, 2, 2)
+    want = [p.detach().clone() for p in model.parameters()]
+    for other_steps in (0, 1):  # a fresh LBFGS, and one whose history has another length
+        model2, opt2 = build(3)
+        run(model2, opt2, other_steps, 5)
+        with tt.Checkpointer(model2, opt2, rng=False, store=store) as ck:
+            assert ck.restore() == 4
+        run(model2, opt2, 2, 2)
+        assert all(torch.equal(a, b) for a, b in zip(want, model2.parameters())), other_steps
+
+
+def test_restore_right_after_a_save_waits_for_its_commit(store):
+    model, opt, sched = make(0)
+    with tt.Checkpointer(model, opt, sched, store=store, store_bytes="64M") as ck:
+        train(model, opt, sched, 1)
+        ck.save(1)
+        assert ck.restore() == 1  # no "a save is in flight"
