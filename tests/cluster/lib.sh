@@ -127,3 +127,20 @@ with_failure() {
     wait "$pid" || true
     cat "$sync/out"
 }
+
+# The build's installation directories (configure's names: bindir, libdir,
+# pkgdatadir, PYTHON...).
+make_var() { make -s --no-print-directory -C "${TCK_BUILDDIR:-$TCK_SRCDIR}" "print-dir-$1"; }
+
+# For the PyTorch tests: PY, the configured interpreter, and EX, the
+# installed examples/torch_train.py; skips without the package or PyTorch.
+need_torch_example() {
+    PY=$(make_var PYTHON)
+    if [ -z "$PY" ] || [ "$PY" = : ]; then skip "the Python package is not built (configure found no Python 3)"; fi
+    EX=$STATE/root$(make_var pkgdatadir)/examples/torch_train.py
+    [ -f "$EX" ] || fail "the example is not installed at $EX"
+    ck "$PY" -c 'import torch' >/dev/null 2>&1 || skip "PyTorch is not installed for $PY (apt-get install python3-torch)"
+}
+
+# The final lines of torch_train.py's ranks, in rank order.
+finals() { grep -E '^final rank=[0-9]+ ' <<<"$1" | sort; }

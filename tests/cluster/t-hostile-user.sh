@@ -17,9 +17,8 @@ install -m 0644 "$TCK_SRCDIR/tests/cluster/forge.py" "$FORGE"
 home1=$(getent passwd ckuser | cut -d: -f6)
 home2=$(getent passwd ckuser2 | cut -d: -f6)
 # Root's tierckpt: the cluster's installed build.
-dirs() { make -s --no-print-directory -C "${TCK_BUILDDIR:-$TCK_SRCDIR}" "print-dir-$1"; }
-tck=$STATE/root$(dirs bindir)/tierckpt
-tck_libs=$STATE/root$(dirs libdir)
+tck=$STATE/root$(make_var bindir)/tierckpt
+tck_libs=$STATE/root$(make_var libdir)
 # Runs root's tierckpt on a node; prints its output and "rc=N".
 root_tck() { # NODE ARGS...
     local node=$1 rc=0

@@ -13,12 +13,7 @@
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
-make_var() { make -s --no-print-directory -C "$TCK_BUILDDIR" "print-dir-$1"; }
-PY=$(make_var PYTHON)
-if [ -z "$PY" ] || [ "$PY" = : ]; then skip "the Python package is not built (configure found no Python 3)"; fi
-EX=$STATE/root$(make_var pkgdatadir)/examples/torch_train.py
-[ -f "$EX" ] || fail "the example is not installed at $EX"
-ck "$PY" -c 'import torch' >/dev/null 2>&1 || skip "PyTorch is not installed for $PY (apt-get install python3-torch)"
+need_torch_example
 ck "$PY" -c 'import torchvision' >/dev/null 2>&1 ||
     skip "torchvision is not installed for $PY (apt-get install python3-torchvision)"
 
@@ -29,8 +24,6 @@ TRAIN="$PY $EX --model resnet50,transformer,moe,many --steps 16 --ckpt-every 4"
 FIRST_PART_SECONDS=300  # six Python ranks importing torch and building ResNet-50 on two cores
 trap '[ -n "$pending_go" ] && touch "$pending_go"; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null
-
-finals() { grep -E '^final rank=[0-9]+ ' <<<"$1" | sort; }
 
 step "reference: a straight run of 16 steps (3 nodes x 2 ranks, four models)"
 # shellcheck disable=SC2086  # TRAIN is a command line

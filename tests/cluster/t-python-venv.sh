@@ -10,12 +10,7 @@
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
-make_var() { make -s --no-print-directory -C "$TCK_BUILDDIR" "print-dir-$1"; }
-PY=$(make_var PYTHON)
-if [ -z "$PY" ] || [ "$PY" = : ]; then skip "the Python package is not built (configure found no Python 3)"; fi
-ck "$PY" -c 'import torch' >/dev/null 2>&1 || skip "PyTorch is not installed for $PY (apt-get install python3-torch)"
-EX=$STATE/root$(make_var pkgdatadir)/examples/torch_train.py
-[ -f "$EX" ] || fail "the example is not installed at $EX"
+need_torch_example
 
 step "make python-sdist; a fresh venv of the test user; pip install from the sdist, offline"
 make -s --no-print-directory -C "$TCK_BUILDDIR" python-sdist >/dev/null || fail "make python-sdist failed"
@@ -30,7 +25,6 @@ ck env -u PYTHONPATH "$venv/bin/pip" install --no-build-isolation --no-index --q
     fail "pip install of the sdist failed"
 
 TRAIN="$venv/bin/python $EX --model moe --ckpt-every 4"
-finals() { grep -E '^final rank=[0-9]+ ' <<<"$1" | sort; }
 
 NOENV='unset PYTHONPATH TIERCKPT_LIBRARY'
 OPTS=(--ckpt-mem=256M --ckpt-replicas=1)
