@@ -166,9 +166,9 @@ tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count) 
     return guarded([&] {
         if (auto st = need(ckpt, "ckpt"); !st) return st;
         if (auto st = need(count, "count"); !st) return st;
-        const auto *regions = ckpt->impl->fetched_regions();
-        if (!regions) return tck::Status(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
-        *count = regions->size();
+        auto regions = ckpt->impl->fetched_regions();
+        if (!regions) return regions.status();
+        *count = (*regions)->size();
         return tck::Status::ok();
     });
 }
@@ -178,15 +178,16 @@ tierckpt_status_t tierckpt_fetched_region(const tierckpt_t *ckpt, size_t index, 
         if (auto st = need(ckpt, "ckpt"); !st) return st;
         if (auto st = need(name, "name"); !st) return st;
         if (auto st = need(bytes, "bytes"); !st) return st;
-        const auto *regions = ckpt->impl->fetched_regions();
-        if (!regions) return tck::Status(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
-        if (index >= regions->size()) {
+        auto regions = ckpt->impl->fetched_regions();
+        if (!regions) return regions.status();
+        const auto &held = **regions;
+        if (index >= held.size()) {
             return tck::Status(TIERCKPT_ERR_INVALID, "region index " + std::to_string(index) +
                                                          ": the fetched checkpoint has " +
-                                                         std::to_string(regions->size()) + " regions");
+                                                         std::to_string(held.size()) + " regions");
         }
-        *name = (*regions)[index].name.c_str();
-        *bytes = (*regions)[index].bytes;
+        *name = held[index].name.c_str();
+        *bytes = held[index].bytes;
         return tck::Status::ok();
     });
 }

@@ -1623,13 +1623,14 @@ Result<RestoreResult> Checkpointer::restore_fetched() {
     return RestoreResult{true, f.version, f.source};
 }
 
-const std::vector<Checkpointer::FetchedRegion> *Checkpointer::fetched_regions() const {
-    return fetched_ ? &fetched_->regions : nullptr;
+Result<const std::vector<Checkpointer::FetchedRegion> *> Checkpointer::fetched_regions() const {
+    if (!fetched_) return error(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
+    return &fetched_->regions;
 }
 
 Status Checkpointer::read_fetched(const std::string &name, std::uint64_t offset, void *dst,
                                   std::uint64_t bytes) const {
-    if (!fetched_) return error(TIERCKPT_ERR_NOT_FOUND, "no fetched checkpoint is held: fetch one first");
+    if (auto held = fetched_regions(); !held) return held.status();
     auto it = fetched_->by_name.find(name);
     if (it == fetched_->by_name.end()) {
         return error(TIERCKPT_ERR_NOT_FOUND, "the fetched checkpoint (version {}) has no region '{}'",

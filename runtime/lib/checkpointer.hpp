@@ -143,8 +143,8 @@ public:
         std::uint64_t offset = 0;  // in the shard's payload
     };
     // The regions of the shard fetch() holds, in the order they were saved
-    // (nullptr: none held).
-    const std::vector<FetchedRegion> *fetched_regions() const;
+    // (TIERCKPT_ERR_NOT_FOUND: none is held).
+    Result<const std::vector<FetchedRegion> *> fetched_regions() const;
     // Copies bytes of region name of the held shard, from offset, to dst
     // (host memory).
     Status read_fetched(const std::string &name, std::uint64_t offset, void *dst, std::uint64_t bytes) const;
