@@ -241,7 +241,16 @@ def _dense_layout(shape, strides):
     return None if norm == tuple(reversed(row_major)) else norm
 
 
-_DTYPE_NAMES = {}  # torch.float32 -> "float32": str() of a dtype is slow, and a save asks for every tensor
+_DTYPE_NAMES = {}
+
+
+def _dtype_name(dtype):
+    """torch.float32 -> "float32" (cached: str() of a dtype is slow, and a
+    save asks for every tensor)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).replace("torch.", "")
+    return name
 
 
 def _tensor_region(t, path, cuda: bool) -> _Region:
@@ -286,11 +295,8 @@ def _tensor_region(t, path, cuda: bool) -> _Region:
             f"{list(t.stride())}: an expanded or sliced view); tierckpt saves tensors in place, so checkpoint the "
             "tensor it is a view of, or keep a dense tensor (t.clone()) and update it in place",
         )
-    dtype = _DTYPE_NAMES.get(t.dtype)
-    if dtype is None:
-        dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).replace("torch.", "")
     nbytes = t.numel() * t.element_size()
-    return _Region(path, t.data_ptr() if nbytes else None, nbytes, shape, dtype, t, t, layout, device)
+    return _Region(path, t.data_ptr() if nbytes else None, nbytes, shape, _dtype_name(t.dtype), t, t, layout, device)
 
 
 def _ndarray_region(a, path) -> _Region:

@@ -137,10 +137,6 @@ def _align(n):
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def _dtype_name(dtype):
-    return str(dtype).replace("torch.", "")
-
-
 def pack(buf, items, extra=None) -> int:
     """Packs items (key, value) into the bytearray buf: a value is a tensor
     (any device, any strides: its elements, in row-major order) or a
@@ -152,7 +148,7 @@ def pack(buf, items, extra=None) -> int:
     for key, value in items:
         if isinstance(value, _torch.Tensor):
             n = value.numel() * value.element_size()
-            entries.append((key, TENSOR, off, n, _dtype_name(value.dtype), tuple(value.shape)))
+            entries.append((key, TENSOR, off, n, _tck._dtype_name(value.dtype), tuple(value.shape)))
         else:
             n = memoryview(value).nbytes
             entries.append((key, BYTES, off, n, None, None))

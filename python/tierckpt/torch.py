@@ -146,28 +146,30 @@ class Checkpointer(_tck.Checkpointer):
         return NotImplemented
 
     def _prepare_restore(self, state, meta):
-        _check_kinds(state, meta["skeleton"], "")
+        pairs = list(_paired(state, meta["skeleton"], ""))
+        for live, saved, path in pairs:
+            _check_kind(live, saved, path)
         undos = []
-        try:
-            _prepare_optimizers(state, meta["skeleton"], meta["schema"], undos)
-        except BaseException:
-            for u in reversed(undos):
-                u()
-            raise
 
         def undo():
             for u in reversed(undos):
                 u()
 
+        try:
+            for live, saved, _path in pairs:
+                if isinstance(saved, _Stateful) and saved.kind == "optimizer":
+                    _prepare_optimizer(live, saved.skeleton, meta["schema"], undos)
+        except BaseException:
+            undo()
+            raise
         return undo
 
     def _apply_special(self, live, saved, regions):
         if not isinstance(saved, _Stateful):
             return False
         sd = _tck._rebuild(saved.skeleton, regions)
+        # The kinds were checked before anything was written (_check_kind).
         if saved.kind == "module":
-            if not isinstance(live, _torch.nn.Module):
-                raise StateMismatchError(f"the checkpoint holds a module where this state has a {type(live).__name__}")
             # The tensors are in place, unless the module's state_dict()
             # handed out copies (a state-dict hook, packed parameters): then,
             # as for extra state (get_extra_state), load_state_dict puts them
@@ -176,8 +178,6 @@ class Checkpointer(_tck.Checkpointer):
             if any(not isinstance(v, _torch.Tensor) or (v.numel() and v.data_ptr() not in own) for v in sd.values()):
                 live.load_state_dict(sd)
         elif saved.kind == "optimizer":
-            if not isinstance(live, _torch.optim.Optimizer):
-                raise StateMismatchError(f"the checkpoint holds an optimizer where this state has a {type(live).__name__}")
             _apply_optimizer(live, sd)
         else:
             live.load_state_dict(sd)
@@ -210,11 +210,25 @@ def _kind(v):
     return None
 
 
-def _check_kinds(live, saved, path):
-    """Refuses, before anything is written, a state whose modules,
-    optimizers and stateful objects stand where the checkpoint has something
-    else, or the reverse (restore could fill the tensors and then fail to
-    put the rest back)."""
+def _paired(live, saved, path):
+    """The places where the live state and the checkpoint's skeleton hold a
+    module, optimizer or stateful object (either side), as (live, saved,
+    path), walking the dicts and lists they share."""
+    if isinstance(saved, _Stateful) or _kind(live) is not None:
+        yield live, saved, path
+    elif isinstance(saved, Mapping) and isinstance(live, Mapping):
+        for k, s in saved.items():
+            if k in live:
+                yield from _paired(live[k], s, f"{path}.{k}" if path else str(k))
+    elif isinstance(saved, (list, tuple)) and isinstance(live, (list, tuple)) and len(saved) == len(live):
+        for i, (x, s) in enumerate(zip(live, saved)):
+            yield from _paired(x, s, f"{path}.{i}")
+
+
+def _check_kind(live, saved, path):
+    """Refuses, before anything is written, a module, optimizer or stateful
+    object where the checkpoint has something else, or the reverse (restore
+    could fill the tensors and then fail to put the rest back)."""
     where = path or "the state"
     if isinstance(saved, _Stateful):
         if _kind(live) != saved.kind:
@@ -227,35 +241,11 @@ def _check_kinds(live, saved, path):
                 f"the checkpoint holds a {saved.cls} at '{where}', this state a {_class_name(live)}: its "
                 "load_state_dict could not take that state; build the same kind of object before restoring"
             )
-        return
-    if _kind(live) is not None and isinstance(saved, (Mapping, list, tuple)):
+    elif isinstance(saved, (Mapping, list, tuple)):
         raise StateMismatchError(
             f"the checkpoint holds plain values at '{where}', this state a {_kind(live)} "
             f"({type(live).__name__}): restore into the kind of object it was saved from"
         )
-    if isinstance(saved, Mapping) and isinstance(live, Mapping):
-        for k, s in saved.items():
-            if k in live:
-                _check_kinds(live[k], s, f"{path}.{k}" if path else str(k))
-    elif isinstance(saved, (list, tuple)) and isinstance(live, (list, tuple)) and len(saved) == len(live):
-        for i, (x, s) in enumerate(zip(live, saved)):
-            _check_kinds(x, s, f"{path}.{i}")
-
-
-def _prepare_optimizers(live, saved, schema, undos):
-    """Walks the live state beside the checkpoint's skeleton and gives every
-    optimizer the state the checkpoint holds (see _prepare_optimizer)."""
-    if isinstance(saved, _Stateful):
-        if saved.kind == "optimizer" and isinstance(live, _torch.optim.Optimizer):
-            _prepare_optimizer(live, saved.skeleton, schema, undos)
-        return
-    if isinstance(saved, Mapping) and isinstance(live, Mapping):
-        for k, s in saved.items():
-            if k in live:
-                _prepare_optimizers(live[k], s, schema, undos)
-    elif isinstance(saved, (list, tuple)) and isinstance(live, (list, tuple)) and len(saved) == len(live):
-        for x, s in zip(live, saved):
-            _prepare_optimizers(x, s, schema, undos)
 
 
 _MISSING = object()
@@ -326,7 +316,7 @@ def _state_fits(have, want, schema):
     if isinstance(want, _tck._Ref):
         _path, shape, dtype, _nbytes, layout, _device = schema[want.index]
         return isinstance(have, _torch.Tensor) and tuple(have.shape) == tuple(shape) and \
-            str(have.dtype).replace("torch.", "") == dtype and \
+            _tck._dtype_name(have.dtype) == dtype and \
             _tck._dense_layout(tuple(have.shape), tuple(have.stride())) == layout
     if isinstance(want, Mapping):
         return isinstance(have, Mapping) and list(have) == list(want) and \

@@ -236,6 +236,18 @@ def flat(sd, prefix=""):
     return out
 
 
+def assert_loads(store, want):
+    """dcp.load of the store's newest checkpoint into a model of other
+    weights gives want's tensors, bit for bit."""
+    import torch.distributed.checkpoint as dcp
+
+    other, _ = make(5)
+    with tdcp.Storage("8M", store=store) as st:
+        sd = {"model": other.state_dict()}
+        dcp.load(sd, storage_reader=st.reader())
+    assert all(torch.equal(want[k], v) for k, v in other.state_dict().items())
+
+
 @needs_dcp
 def test_dcp_round_trip_is_bit_identical(store, group):
     import torch.distributed.checkpoint as dcp
@@ -344,11 +356,7 @@ def test_dcp_async_save(store, group):
                 fut.result()
             return
         fut.result()
-    other, _ = make(5)
-    with tdcp.Storage("8M", store=store) as st:
-        sd = {"model": other.state_dict()}
-        dcp.load(sd, storage_reader=st.reader())
-    assert all(torch.equal(want[k], v) for k, v in other.state_dict().items())
+    assert_loads(store, want)
 
 
 def test_async_staging_copies_every_tensor():
@@ -391,8 +399,4 @@ def test_dcp_async_save_keeps_the_state_of_the_call(store, group):
                 p.add_(1.0)  # after async_save returned, before its background save packs
         changed.set()
         fut.result()
-    other, _ = make(5)
-    with tdcp.Storage("8M", store=store) as st:
-        sd = {"model": other.state_dict()}
-        dcp.load(sd, storage_reader=st.reader())
-    assert all(torch.equal(want[k], v) for k, v in other.state_dict().items())
+    assert_loads(store, want)
