@@ -13,6 +13,9 @@ BUILDDIR=${TCK_BUILDDIR:-$SRCDIR}
 CLUSTER=$SRCDIR/tests/cluster/cluster
 STATE=${TIERCKPT_CLUSTER_DIR:-/var/lib/tierckpt-cluster}
 [ "$(id -u)" -eq 0 ] || { echo "transport bench: needs root (the test cluster); skipped"; exit 0; }
+# A cluster this bench brings up goes down with it: one left up outlives
+# the run (and its daemons, when the machine stops), see HACKING.md.
+"$CLUSTER" status >/dev/null 2>&1 || trap '"$CLUSTER" down >/dev/null' EXIT
 TCK_BUILDDIR=$BUILDDIR "$CLUSTER" up 4 >/dev/null
 in_node() { # NODE CMD... (as root in the node's namespaces)
     local pid; pid=$(cat "$STATE/run/slurmd-$1.pid"); shift
