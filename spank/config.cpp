@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "../runtime/common/parse.hpp"
+#include "common/parse.hpp"
 
 namespace tck::spank {
 

@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "../runtime/common/log.hpp"
-#include "../runtime/common/size.hpp"
-#include "../runtime/common/status.hpp"
+#include "common/log.hpp"
+#include "common/size.hpp"
+#include "common/status.hpp"
 
 namespace tck::spank {
 

@@ -12,9 +12,9 @@
 #include <ctime>
 #include <thread>
 
-#include "../runtime/common/log.hpp"
-#include "../runtime/common/privilege.hpp"
-#include "../runtime/lib/persist.hpp"
+#include "common/log.hpp"
+#include "common/privilege.hpp"
+#include "store/persist.hpp"
 #include "state.hpp"
 
 namespace tck::spank {

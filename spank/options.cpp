@@ -1,6 +1,6 @@
 #include "options.hpp"
 
-#include "../runtime/common/parse.hpp"
+#include "common/parse.hpp"
 
 namespace tck::spank {
 

@@ -6,8 +6,9 @@
 #include <optional>
 #include <string>
 
-#include "../runtime/common/size.hpp"
-#include "../runtime/common/status.hpp"
+#include "common/defaults.hpp"
+#include "common/size.hpp"
+#include "common/status.hpp"
 #include "config.hpp"
 
 namespace tck::spank {
@@ -37,8 +38,8 @@ struct Settings {
     std::string transport = "auto";   // ucx, ofi or auto
 };
 
-inline constexpr std::uint64_t kDefaultPersistEvery = 10;
-inline constexpr std::uint32_t kDefaultPersistKeep = 3;  // = persist::kDefaultKeep
+inline constexpr std::uint64_t kDefaultPersistEvery = defaults::kPersistEvery;
+inline constexpr std::uint32_t kDefaultPersistKeep = defaults::kPersistKeep;
 
 // Parses one option's argument into opts. optarg may be null for a bare
 // --ckpt-mem. The message names the option, the bad value and the form.

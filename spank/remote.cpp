@@ -8,9 +8,9 @@
 #include <ctime>
 #include <string>
 
-#include "../runtime/common/env_names.hpp"
-#include "../runtime/common/log.hpp"
-#include "../runtime/common/parse.hpp"
+#include "common/env_names.hpp"
+#include "common/log.hpp"
+#include "common/parse.hpp"
 #include "state.hpp"
 #include "topology.hpp"
 

@@ -19,10 +19,10 @@
 #include <string_view>
 #include <thread>
 
-#include "../runtime/common/log.hpp"
-#include "../runtime/common/parse.hpp"
-#include "../runtime/common/size.hpp"
-#include "../runtime/common/small_file.hpp"
+#include "common/log.hpp"
+#include "common/parse.hpp"
+#include "common/size.hpp"
+#include "common/small_file.hpp"
 
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6

@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include "../runtime/common/status.hpp"
-#include "../runtime/common/unique_fd.hpp"
+#include "common/status.hpp"
+#include "common/unique_fd.hpp"
 
 namespace tck::spank {
 

@@ -7,8 +7,8 @@
 #include <cctype>
 #include <map>
 
-#include "../runtime/common/parse.hpp"
-#include "../runtime/common/small_file.hpp"
+#include "common/parse.hpp"
+#include "common/small_file.hpp"
 
 namespace tck::spank {
 

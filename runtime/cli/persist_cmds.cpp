@@ -9,12 +9,12 @@
 
 #include <fmt/format.h>
 
-#include "../common/env_names.hpp"
-#include "../common/parse.hpp"
-#include "../common/privilege.hpp"
-#include "../common/size.hpp"
-#include "../common/small_file.hpp"
-#include "../lib/persist.hpp"
+#include "common/env_names.hpp"
+#include "common/parse.hpp"
+#include "common/privilege.hpp"
+#include "common/size.hpp"
+#include "common/small_file.hpp"
+#include "store/persist.hpp"
 #include "store_cmds.hpp"
 
 namespace tck::cli {

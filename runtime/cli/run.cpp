@@ -28,10 +28,11 @@
 
 #include <fmt/format.h>
 
-#include "../common/clock.hpp"
-#include "../common/env_names.hpp"
-#include "../common/size.hpp"
-#include "../common/unique_fd.hpp"
+#include "common/clock.hpp"
+#include "common/env_names.hpp"
+#include "common/run_report.hpp"
+#include "common/size.hpp"
+#include "common/unique_fd.hpp"
 #include "run_plan.hpp"
 
 extern char **environ;
@@ -163,7 +164,7 @@ struct Attempt {
     std::vector<std::string> signs;          // how the failure was seen, in words
     std::vector<std::string> suspects;       // nodes named by those signs
     std::optional<double> death_estimate;    // when the runtime's timer says the node went quiet
-    std::vector<RestoreReport> restores;
+    std::vector<report::Restore> restores;
     std::uint64_t committed = 0;             // the newest version the step committed
     double t_first_report = 0, t_last_report = 0;
     bool account_printed = false;
@@ -221,11 +222,11 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
     bool open[2] = {true, true};
     bool killed = false;
     auto handle_line = [&](const std::string &line, int which) {
-        if (auto v = parse_commit_report(line)) {
+        if (auto v = report::parse_commit(line)) {
             a.committed = std::max(a.committed, *v);
             return;
         }
-        if (auto r = parse_restore_report(line)) {
+        if (auto r = report::parse_restore(line)) {
             if (a.restores.empty()) a.t_first_report = now_s();
             a.t_last_report = now_s();
             a.restores.push_back(*r);

@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "../common/parse.hpp"
+#include "common/parse.hpp"
 
 namespace tck::cli {
 
@@ -134,28 +134,6 @@ std::vector<std::string> unusable_nodes(const std::string &sinfo_output) {
         if (bad && std::find(out.begin(), out.end(), node) == out.end()) out.push_back(node);
     }
     return out;
-}
-
-std::optional<RestoreReport> parse_restore_report(const std::string &line) {
-    static const std::regex re(
-        R"(tierckpt-report restore rank=(\d+) node=(\S+) version=(\d+) source=(\w+) bytes=(\d+) ms=([0-9.]+))");
-    std::smatch m;
-    if (!std::regex_search(line, m, re)) return std::nullopt;
-    RestoreReport r;
-    r.rank = std::stoi(m[1]);
-    r.node = m[2];
-    r.version = std::stoull(m[3]);
-    r.source = m[4];
-    r.bytes = std::stoull(m[5]);
-    r.ms = std::stod(m[6]);
-    return r;
-}
-
-std::optional<std::uint64_t> parse_commit_report(const std::string &line) {
-    static const std::regex re(R"(tierckpt-report commit version=(\d+))");
-    std::smatch m;
-    if (!std::regex_search(line, m, re)) return std::nullopt;
-    return std::stoull(m[1]);
 }
 
 std::optional<PeerLost> parse_peer_lost(const std::string &line) {

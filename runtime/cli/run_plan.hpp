@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/status.hpp"
+#include "common/status.hpp"
 
 namespace tck::cli {
 
@@ -36,20 +36,6 @@ Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &curr
 // From `sinfo -h -N -o '%N %T'`: nodes Slurm calls unusable (down, drained,
 // failing, not responding).
 std::vector<std::string> unusable_nodes(const std::string &sinfo_output);
-
-// One rank's restore, as the runtime reports it under TIERCKPT_RUN_REPORT=1.
-struct RestoreReport {
-    int rank = -1;
-    std::string node;
-    std::uint64_t version = 0;
-    std::string source;  // local, peer, persistent, none
-    std::uint64_t bytes = 0;
-    double ms = 0;
-};
-std::optional<RestoreReport> parse_restore_report(const std::string &line);
-
-// The runtime's "tierckpt-report commit version=V" (rank 0, TIERCKPT_RUN_REPORT=1).
-std::optional<std::uint64_t> parse_commit_report(const std::string &line);
 
 // The runtime's "peer rank P on NODE silent for S s" line.
 struct PeerLost {

@@ -14,9 +14,9 @@
 
 #include <fmt/format.h>
 
-#include "../common/env_names.hpp"
-#include "../common/size.hpp"
-#include "../lib/store_format.hpp"
+#include "common/env_names.hpp"
+#include "common/size.hpp"
+#include "store/store_format.hpp"
 
 namespace tck::cli {
 

@@ -5,7 +5,7 @@
 #include <new>
 #include <string>
 
-#include "../common/log.hpp"
+#include "common/log.hpp"
 #include "api_edge.hpp"
 #include "checkpointer.hpp"
 #include "tierckpt/tierckpt.h"
@@ -221,7 +221,7 @@ tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *s
     return guarded([&] {
         if (auto st = need(ckpt, "ckpt"); !st) return st;
         if (auto st = need(stats, "stats"); !st) return st;
-        const tck::SaveStats &s = ckpt->impl->last_stats();
+        const tck::SaveStats s = ckpt->impl->last_stats();  // a copy, taken under the worker's lock
         stats->version = s.version;
         stats->bytes = s.bytes;
         stats->wait_ms = s.wait_ms;
@@ -229,7 +229,7 @@ tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *s
         stats->checksum_ms = s.checksum_ms;
         stats->commit_ms = s.commit_ms;
         stats->committed = s.committed ? 1 : 0;
-        const tck::PersistStats &p = ckpt->impl->persist_stats();
+        const tck::PersistStats p = ckpt->impl->persist_stats();
         stats->persist_version = p.version;
         stats->persist_ms = p.ms;
         stats->persist_failures = p.failures;

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/status.hpp"
+#include "common/status.hpp"
 
 namespace tck::cuda {
 

@@ -23,8 +23,8 @@
 #include <cuda_runtime.h>
 #endif
 
-#include "../../runtime/lib/crc32c.hpp"
-#include "../../runtime/lib/cuda_stage.hpp"
+#include "store/crc32c.hpp"
+#include "lib/cuda_stage.hpp"
 #include "../gpu/gpu_common.hpp"
 #include "tierckpt/tierckpt.hpp"
 #include "bench_util.hpp"

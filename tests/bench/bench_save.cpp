@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/lib/crc32c.hpp"
-#include "../../runtime/lib/store_format.hpp"
+#include "store/crc32c.hpp"
+#include "store/store_format.hpp"
 #include "tierckpt/tierckpt.hpp"
 #include "bench_util.hpp"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/lib/transport/transport.hpp"
+#include "lib/transport/transport.hpp"
 
 int main(int argc, char **argv) {
     int provided = 0;

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-#include "../../runtime/common/clock.hpp"
+#include "common/clock.hpp"
 
 namespace bench {
 

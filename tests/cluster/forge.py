@@ -23,7 +23,7 @@ def crc32c(data, crc=0):
 
 
 def record(store, slot, offset, capacity, payload, version=99):
-    # SlotRecord (runtime/lib/store_format.hpp): offset, capacity, state,
+    # SlotRecord (runtime/store/store_format.hpp): offset, capacity, state,
     # rank, world, nregions, version, payload_bytes, payload_crc, kind, seq,
     # job_id, writer, reserved[48], record_crc.
     body = struct.pack("<QQIIIIQQIIQQI48s", offset, capacity, COMMITTED, 0, 1, 1, version, payload, 0, 0, 1, 0, 0,

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "../../spank/config.hpp"
-#include "../../spank/options.hpp"
+#include "spank/config.hpp"
+#include "spank/options.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
     if (size == 0) return 0;

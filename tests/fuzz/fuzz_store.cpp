@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/common/log.hpp"
-#include "../../runtime/lib/crc32c.hpp"
-#include "../../runtime/lib/persist.hpp"
-#include "../../runtime/lib/store_format.hpp"
+#include "common/log.hpp"
+#include "store/crc32c.hpp"
+#include "store/persist.hpp"
+#include "store/store_format.hpp"
 #include "fuzz_util.hpp"
 
 namespace {

@@ -10,9 +10,9 @@
 
 #include <fmt/format.h>
 
-#include "../../runtime/lib/crc32c.hpp"
-#include "../../runtime/lib/persist.hpp"
-#include "../../spank/store.hpp"
+#include "store/crc32c.hpp"
+#include "store/persist.hpp"
+#include "spank/store.hpp"
 
 namespace {
 void check_manifest(const std::string &text) {

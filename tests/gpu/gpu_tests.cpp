@@ -23,7 +23,7 @@
 #include <cuda_runtime.h>
 #endif
 
-#include "../../runtime/lib/cuda_stage.hpp"
+#include "lib/cuda_stage.hpp"
 #include "gpu_common.hpp"
 #include "tierckpt/tierckpt.hpp"
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/lib/transport/transport.hpp"
+#include "lib/transport/transport.hpp"
 
 namespace {
 

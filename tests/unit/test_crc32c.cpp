@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "../../runtime/lib/crc32c.hpp"
+#include "store/crc32c.hpp"
 
 TEST_CASE("CRC32C matches the standard check values", "[crc32c]") {
     const char *s = "123456789";

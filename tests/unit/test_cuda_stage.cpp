@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/lib/cuda_stage.hpp"
+#include "lib/cuda_stage.hpp"
 #include "tierckpt/tierckpt.h"
 
 using tck::cuda::Path;

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/lib/store_format.hpp"
-#include "../../runtime/lib/transport/mr_key.hpp"
-#include "../../runtime/lib/transport/msg_check.hpp"
+#include "store/store_format.hpp"
+#include "lib/transport/mr_key.hpp"
+#include "lib/transport/msg_check.hpp"
 
 using tck::TransportMsg;
 namespace mc = tck::msgcheck;

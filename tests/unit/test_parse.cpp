@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "../../runtime/common/parse.hpp"
+#include "common/parse.hpp"
 
 using tck::parse_kvargs;
 

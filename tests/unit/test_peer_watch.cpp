@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "../../runtime/lib/peer_watch.hpp"
+#include "lib/replication/peer_watch.hpp"
 
 using tck::PeerWatch;
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/lib/crc32c.hpp"
-#include "../../runtime/lib/persist.hpp"
-#include "../../runtime/lib/store_format.hpp"
+#include "store/crc32c.hpp"
+#include "store/persist.hpp"
+#include "store/store_format.hpp"
 
 using namespace tck;
 using namespace tck::persist;

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "../../runtime/lib/placement.hpp"
+#include "lib/replication/partners.hpp"
+#include "lib/replication/placement.hpp"
 
 using tck::partner_nodes;
 using V = std::vector<std::size_t>;
@@ -28,4 +29,25 @@ TEST_CASE("copies leave the node's failure domain, and spread over domains", "[p
     CHECK(partner_nodes(three, 4, 2) == V{5, 0});
     // Only one domain: the next nodes, as without domains.
     CHECK(partner_nodes({"x", "x", "x"}, 1, 1) == V{2});
+}
+
+TEST_CASE("a node's ranks copy rank for rank to the partner node's ranks", "[placement]") {
+    // 3 nodes of 2 ranks (leaders 0, 2, 4), one replica, no domains.
+    const std::vector<int> leaders{0, 0, 2, 2, 4, 4};
+    const std::vector<std::string> none(3);
+    auto p0 = tck::choose_partners(leaders, none, 1, 0);
+    CHECK(p0.partners == std::vector<int>{2});
+    CHECK(p0.sources == std::vector<int>{4});
+    auto p3 = tck::choose_partners(leaders, none, 1, 3);
+    CHECK(p3.partners == std::vector<int>{5});
+    CHECK(p3.sources == std::vector<int>{1});
+    // Two replicas: the two other nodes, both ways.
+    auto two = tck::choose_partners(leaders, none, 2, 1);
+    CHECK(two.partners == std::vector<int>{3, 5});
+    CHECK(two.sources == std::vector<int>{3, 5});
+    // A node with fewer ranks: its ranks are taken in turn.
+    const std::vector<int> uneven{0, 0, 0, 3};
+    auto u = tck::choose_partners(uneven, std::vector<std::string>(2), 1, 2);
+    CHECK(u.partners == std::vector<int>{3});
+    CHECK(tck::choose_partners(uneven, std::vector<std::string>(2), 1, 3).sources == std::vector<int>{0, 1, 2});
 }

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "../../runtime/common/size.hpp"
+#include "common/size.hpp"
 
 using tck::parse_size;
 

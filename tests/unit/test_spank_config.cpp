@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "../../spank/config.hpp"
+#include "spank/config.hpp"
 
 using tck::spank::parse_config;
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "../../spank/options.hpp"
+#include "spank/options.hpp"
 
 using namespace tck::spank;
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../../spank/state.hpp"
+#include "spank/state.hpp"
 #include "spank_stub.hpp"
 
 extern "C" {

@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "../../spank/store.hpp"
+#include "spank/store.hpp"
 
 using namespace tck::spank;
 using tck::Result;

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "../../spank/topology.hpp"
+#include "spank/topology.hpp"
 
 using tck::spank::Config;
 using tck::spank::parse_topology;

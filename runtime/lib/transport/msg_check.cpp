@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "../../common/log.hpp"
-#include "../store_format.hpp"
+#include "common/log.hpp"
+#include "store/store_format.hpp"
 
 namespace tck::msgcheck {
 

@@ -37,10 +37,10 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
-#include "../../common/clock.hpp"
-#include "../../common/log.hpp"
-#include "../../common/random.hpp"
-#include "../../common/unique_fd.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/random.hpp"
+#include "common/unique_fd.hpp"
 #include "mr_key.hpp"
 #include "msg_check.hpp"
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "../../common/status.hpp"
+#include "common/status.hpp"
 
 namespace tck {
 

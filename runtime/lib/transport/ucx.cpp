@@ -34,9 +34,9 @@
 
 #include <ucp/api/ucp.h>
 
-#include "../../common/clock.hpp"
-#include "../../common/env_names.hpp"
-#include "../../common/log.hpp"
+#include "common/clock.hpp"
+#include "common/env_names.hpp"
+#include "common/log.hpp"
 #include "msg_check.hpp"
 
 namespace tck {

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "../common/status.hpp"
-#include "../common/unique_fd.hpp"
+#include "common/status.hpp"
+#include "common/unique_fd.hpp"
 
 namespace tck::store {
 

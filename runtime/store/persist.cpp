@@ -18,10 +18,10 @@
 #include <set>
 #include <sstream>
 
-#include "../common/clock.hpp"
-#include "../common/log.hpp"
-#include "../common/parse.hpp"
-#include "../common/small_file.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/parse.hpp"
+#include "common/small_file.hpp"
 #include "crc32c.hpp"
 #include "store_format.hpp"
 

@@ -15,9 +15,9 @@
 #include <thread>
 #include <utility>
 
-#include "../common/log.hpp"
-#include "../common/size.hpp"
-#include "../common/small_file.hpp"
+#include "common/log.hpp"
+#include "common/size.hpp"
+#include "common/small_file.hpp"
 #include "crc32c.hpp"
 
 namespace tck::store {

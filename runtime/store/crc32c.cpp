@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "../common/small_file.hpp"
+#include "common/small_file.hpp"
 
 #if defined(__x86_64__)
 #include <cpuid.h>

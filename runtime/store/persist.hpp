@@ -26,13 +26,14 @@
 #include <string>
 #include <vector>
 
-#include "../common/status.hpp"
-#include "../common/unique_fd.hpp"
+#include "common/defaults.hpp"
+#include "common/status.hpp"
+#include "common/unique_fd.hpp"
 #include "store_format.hpp"
 
 namespace tck::persist {
 
-inline constexpr std::uint32_t kDefaultKeep = 3;
+inline constexpr std::uint32_t kDefaultKeep = defaults::kPersistKeep;
 inline constexpr std::uint32_t kMaxKeep = 1000;
 inline constexpr std::uint64_t kWriteChunk = 16ull << 20;  // one write(2)
 

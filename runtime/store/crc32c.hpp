@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "../common/status.hpp"
+#include "common/status.hpp"
 
 namespace tck {
 

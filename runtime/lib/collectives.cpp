@@ -1,0 +1,64 @@
+#include "collectives.hpp"
+
+#include <unistd.h>
+
+#include <string>
+
+namespace tck {
+
+Status mpi_error(const char *what, int rc) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return error(TIERCKPT_ERR_PEER, "{} failed: {}", what, std::string(msg, static_cast<std::size_t>(len)));
+}
+
+int test_request(MPI_Request &req, int &done, bool block) {
+    int rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    while (block && rc == MPI_SUCCESS && !done) {
+        ::usleep(100);
+        rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    }
+    return rc;
+}
+
+bool all_ranks(MPI_Comm comm, bool ok) {
+    int v = ok ? 1 : 0, out = 0;
+    MPI_Request req = MPI_REQUEST_NULL;
+    if (MPI_Iallreduce(&v, &out, 1, MPI_INT, MPI_MIN, comm, &req) != MPI_SUCCESS) return false;
+    int done = 0;
+    test_request(req, done, true);
+    return done && out == 1;
+}
+
+bool any_rank(MPI_Comm comm, bool flag) {
+    int v = flag ? 1 : 0, out = 0;
+    if (MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) return false;
+    return out == 1;
+}
+
+Result<std::vector<std::vector<std::uint8_t>>> allgather_bytes(MPI_Comm comm, const void *data, std::size_t len,
+                                                                const char *what) {
+    int world = 0;
+    MPI_Comm_size(comm, &world);
+    int mine = static_cast<int>(len);
+    std::vector<int> lens(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
+    int rc = MPI_Allgather(&mine, 1, MPI_INT, lens.data(), 1, MPI_INT, comm);
+    if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    int total = 0;
+    for (int i = 0; i < world; ++i) {
+        displs[static_cast<std::size_t>(i)] = total;
+        total += lens[static_cast<std::size_t>(i)];
+    }
+    std::vector<std::uint8_t> all(static_cast<std::size_t>(total));
+    rc = MPI_Allgatherv(data, mine, MPI_BYTE, all.data(), lens.data(), displs.data(), MPI_BYTE, comm);
+    if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    std::vector<std::vector<std::uint8_t>> out(static_cast<std::size_t>(world));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        auto b = all.begin() + displs[i];
+        out[i].assign(b, b + lens[i]);
+    }
+    return out;
+}
+
+}  // namespace tck

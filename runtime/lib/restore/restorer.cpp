@@ -1,0 +1,122 @@
+#include "restorer.hpp"
+
+#include <mpi.h>
+
+#include <vector>
+
+#include "common/log.hpp"
+#include "lib/collectives.hpp"
+#include "lib/restore/planner.hpp"
+
+namespace tck {
+
+Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest &req) {
+    const JobLayout &job = ctx.job;
+    auto inventory = take_inventory(job, ctx.store, ctx.persist_dir);
+    if (!inventory) return inventory.status();
+    Planner planner(inventory->entries, inventory->persistent, job.leader_of);
+    const std::optional<std::uint64_t> newest_committed = planner.newest_committed();
+    RestoreOutcome out;
+    Status last_error;
+    for (std::uint64_t v : planner.candidates()) {
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            std::optional<Plan> plan = planner.plan(v);
+            if (!plan) break;  // incomplete: older version
+            persist::ShardEntry pentry{0, 0, false};
+            if (plan->uses_persistent()) {
+                auto pe = persistent_shard(job, ctx.persist_dir, v);
+                if (!pe) return pe.status();
+                if (!*pe) {
+                    planner.exclude_persistent(v);
+                    continue;  // plans again without the persistent copy: breaks out
+                }
+                pentry = **pe;
+            }
+            // Regions that cannot match (another count) are refused before
+            // any byte moves: a probe with fewer regions (tierckpt.torch
+            // asks with its small-object region alone) must not fetch
+            // whole shards from peers.
+            const int my_plan = plan->entry[static_cast<std::size_t>(job.rank)];
+            const std::uint32_t shard_regions =
+                my_plan >= 0 ? planner.entries()[static_cast<std::size_t>(my_plan)].nregions : 0;
+            const bool count_bad = req.region_count && my_plan >= 0 && shard_regions != *req.region_count;
+            if (any_rank(job.comm, count_bad)) {
+                Status st = count_bad ? error(TIERCKPT_ERR_INVALID, "the checkpoint has {} regions, {} are registered",
+                                              shard_regions, *req.region_count)
+                                      : error(TIERCKPT_ERR_INVALID,
+                                              "restore: another rank's regions do not match the checkpoint");
+                log::info("restore: {}", st.message());
+                return st;
+            }
+            TransferOutcome moved = transfer_shard(ctx, planner.entries(), *plan, pentry, req.payload_bytes);
+            out.bytes = moved.bytes;
+            out.via = moved.via;
+            Status st = moved.status;
+            if (st) {
+                st = req.use(moved.shard);
+                // A shard that came whole but could not be copied into device
+                // memory: another copy is tried (as one that did not come).
+                if (!st && st.code() != TIERCKPT_ERR_INVALID) {
+                    if (moved.source == Source::persistent) moved.persist_bad = true;
+                    else if (moved.pulled) moved.bad_entry = my_plan;
+                }
+            }
+            if (!st && !moved.where.empty()) {
+                st = error(st.code(), "rank {}: shard of version {} from {}: {}", job.rank, v, moved.where,
+                           st.message());
+            }
+            if (all_ranks(job.comm, st.is_ok())) {
+                if (newest_committed && v < *newest_committed && job.rank == 0) {
+                    log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
+                              "store; restored the older version {}",
+                              *newest_committed, planner.lost_ranks(*newest_committed), v);
+                }
+                out.result = RestoreResult{true, v, moved.source};
+                return out;
+            }
+            if (!st) {
+                // Regions that do not match the checkpoint are the caller's
+                // error, returned to it: no warning of our own.
+                if (st.code() == TIERCKPT_ERR_INVALID) log::info("restore: {}", st.message());
+                else log::warn("restore: {}", st.message());
+                last_error = st;
+            }
+            // Drop the copies found bad and plan again.
+            std::vector<int> bads(static_cast<std::size_t>(job.world));
+            MPI_Allgather(&moved.bad_entry, 1, MPI_INT, bads.data(), 1, MPI_INT, job.comm);
+            bool any = false;
+            if (any_rank(job.comm, moved.persist_bad)) {
+                planner.exclude_persistent(v);  // a shard there is damaged: this version's persistent copy is out
+                any = true;
+            }
+            for (int b : bads) {
+                if (b >= 0) {
+                    planner.exclude_copy(b);
+                    any = true;
+                }
+            }
+            if (any_rank(job.comm, !st && st.code() == TIERCKPT_ERR_INVALID)) {
+                return last_error ? error(TIERCKPT_ERR_INVALID,
+                                          "restore: another rank's regions do not match the checkpoint")
+                                  : last_error;
+            }
+            if (!any) break;  // nothing to exclude: give up on this version
+        }
+    }
+    RestoreFacts facts;
+    facts.world = job.world;
+    facts.persist_dir = ctx.persist_dir;
+    facts.store_other_world = inventory->store_other_world;
+    facts.persist_other_version = inventory->persist_other_version;
+    facts.persist_other_world = inventory->persist_other_world;
+    facts.expect_version = req.expect_version;
+    if (Status verdict = verdict_nothing_complete(planner, facts); !verdict) return verdict;
+    if (!planner.candidates().empty() && !last_error) {
+        log::info("restore: no version is complete across the job's node stores");
+    }
+    out.bytes = 0;
+    out.via = "none";
+    return out;
+}
+
+}  // namespace tck

@@ -1,0 +1,42 @@
+// Restore, the whole collective: the inventory, then for each candidate
+// version (newest first) a plan, a transfer, the caller's use of the
+// verified shard, and the job's agreement; a copy found bad is left out and
+// the version planned again, an incomplete version gives way to an older
+// one. When nothing works, the planner's verdict.
+//
+// Thread: the application's; collective over the job's communicator.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/status.hpp"
+#include "lib/restore/shard.hpp"
+#include "lib/restore/transfer.hpp"
+
+namespace tck {
+
+struct RestoreRequest {
+    // The registered regions' count and payload size: refused early when a
+    // shard cannot match. nullopt in a fetch, which takes the checkpoint's
+    // layout as it is.
+    std::optional<std::size_t> region_count;
+    std::optional<std::uint64_t> payload_bytes;
+    std::uint64_t expect_version = 0;  // TIERCKPT_EXPECT_VERSION (0: none)
+    // Runs on each rank with its verified shard before the job agrees on
+    // the attempt: restore matches and copies it into the regions
+    // (TIERCKPT_ERR_INVALID: they do not match), fetch holds it.
+    std::function<Status(Shard &)> use;
+};
+
+struct RestoreOutcome {
+    RestoreResult result;          // found = false: nothing to restore, start fresh
+    std::uint64_t bytes = 0;       // this rank's shard (the run report)
+    const char *via = "none";      // how it came (the run report)
+};
+
+Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest &req);
+
+}  // namespace tck
