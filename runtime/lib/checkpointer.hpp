@@ -102,7 +102,10 @@ public:
     SaveStats last_stats() const { return save_.stats(); }
     PersistStats persist_stats() const { return flusher_ ? flusher_->stats() : PersistStats{}; }
     // The ranks that keep copies of this rank's shards.
-    const std::vector<int> &partners() const { return repl_->partners(); }
+    const std::vector<int> &partners() const {
+        static const std::vector<int> none;
+        return repl_ ? repl_->partners() : none;
+    }
     const char *transport_name() const { return repl_ ? repl_->transport_name() : "none"; }
     // How regions reach the store: host (no device region), cuda-direct
     // or cuda-bounce (see cuda_stage.hpp).
