@@ -202,6 +202,14 @@ void print_account(Attempt &a, int number, std::optional<double> t_decision, std
     if (detect_s) timing = fmt::format("detect {:.1f} s, ", *detect_s) + timing;
     say(fmt::format("attempt {}: restored version {} on {} ranks, {}: {}; {}", number, version, a.restores.size(),
                     format_size(bytes), sources, timing));
+    // Where the slowest rank's restore went.
+    const report::Restore &slow = *std::max_element(
+        a.restores.begin(), a.restores.end(), [](const report::Restore &x, const report::Restore &y) { return x.ms < y.ms; });
+    const report::RestoreBreakdown &p = slow.parts;
+    say(fmt::format("attempt {}: slowest rank {} on {} ({}, via {}): {:.0f} ms: inventory {:.0f}, plan {:.0f}, move "
+                    "{:.0f}, verify {:.0f}, copy {:.0f}, agree {:.0f}",
+                    number, slow.rank, slow.node, slow.source, slow.via, slow.ms, p.inventory_ms, p.plan_ms,
+                    p.move_ms, p.verify_ms, p.copy_ms, p.agree_ms));
 }
 
 // Runs one attempt to its end, relaying its output.

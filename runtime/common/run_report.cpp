@@ -7,8 +7,12 @@
 namespace tck::report {
 
 std::string format_restore(const Restore &r) {
-    return fmt::format("tierckpt-report restore rank={} node={} version={} source={} bytes={} ms={:.1f} via={}", r.rank,
-                       r.node, r.version, r.source, r.bytes, r.ms, r.via);
+    const RestoreBreakdown &p = r.parts;
+    return fmt::format("tierckpt-report restore rank={} node={} version={} source={} bytes={} ms={:.1f} via={} "
+                       "inventory_ms={:.1f} plan_ms={:.1f} move_ms={:.1f} verify_ms={:.1f} copy_ms={:.1f} "
+                       "agree_ms={:.1f}",
+                       r.rank, r.node, r.version, r.source, r.bytes, r.ms, r.via, p.inventory_ms, p.plan_ms,
+                       p.move_ms, p.verify_ms, p.copy_ms, p.agree_ms);
 }
 
 std::optional<Restore> parse_restore(const std::string &line) {
@@ -25,6 +29,18 @@ std::optional<Restore> parse_restore(const std::string &line) {
         r.bytes = std::stoull(m[5]);
         r.ms = std::stod(m[6]);
         r.via = m[7];
+        // The breakdown, field by field (a line without it leaves zeros).
+        const std::string rest = m.suffix();
+        const std::pair<const char *, double *> parts[] = {
+            {"inventory_ms", &r.parts.inventory_ms}, {"plan_ms", &r.parts.plan_ms},
+            {"move_ms", &r.parts.move_ms},           {"verify_ms", &r.parts.verify_ms},
+            {"copy_ms", &r.parts.copy_ms},           {"agree_ms", &r.parts.agree_ms},
+        };
+        for (const auto &[key, field] : parts) {
+            const std::regex kv(std::string(" ") + key + "=([0-9.]+)");
+            std::smatch v;
+            if (std::regex_search(rest, v, kv)) *field = std::stod(v[1]);
+        }
         return r;
     } catch (const std::exception &) {  // out of range: not a line the runtime wrote
         return std::nullopt;

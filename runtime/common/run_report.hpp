@@ -6,6 +6,7 @@
 //
 //   tierckpt-report commit version=V
 //   tierckpt-report restore rank=R node=NODE version=V source=S bytes=B ms=M via=X
+//       inventory_ms=I plan_ms=P move_ms=V verify_ms=C copy_ms=Y agree_ms=A   (one line)
 //
 // rank 0 prints the commit line after each commit; every rank prints one
 // restore line per restore. A parser finds a line anywhere in its input
@@ -18,6 +19,17 @@
 
 namespace tck::report {
 
+// Where one rank's restore spent its time, in milliseconds, summed over the
+// attempts (a bad copy makes another). They add up to about Restore::ms.
+struct RestoreBreakdown {
+    double inventory_ms = 0;  // learning what every node store and the persistent tier hold (collectives)
+    double plan_ms = 0;       // the plan's collectives: the persistent MANIFEST, the region-count check
+    double move_ms = 0;       // bringing the shard into node memory: transport set-up, transfer, waiting for holders
+    double verify_ms = 0;     // checksums (behind the transfer, or after it)
+    double copy_ms = 0;       // copying into the regions (restore; 0 in a fetch)
+    double agree_ms = 0;      // the job's agreement after each attempt: waiting for the slowest rank
+};
+
 // One rank's restore.
 struct Restore {
     int rank = -1;
@@ -27,6 +39,7 @@ struct Restore {
     std::uint64_t bytes = 0;   // this rank's shard, manifest included
     double ms = 0;             // from the call to its return (fetch + restore when both ran)
     std::string via;           // how the bytes came: store, ucx, ofi, mpi, file or none
+    RestoreBreakdown parts;    // all 0 when the line has none
 };
 
 std::string format_restore(const Restore &r);

@@ -388,14 +388,15 @@ Result<RestoreResult> Checkpointer::restore() {
         const double fetch_ms = fetched_->ms;
         const std::uint64_t bytes = fetched_->shard.bytes;
         const char *via = fetched_->via;
-        auto r = restore_fetched();
-        if (r && run_report_) report_restore(*r, bytes, via, fetch_ms + now_ms() - t0);
+        report::RestoreBreakdown parts = fetched_->parts;
+        auto r = restore_fetched(parts);
+        if (r && run_report_) report_restore(*r, bytes, via, fetch_ms + now_ms() - t0, parts);
         return r;
     }
     auto r = restore_newest(false);
     if (!r) return r.status();
     if (r->result.found) restored(r->result.version);
-    if (run_report_) report_restore(r->result, r->bytes, r->via, now_ms() - t0);
+    if (run_report_) report_restore(r->result, r->bytes, r->via, now_ms() - t0, r->parts);
     return r->result;
 }
 
@@ -411,10 +412,11 @@ Result<RestoreResult> Checkpointer::fetch() {
     }
     fetched_->ms = now_ms() - t0;
     fetched_->via = r->via;
+    fetched_->parts = r->parts;
     return r->result;
 }
 
-Result<RestoreResult> Checkpointer::restore_fetched() {
+Result<RestoreResult> Checkpointer::restore_fetched(report::RestoreBreakdown &parts) {
     if (save_.active()) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
     Fetched f = std::move(*fetched_);
     fetched_.reset();
@@ -437,13 +439,21 @@ Result<RestoreResult> Checkpointer::restore_fetched() {
             st = error(TIERCKPT_ERR_CORRUPT, "the slot of the fetched shard changed before the restore");
         }
     }
-    if (!all_ranks(job_.comm, st.is_ok())) {
+    double t = now_ms();
+    const bool all_match = all_ranks(job_.comm, st.is_ok());
+    parts.agree_ms += now_ms() - t;
+    if (!all_match) {
         if (st) return error(TIERCKPT_ERR_INVALID, "restore: another rank's regions do not match the checkpoint");
         log::info("restore: {}", st.message());
         return st;
     }
+    t = now_ms();
     st = regions_->copy_into(f.shard.payload);
-    if (!all_ranks(job_.comm, st.is_ok())) {
+    parts.copy_ms += now_ms() - t;
+    t = now_ms();
+    const bool all_copied = all_ranks(job_.comm, st.is_ok());
+    parts.agree_ms += now_ms() - t;
+    if (!all_copied) {
         // Written in part (a device copy failed here or on another rank).
         if (st) return error(TIERCKPT_ERR_INTERNAL, "restore: another rank could not copy its shard into its regions");
         log::warn("restore: {}", st.message());
@@ -477,7 +487,8 @@ Status Checkpointer::read_fetched(const std::string &name, std::uint64_t offset,
 }
 
 // One line per rank for tierckpt run's recovery account (TIERCKPT_RUN_REPORT=1).
-void Checkpointer::report_restore(const RestoreResult &r, std::uint64_t bytes, const char *via, double ms) const {
+void Checkpointer::report_restore(const RestoreResult &r, std::uint64_t bytes, const char *via, double ms,
+                                  const report::RestoreBreakdown &parts) const {
     report::Restore line;
     line.rank = job_.rank;
     line.node = job_.host(job_.rank);
@@ -486,6 +497,7 @@ void Checkpointer::report_restore(const RestoreResult &r, std::uint64_t bytes, c
     line.bytes = bytes;
     line.ms = ms;
     line.via = via;
+    line.parts = parts;
     std::fprintf(stderr, "%s\n", report::format_restore(line).c_str());
     std::fflush(stderr);
 }

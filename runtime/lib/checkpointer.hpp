@@ -122,6 +122,7 @@ private:
         std::unordered_map<std::string, std::size_t> by_name;
         double ms = 0;             // the fetch's time, for the run report
         const char *via = "none";  // how the shard came, for the run report
+        report::RestoreBreakdown parts;  // where the fetch's time went, for the run report
     };
 
     Status join_run();  // collective: one run per node store (see the .cpp)
@@ -132,10 +133,12 @@ private:
     Status stage(std::uint64_t version, double t0);
     // The newest complete version; use(shard) copies or holds it.
     Result<RestoreOutcome> restore_newest(bool fetching);
-    Result<RestoreResult> restore_fetched();
+    // parts: the fetch's breakdown, to which the copy and the agreements are added.
+    Result<RestoreResult> restore_fetched(report::RestoreBreakdown &parts);
     // After a restore: the job goes on from version.
     void restored(std::uint64_t version);
-    void report_restore(const RestoreResult &r, std::uint64_t bytes, const char *via, double ms) const;
+    void report_restore(const RestoreResult &r, std::uint64_t bytes, const char *via, double ms,
+                        const report::RestoreBreakdown &parts) const;
     std::uint64_t protect_from() const;
 
     JobLayout job_;

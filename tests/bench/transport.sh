@@ -87,6 +87,13 @@ peer=$(awk '/tierckpt-report restore .*source=peer/ {
     } END { if (ms > 0) printf "%.3f", bytes / ms / 1e6 }' <<<"$out")
 if [ -n "$peer" ]; then
     report restore_from_peer "$peer"
+    # Where the slowest moved rank's restore went (the run report's parts).
+    awk '/tierckpt-report restore .*source=peer/ {
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            if (v["ms"] > ms) { ms = v["ms"]; line = sprintf("total=%s inventory=%s plan=%s move=%s verify=%s copy=%s agree=%s via=%s",
+                v["ms"], v["inventory_ms"], v["plan_ms"], v["move_ms"], v["verify_ms"], v["copy_ms"], v["agree_ms"], v["via"]) }
+            delete v
+        } END { if (line != "") print "note restore_from_peer: the slowest rank, in ms: " line }' <<<"$out"
 else
     echo "bench restore_from_peer: no peer restore in the output:"
     echo "$out" | tail -n 20

@@ -40,9 +40,18 @@ for transport in $TRANSPORTS; do
         "every rank restores version 12 although n2 is gone"
     assert_match "$out" '^rank=[23] restored version=12 source=local$' "n2's ranks, now on n3, find n3's replicas"
     assert_match "$out" '^rank=[45] restored version=12 source=peer$' "ranks moved to the spare n4 fetch from peers"
-    assert_eq "$(grep -cE "^tierckpt-report restore rank=[45] node=n4 version=12 source=peer .* via=$transport$" <<<"$out")" 2 \
+    assert_eq "$(grep -cE "^tierckpt-report restore rank=[45] node=n4 version=12 source=peer .* via=$transport " <<<"$out")" 2 \
         "n4's ranks read their shards over $transport, not MPI"
-    assert_eq "$(grep -cE '^tierckpt-report restore rank=[0-3] .* via=store$' <<<"$out")" 4 \
+    # Where their time went: the parts are there, the transfer took some,
+    # and together they do not exceed the whole (1 ms of rounding per part).
+    breakdown=$(awk '/^tierckpt-report restore rank=[45] .*source=peer/ {
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            sum = v["inventory_ms"] + v["plan_ms"] + v["move_ms"] + v["verify_ms"] + v["copy_ms"] + v["agree_ms"]
+            ok = ("move_ms" in v) && v["move_ms"] > 0 && sum <= v["ms"] + 6
+            print (ok ? "ok" : "bad: " $0); delete v
+        }' <<<"$out")
+    assert_eq "$(grep -c '^ok$' <<<"$breakdown")" 2 "the peer restores report where their time went: $breakdown"
+    assert_eq "$(grep -cE '^tierckpt-report restore rank=[0-3] .* via=store ' <<<"$out")" 4 \
         "the other ranks read their node's store"
     assert_match "$out" "^final steps=20 digest=$digest$" "digest after losing a node"
     "$CLUSTER" revive n2
@@ -83,7 +92,7 @@ echo "$out"
 assert_match "$out" ' 4 +6 +12 +16\.0 MiB replica +complete +corrupt$' "tierckpt verify finds the corrupted replica"
 assert_match "$out" "rank 4: shard of version 12 from rank 0's node over ucx: checksum mismatch" \
     "the reader catches the damage"
-assert_match "$out" '^tierckpt-report restore rank=4 node=n4 version=12 source=peer .* via=ucx$' \
+assert_match "$out" '^tierckpt-report restore rank=4 node=n4 version=12 source=peer .* via=ucx ' \
     "rank 4 reads its own node's copy over the transport instead"
 assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <<<"$out")" 6 \
     "every rank restores version 12"

@@ -15,8 +15,10 @@ TEST_CASE("a restore line reads back as it was written", "[run_report]") {
     r.bytes = 16777376;
     r.ms = 41.5;
     r.via = "ucx";
+    r.parts = {2.5, 0.5, 30.25, 6.0, 1.5, 0.75};
     const std::string line = format_restore(r);
-    CHECK(line == "tierckpt-report restore rank=3 node=n4 version=12 source=peer bytes=16777376 ms=41.5 via=ucx");
+    CHECK(line == "tierckpt-report restore rank=3 node=n4 version=12 source=peer bytes=16777376 ms=41.5 via=ucx "
+                  "inventory_ms=2.5 plan_ms=0.5 move_ms=30.2 verify_ms=6.0 copy_ms=1.5 agree_ms=0.8");
     auto back = parse_restore("3: " + line + "\n");  // as srun -l relays it
     REQUIRE(back);
     CHECK(back->rank == 3);
@@ -26,6 +28,17 @@ TEST_CASE("a restore line reads back as it was written", "[run_report]") {
     CHECK(back->bytes == 16777376);
     CHECK(back->ms == Approx(41.5));
     CHECK(back->via == "ucx");
+    CHECK(back->parts.inventory_ms == Approx(2.5));
+    CHECK(back->parts.plan_ms == Approx(0.5));
+    CHECK(back->parts.move_ms == Approx(30.2));
+    CHECK(back->parts.verify_ms == Approx(6.0));
+    CHECK(back->parts.copy_ms == Approx(1.5));
+    CHECK(back->parts.agree_ms == Approx(0.8));
+    // A line without the breakdown (a runtime before it) reads with zeros.
+    auto bare = parse_restore("tierckpt-report restore rank=1 node=n2 version=4 source=local bytes=10 ms=3.0 via=store");
+    REQUIRE(bare);
+    CHECK(bare->parts.move_ms == 0);
+    CHECK(bare->via == "store");
     Restore none;
     none.rank = 0;
     none.node = "n1";

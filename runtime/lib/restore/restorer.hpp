@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "common/run_report.hpp"
 #include "common/status.hpp"
 #include "lib/restore/shard.hpp"
 #include "lib/restore/transfer.hpp"
@@ -35,6 +36,7 @@ struct RestoreOutcome {
     RestoreResult result;          // found = false: nothing to restore, start fresh
     std::uint64_t bytes = 0;       // this rank's shard (the run report)
     const char *via = "none";      // how it came (the run report)
+    report::RestoreBreakdown parts;  // where this rank's time went (the run report)
 };
 
 Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest &req);

@@ -27,11 +27,14 @@ constexpr int kTagData = 7102;
 constexpr std::uint64_t kChunk = 1ull << 30;  // MPI counts are int
 
 // Makes shard the verified shard of payload: its checksum (unless the
-// caller checked it) and its manifest.
+// caller checked it) and its manifest. Adds the checksum's time to ms.
 Status verify(Shard &shard, const std::uint8_t *payload, std::uint64_t bytes, std::uint32_t crc, bool crc_checked,
-              unsigned threads, std::vector<std::uint8_t> *owner = nullptr) {
-    if (!crc_checked && crc32c_parallel(payload, bytes, threads) != crc) {
-        return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+              unsigned threads, double &ms, std::vector<std::uint8_t> *owner = nullptr) {
+    if (!crc_checked) {
+        const double t0 = now_ms();
+        const bool good = crc32c_parallel(payload, bytes, threads) == crc;
+        ms += now_ms() - t0;
+        if (!good) return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
     }
     auto entries = store::parse_shard_manifest(payload, bytes);
     if (!entries) return entries.status();
@@ -135,8 +138,10 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     for (std::size_t i = 0; i < send_to.size(); ++i) {
         const InventoryEntry &e = inv[static_cast<std::size_t>(plan.entry[static_cast<std::size_t>(send_to[i])])];
         store::SlotRecord rec = store.read_record(e.slot);
+        const double t0 = now_ms();
         bool good = store::StoreFile::record_valid(rec) && rec.version == e.version && rec.rank == e.rank &&
                     crc32c(store.base() + rec.offset, e.payload_bytes) == e.crc;
+        out.verify_ms += now_ms() - t0;
         send_heads[i] = {good ? 1u : 0u, e.payload_bytes};
         reqs.emplace_back();
         MPI_Isend(&send_heads[i], sizeof(Header), MPI_BYTE, send_to[i], kTagHeader, job.comm, &reqs.back());
@@ -182,7 +187,9 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     std::uint64_t checked = 0;
     auto check_upto = [&](std::uint64_t upto) {
         if (upto <= checked) return;
+        const double t0 = now_ms();
         pulled_crc = crc32c_parallel(pull_dst + checked, upto - checked, job.crc_threads, pulled_crc);
+        out.verify_ms += now_ms() - t0;
         checked = upto;
     };
     Status pulled;
@@ -218,7 +225,8 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
                        pentry.bytes, *expect_bytes);
         } else {
             auto bytes = dir->read_shard(version, static_cast<std::uint32_t>(job.rank), pentry);
-            st = bytes ? verify(out.shard, bytes->data(), bytes->size(), pentry.crc, false, job.crc_threads, &*bytes)
+            st = bytes ? verify(out.shard, bytes->data(), bytes->size(), pentry.crc, false, job.crc_threads, out.verify_ms,
+                              &*bytes)
                        : bytes.status();
         }
         if (!st && st.code() != TIERCKPT_ERR_INVALID) out.persist_bad = true;
@@ -231,11 +239,13 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
         if (!store::StoreFile::record_valid(rec) || rec.version != mine.version || rec.rank != mine.rank) {
             st = error(TIERCKPT_ERR_CORRUPT, "the slot changed under restore");
         } else {
-            st = verify(out.shard, store.base() + rec.offset, mine.payload_bytes, mine.crc, false, job.crc_threads);
+            st = verify(out.shard, store.base() + rec.offset, mine.payload_bytes, mine.crc, false, job.crc_threads,
+                        out.verify_ms);
             if (st) out.shard.slot = HeldSlot{mine.slot, mine.version, mine.rank};
         }
     } else if (pull_slot) {
-        st = pulled ? verify(out.shard, pull_dst, mine.payload_bytes, mine.crc, true, job.crc_threads) : pulled;
+        st = pulled ? verify(out.shard, pull_dst, mine.payload_bytes, mine.crc, true, job.crc_threads, out.verify_ms)
+                    : pulled;
         log::debug("restore: rank {}: {} bytes from rank {}'s node over {}: moved and verified in {:.1f} ms",
                    job.rank, mine.payload_bytes, mine.holder, out.via, t_moved - t_begin);
         if (st) {
@@ -249,7 +259,8 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     } else if (!my_head.ok) {
         st = error(TIERCKPT_ERR_CORRUPT, "the holder found the copy corrupt");
     } else {
-        st = verify(out.shard, buffer.data(), my_head.bytes, mine.crc, false, job.crc_threads, &buffer);
+        st = verify(out.shard, buffer.data(), my_head.bytes, mine.crc, false, job.crc_threads, out.verify_ms,
+                    &buffer);
     }
     // A copy that is damaged, or that the transport cannot reach, is left
     // out of the next plan.

@@ -40,6 +40,7 @@ struct TransferOutcome {
     std::uint64_t bytes = 0;  // this rank's shard
     const char *via = "none"; // store, ucx, ofi, mpi or file (the run report)
     bool pulled = false;      // came over the transport
+    double verify_ms = 0;     // of this call, in checksums (this rank's shard, and those it sends as holder)
     // Found bad, for the next plan: the inventory entry read (-1: none),
     // or the persistent tier's copy of this version.
     int bad_entry = -1;
