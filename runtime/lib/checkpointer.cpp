@@ -77,9 +77,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
         else st = f.status();
         ok = st.is_ok();
     }
-    int all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, job.comm);
-    if (!all_ok) {
+    if (!all_ranks(job.comm, ok != 0)) {
         if (st) st = error(TIERCKPT_ERR_IO, "another rank could not open its node store");
         return give_up(st);
     }
@@ -124,9 +122,8 @@ Status Checkpointer::join_run() {
     std::string who = fmt::format("job {} step {}, {} ranks (rank {} on {}, pid {})", jobid ? jobid : "?",
                                   step ? step : "?", job_.world, job_.rank, job_.host(job_.rank), ::getpid());
     Status st = store_->join_session(run_id, who, kRunWaitMs);
-    int ok = st.is_ok(), all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, job_.comm);
-    if (!all_ok && st) st = error(TIERCKPT_ERR_INVALID, "another rank's node store is in use by another run");
+    const bool all_joined = all_ranks(job_.comm, st.is_ok());
+    if (!all_joined && st) st = error(TIERCKPT_ERR_INVALID, "another rank's node store is in use by another run");
     return st;
 }
 

@@ -29,15 +29,15 @@ unsigned cpu_share(int node_ranks) {
 
 }  // namespace
 
-std::vector<int> JobLayout::ranks_on(int node_leader) const {
+std::vector<int> ranks_on(const std::vector<int> &leader_of, int node_leader) {
     std::vector<int> there;
-    for (int i = 0; i < world; ++i) {
-        if (leader_of[static_cast<std::size_t>(i)] == node_leader) there.push_back(i);
+    for (std::size_t i = 0; i < leader_of.size(); ++i) {
+        if (leader_of[i] == node_leader) there.push_back(static_cast<int>(i));
     }
     return there;
 }
 
-std::vector<int> JobLayout::node_leaders() const {
+std::vector<int> node_leaders(const std::vector<int> &leader_of) {
     std::vector<int> nodes(leader_of);
     std::sort(nodes.begin(), nodes.end());
     nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());

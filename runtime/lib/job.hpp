@@ -13,6 +13,12 @@
 
 namespace tck {
 
+// leader_of: every rank's node leader (JobLayout::leader_of). Pure.
+// The ranks on the node whose leader is node_leader, in rank order.
+std::vector<int> ranks_on(const std::vector<int> &leader_of, int node_leader);
+// Every node's leader, in rank order: a node's index in the job.
+std::vector<int> node_leaders(const std::vector<int> &leader_of);
+
 struct JobLayout {
     MPI_Comm comm = MPI_COMM_NULL;       // a duplicate of the application's, errors returned
     MPI_Comm node_comm = MPI_COMM_NULL;  // the ranks sharing this node (MPI_COMM_TYPE_SHARED)
@@ -31,10 +37,8 @@ struct JobLayout {
         return leader_of[static_cast<std::size_t>(a)] == leader_of[static_cast<std::size_t>(b)];
     }
     const std::string &host(int r) const { return hosts[static_cast<std::size_t>(r)]; }
-    // The ranks on the node whose leader is node_leader, in rank order.
-    std::vector<int> ranks_on(int node_leader) const;
-    // Every node's leader, in rank order: a node's index in the job.
-    std::vector<int> node_leaders() const;
+    std::vector<int> ranks_on(int node_leader) const { return tck::ranks_on(leader_of, node_leader); }
+    std::vector<int> node_leaders() const { return tck::node_leaders(leader_of); }
 
     // Collective over comm (MPI initialised): duplicates comm (errors
     // returned, never aborting the application), splits it by node, learns
