@@ -212,9 +212,54 @@ void print_account(Attempt &a, int number, std::optional<double> t_decision, std
                     p.move_ms, p.verify_ms, p.copy_ms, p.agree_ms));
 }
 
-// Runs one attempt to its end, relaying its output.
+// A probe step (`srun --overlap ... true`) on each node of a failing step,
+// started at the step's first sign of failure, so that the probes run while
+// srun winds down instead of after it.
+class Probes {
+public:
+    Probes(std::string srun, std::vector<std::string> nodes) : srun_(std::move(srun)), nodes_(std::move(nodes)) {}
+    Probes(const Probes &) = delete;
+    Probes &operator=(const Probes &) = delete;
+    ~Probes() {
+        for (auto &p : probes_) {
+            int ws = 0;
+            if (p.status < 0) {
+                ::kill(p.pid, SIGKILL);
+                ::waitpid(p.pid, &ws, 0);
+            }
+        }
+    }
+    // Starts a probe on every node that has none yet, except `skip`.
+    void start(const std::vector<std::string> &skip = {}) {
+        for (const auto &n : nodes_) {
+            if (std::find(skip.begin(), skip.end(), n) != skip.end()) continue;
+            if (std::any_of(probes_.begin(), probes_.end(), [&](const Probe &p) { return p.node == n; })) continue;
+            int fd = -1;
+            pid_t pid = spawn({srun_, "--overlap", "--nodes=1", "--ntasks=1", "--nodelist=" + n,
+                               "--job-name=tierckpt-probe", "true"},
+                              fd, nullptr, true);
+            if (pid > 0) probes_.push_back({n, pid, UniqueFd(fd), now_s(), -1});
+        }
+    }
+    struct Probe {
+        std::string node;
+        pid_t pid;
+        UniqueFd out;
+        double started;
+        int status;  // -1: still running
+    };
+    std::vector<Probe> &all() { return probes_; }
+
+private:
+    std::string srun_;
+    std::vector<std::string> nodes_;
+    std::vector<Probe> probes_;
+};
+
+// Runs one attempt to its end, relaying its output. At the first sign of
+// failure, probes of the step's nodes start.
 Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<double> t_decision,
-                 std::optional<double> detect_s) {
+                 std::optional<double> detect_s, Probes &probes) {
     Attempt a;
     a.t_start = now_s();
     int out_fd = -1, err_fd = -1;
@@ -243,7 +288,9 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
         std::fwrite(line.data(), 1, line.size(), which == 0 ? stdout : stderr);
         std::fflush(which == 0 ? stdout : stderr);
         auto first_sign = [&]() {
-            if (a.t_first_sign == 0) a.t_first_sign = now_s();
+            if (a.t_first_sign != 0) return;
+            a.t_first_sign = now_s();
+            probes.start();
         };
         if (auto p = parse_peer_lost(line)) {
             first_sign();
@@ -308,11 +355,48 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
     return a;
 }
 
+// The step that prepares the spares' stores (run_plan.hpp), in the
+// background. Its outcome is told only when it failed; it is ended when
+// tierckpt run ends.
+class Warmup {
+public:
+    explicit Warmup(std::vector<std::string> cmd) {
+        if (cmd.empty()) return;
+        int fd = -1;
+        pid_ = spawn(std::move(cmd), fd, nullptr, true);
+        out_.reset(fd);
+    }
+    Warmup(const Warmup &) = delete;
+    Warmup &operator=(const Warmup &) = delete;
+    ~Warmup() {
+        if (pid_ <= 0) return;
+        int ws = 0;
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &ws, 0);
+    }
+    // Says once when the step ended with an error (the spares' stores are
+    // then made when the step lands on them).
+    void check() {
+        int ws = 0;
+        if (pid_ <= 0 || ::waitpid(pid_, &ws, WNOHANG) != pid_) return;
+        pid_ = -1;
+        if (int st = exit_status(ws); st != 0) {
+            say(fmt::format("preparing the spares' node stores failed (srun exit status {}); a relaunch makes them "
+                            "instead",
+                            st));
+        }
+    }
+
+private:
+    pid_t pid_ = -1;
+    UniqueFd out_;
+};
+
 // Which of `nodes` failed: Slurm's view, then a probe step on every other
-// node, all at once. `suspects`: nodes the step's output named (the
-// runtime's silent peers, srun's node failures). `how` gets one phrase per
-// failed node.
-std::vector<std::string> find_failed(const std::vector<std::string> &nodes, const std::string &srun, unsigned timeout_s,
+// node, all at once (those `probes` started already keep running).
+// `suspects`: nodes the step's output named (the runtime's silent peers,
+// srun's node failures). `how` gets one phrase per failed node.
+std::vector<std::string> find_failed(const std::vector<std::string> &nodes, Probes &probe_set, unsigned timeout_s,
                                      const std::vector<std::string> &suspects, std::vector<std::string> &how) {
     std::vector<std::string> failed;
     if (auto out = capture({"sinfo", "-h", "-N", "-n", join_nodes(nodes), "-o", "%N %T"}, 20)) {
@@ -321,52 +405,46 @@ std::vector<std::string> find_failed(const std::vector<std::string> &nodes, cons
             add_unique(how, fmt::format("Slurm marks {} unusable", n));
         }
     }
-    struct Probe {
-        std::string node;
-        pid_t pid;
-        UniqueFd out;
-    };
-    std::vector<Probe> probes;
-    for (const auto &n : nodes) {
-        if (std::find(failed.begin(), failed.end(), n) != failed.end()) continue;
-        int fd = -1;
-        pid_t pid = spawn({srun, "--overlap", "--nodes=1", "--ntasks=1", "--nodelist=" + n, "--job-name=tierckpt-probe",
-                           "true"},
-                          fd, nullptr, true);
-        if (pid > 0) probes.push_back({n, pid, UniqueFd(fd)});
-    }
+    probe_set.start(failed);
+    auto &probes = probe_set.all();
     // Every probe runs at once. A node the runtime already named as silent
-    // gets no longer than the others took, plus a second: its probe would
-    // only wait out the full timeout.
-    double start = now_s(), deadline = start + timeout_s, others_done = 0;
-    std::vector<int> status(probes.size(), -1);  // -1: still running
+    // gets no longer than the others took, plus half that again (at least
+    // half a second): it has been silent for the whole peer timeout, the
+    // probe only tells a dead node from a dead process, and the others'
+    // probes show how long a live node takes right now.
+    double start = now_s(), others_done = 0;
+    for (const auto &p : probes) start = std::min(start, p.started);
+    const double deadline = start + timeout_s;
     for (;;) {
         bool all = true, others = true;
-        for (std::size_t i = 0; i < probes.size(); ++i) {
+        for (auto &p : probes) {
             int ws = 0;
-            if (status[i] < 0 && ::waitpid(probes[i].pid, &ws, WNOHANG) == probes[i].pid) status[i] = exit_status(ws);
-            if (status[i] < 0) {
+            if (p.status < 0 && ::waitpid(p.pid, &ws, WNOHANG) == p.pid) p.status = exit_status(ws);
+            if (p.status < 0) {
                 all = false;
-                if (std::find(suspects.begin(), suspects.end(), probes[i].node) == suspects.end()) others = false;
+                if (std::find(suspects.begin(), suspects.end(), p.node) == suspects.end()) others = false;
             }
         }
         double now = now_s();
         if (others && others_done == 0) others_done = now;
-        if (all || now >= deadline || (others && now >= std::max(others_done, start) + 1.0)) break;
-        ::usleep(50000);
+        if (all || now >= deadline ||
+            (others && now >= std::max(others_done, start) + std::max(0.5, (others_done - start) / 2))) {
+            break;
+        }
+        ::usleep(20000);
     }
-    double waited = now_s() - start;
-    for (std::size_t i = 0; i < probes.size(); ++i) {
-        const auto &p = probes[i];
-        if (status[i] < 0) {
+    for (auto &p : probes) {
+        if (std::find(failed.begin(), failed.end(), p.node) != failed.end()) continue;
+        if (p.status < 0) {
             int ws = 0;
             ::kill(p.pid, SIGKILL);
             ::waitpid(p.pid, &ws, 0);
+            p.status = 128 + SIGKILL;
             add_unique(failed, p.node);
-            add_unique(how, fmt::format("{} did not run a probe step in {:.1f} s", p.node, waited));
-        } else if (status[i] != 0) {
+            add_unique(how, fmt::format("{} did not run a probe step in {:.1f} s", p.node, now_s() - p.started));
+        } else if (p.status != 0) {
             add_unique(failed, p.node);
-            add_unique(how, fmt::format("{} failed a probe step (status {})", p.node, status[i]));
+            add_unique(how, fmt::format("{} failed a probe step (status {})", p.node, p.status));
         }
     }
     return failed;
@@ -420,6 +498,10 @@ int cmd_run(const std::vector<std::string> &args) {
     ::sigaction(SIGTERM, &sa, nullptr);
     ::setenv(env::kRunReport, "1", 1);
 
+    // The spares' stores are made (and their memory touched) now, beside
+    // the first attempt, not when a relaunch needs them.
+    Warmup warmup(warmup_command(*opts, spares));
+
     std::vector<std::string> failed_all;
     std::optional<double> t_decision, detect_s;
     std::uint64_t committed = 0;
@@ -427,7 +509,9 @@ int cmd_run(const std::vector<std::string> &args) {
         int number = static_cast<int>(restart) + 1;
         say(fmt::format("attempt {}: step on {}{}", number, join_nodes(nodes),
                         spares.empty() ? std::string() : " (spares: " + join_nodes(spares) + ")"));
-        Attempt a = run_step(srun_command(*opts, nodes, restart > 0), number, t_decision, detect_s);
+        Probes probes(opts->srun[0], nodes);
+        Attempt a = run_step(srun_command(*opts, nodes, restart > 0), number, t_decision, detect_s, probes);
+        warmup.check();
         for (const auto &r : a.restores) committed = std::max(committed, r.version);
         committed = std::max(committed, a.committed);
         // The next attempt must find this version or a clear error, never
@@ -442,7 +526,7 @@ int cmd_run(const std::vector<std::string> &args) {
             return a.status;
         }
         std::vector<std::string> how = a.signs;
-        std::vector<std::string> failed = find_failed(nodes, opts->srun[0], opts->probe_timeout_s, a.suspects, how);
+        std::vector<std::string> failed = find_failed(nodes, probes, opts->probe_timeout_s, a.suspects, how);
         double decided = now_s();
         if (failed.empty() && a.status != TIERCKPT_EXIT_PEER_LOST) {
             say(fmt::format("the program failed (exit status {}) and every node of the step answers: not a node "

@@ -101,6 +101,36 @@ std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std
     return cmd;
 }
 
+std::vector<std::string> warmup_command(const RunOptions &o, const std::vector<std::string> &spares) {
+    if (spares.empty() || o.srun.empty()) return {};
+    const std::string n = std::to_string(spares.size());
+    std::vector<std::string> cmd{o.srun[0],          "--overlap",          "--nodes=" + n,
+                                 "--ntasks=" + n,    "--ntasks-per-node=1", "--nodelist=" + join_nodes(spares),
+                                 "--job-name=tierckpt-warmup"};
+    // The plugin's options: --ckpt-mem takes its value only after '=' (a
+    // bare one asks for the admin's default); the others take the next word
+    // when they have no '='.
+    for (std::size_t k = 1; k < o.srun.size(); ++k) {
+        const std::string &a = o.srun[k];
+        if (a.size() < 2 || a[0] != '-') break;  // the program
+        if (a[1] != '-') {
+            if (a.size() == 2 && short_takes_value(a[1])) ++k;
+            continue;
+        }
+        const std::string name = a.substr(0, a.find('='));
+        for (const char *opt : {"--ckpt-mem", "--ckpt-replicas", "--ckpt-transport", "--ckpt-persist",
+                                "--ckpt-persist-every", "--ckpt-persist-keep"}) {
+            if (name != opt) continue;
+            cmd.push_back(a);
+            if (a.find('=') == std::string::npos && name != "--ckpt-mem" && k + 1 < o.srun.size()) {
+                cmd.push_back(o.srun[++k]);
+            }
+        }
+    }
+    cmd.emplace_back("true");
+    return cmd;
+}
+
 Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &current,
                                             const std::vector<std::string> &spares,
                                             const std::vector<std::string> &failed) {

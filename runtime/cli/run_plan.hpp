@@ -26,6 +26,13 @@ Result<RunOptions> parse_run_args(const std::vector<std::string> &args);
 // The srun command of one attempt: ours first (after srun), then the user's.
 std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch);
 
+// The step that prepares the spares' node stores before any failure: one
+// task of `true` per spare (srun --overlap), with the --ckpt-* options of the
+// user's srun line (those before the program), so that a relaunch onto a
+// spare finds its store made and its memory touched instead of doing that
+// while the job waits. Empty without spares.
+std::vector<std::string> warmup_command(const RunOptions &o, const std::vector<std::string> &spares);
+
 // The nodes of the next attempt: the current ones without the failed ones,
 // topped up from the spares (in allocation order) that have not failed.
 // An error when too few are left.

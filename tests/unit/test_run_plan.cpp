@@ -54,6 +54,21 @@ TEST_CASE("each attempt's srun line names its nodes; a relaunch overlaps the fai
     CHECK(std::find(again.begin(), again.end(), "--overlap") != again.end());
 }
 
+TEST_CASE("the spares' stores are prepared with the step's --ckpt-* options, and nothing else of it", "[run]") {
+    auto o = parse_run_args({"--", "srun", "--mpi=pmix", "--ckpt-mem=3G", "-n", "6", "--ckpt-replicas", "1",
+                             "--ckpt-persist=/p", "--ckpt-mem", "./train", "--ckpt-every", "5", "--ckpt-mem=9G"});
+    REQUIRE(o);
+    CHECK(warmup_command(*o, {"n4", "n5"}) ==
+          V{"srun", "--overlap", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--nodelist=n4,n5",
+            "--job-name=tierckpt-warmup", "--ckpt-mem=3G", "--ckpt-replicas", "1", "--ckpt-persist=/p", "--ckpt-mem",
+            "true"});
+    CHECK(warmup_command(*o, {}).empty());
+    auto bare = parse_run_args({"srun", "./train"});
+    REQUIRE(bare);
+    CHECK(warmup_command(*bare, {"n9"}) == V{"srun", "--overlap", "--nodes=1", "--ntasks=1", "--ntasks-per-node=1",
+                                             "--nodelist=n9", "--job-name=tierckpt-warmup", "true"});
+}
+
 TEST_CASE("the next attempt keeps the survivors in place and takes spares in order", "[run]") {
     auto n = next_nodes({"n1", "n2", "n3"}, {"n4", "n5"}, {"n2"});
     REQUIRE(n);
