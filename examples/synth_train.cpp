@@ -152,12 +152,14 @@ int main(int argc, char **argv) {
             if (s % a.ckpt_every == 0) {
                 ckpt.save(s);
                 tierckpt_stats_t st = ckpt.stats();
-                double stall = st.stall_ms, worst = 0;
-                MPI_Reduce(&stall, &worst, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+                // The slowest rank's stall, and the most any rank was held
+                // up by this save (stall + wait).
+                double mine[2] = {st.stall_ms, st.stall_ms + st.wait_ms}, worst[2] = {0, 0};
+                MPI_Reduce(mine, worst, 2, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
                 if (rank == 0) {
-                    std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f bytes=%" PRIu64
+                    std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f blocked_ms=%.2f bytes=%" PRIu64
                                 " persisted=%" PRIu64 " persist_failures=%" PRIu64 " persist_status=%s\n",
-                                s, worst, st.wait_ms, st.bytes, st.persist_version, st.persist_failures,
+                                s, worst[0], st.wait_ms, worst[1], st.bytes, st.persist_version, st.persist_failures,
                                 tierckpt_status_string(static_cast<tierckpt_status_t>(st.persist_status)));
                     std::fflush(stdout);
                 }

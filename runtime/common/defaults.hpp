@@ -13,7 +13,7 @@ namespace tck::defaults {
 inline constexpr int kReplicaTimeoutMs = 60000;
 // A watched peer silent this long is taken for dead (TIERCKPT_PEER_TIMEOUT_MS;
 // 0 turns the watch off).
-inline constexpr int kPeerTimeoutMs = 10000;
+inline constexpr int kPeerTimeoutMs = 3000;
 // The persistent tier: flush every Nth committed version
 // (--ckpt-persist-every), and keep this many complete versions there
 // (--ckpt-persist-keep).

@@ -18,7 +18,6 @@
 
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4 --step-ms 250 --steps 60"
 OPTS=(--ckpt-mem=512M --ckpt-replicas=1)
-export TIERCKPT_PEER_TIMEOUT_MS=5000  # sbatch passes it on to the tasks
 unhealthy=""
 heal() { # takes the unhealthy node back into service
     [ -n "$unhealthy" ] || return 0

@@ -12,7 +12,6 @@
 
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4 --step-ms 250 --steps 60"
 OPTS=(--ckpt-mem=512M --ckpt-replicas=1)
-export TIERCKPT_PEER_TIMEOUT_MS=5000  # sbatch passes it on to the tasks
 undo_unhealthy() { node_root n2 rm -f /tmp/TIERCKPT_TEST_UNHEALTHY 2>/dev/null || true; }
 trap 'undo_unhealthy; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with

@@ -12,8 +12,6 @@
 
 TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4 --step-ms 250"
 OPTS=(--ckpt-mem=512M --ckpt-replicas=1)
-# A silent peer counts as dead after 5 s here (default 10 s): shorter tests.
-export TIERCKPT_PEER_TIMEOUT_MS=5000
 trap '"$CLUSTER" revive n1 >/dev/null 2>&1 || true; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" revive n2 >/dev/null  # every node up and idle to start with
 

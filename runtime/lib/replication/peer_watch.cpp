@@ -7,12 +7,16 @@ namespace tck {
 PeerWatch::PeerWatch(std::vector<int> peers, double now, int timeout_ms)
     : peers_(std::move(peers)), last_heard_(peers_.size(), now), left_(peers_.size(), false), timeout_ms_(timeout_ms) {}
 
-int PeerWatch::interval_ms() const { return std::max(50, std::min(1000, timeout_ms_ / 5)); }
+int PeerWatch::interval_ms() const { return std::max(50, std::min(500, timeout_ms_ / 10)); }
 
-void PeerWatch::heard(int peer, double now) {
+double PeerWatch::heard(int peer, double now) {
+    double gap = 0;
     for (std::size_t i = 0; i < peers_.size(); ++i) {
-        if (peers_[i] == peer) last_heard_[i] = std::max(last_heard_[i], now);
+        if (peers_[i] != peer) continue;
+        gap = std::max(gap, now - last_heard_[i]);
+        last_heard_[i] = std::max(last_heard_[i], now);
     }
+    return gap;
 }
 
 void PeerWatch::left(int peer) {

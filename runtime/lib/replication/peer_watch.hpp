@@ -1,6 +1,6 @@
-// Noticing a dead peer without waiting for Slurm. The worker threads of
-// ranks that replicate to each other exchange small heartbeats over the
-// transport; a watched peer that says nothing (no heartbeat, no replication
+// Noticing a dead peer without waiting for Slurm. Ranks that replicate to
+// each other exchange small heartbeats (heartbeat.hpp: a thread of their
+// own; the transport's messages count too); a watched peer that says nothing (no heartbeat, no replication
 // message) for longer than the timeout is taken for dead, and the process
 // ends with TIERCKPT_EXIT_PEER_LOST so that `tierckpt run` (or the job
 // script) relaunches the step at once. Slurm itself notices a dead node only
@@ -23,11 +23,13 @@ public:
 
     const std::vector<int> &peers() const { return peers_; }
     int timeout_ms() const { return timeout_ms_; }
-    // How often to send heartbeats: often enough that a few may be late.
+    // How often to send heartbeats: a tenth of the timeout (so nine in a
+    // row may be lost or late), at least 50 ms apart, at most 500 ms.
     int interval_ms() const;
 
-    // Any message from `peer` (ignored when it is not watched).
-    void heard(int peer, double now);
+    // Any message from `peer` (ignored when it is not watched). Returns the
+    // silence it ends, in ms (0 for a stranger or an older message).
+    double heard(int peer, double now);
     // `peer` closed its checkpointer on purpose: stop watching it.
     void left(int peer);
     // True when heartbeats should go out now (then not again for an

@@ -13,6 +13,7 @@
 #include "common/random.hpp"
 #include "lib/collectives.hpp"
 #include "lib/test_hooks.hpp"
+#include "heartbeat.hpp"
 #include "partners.hpp"
 #include "store/crc32c.hpp"
 
@@ -84,13 +85,31 @@ Result<std::unique_ptr<Replicator>> Replicator::setup(const JobLayout &job, stor
     }
 
     // Watched: the ranks this one copies to and the ranks that copy to it,
-    // so a dead node is noticed by its neighbours on both sides.
+    // so a dead node is noticed by its neighbours on both sides. The
+    // heartbeat thread's addresses are exchanged on every rank (a
+    // collective), watched or not.
+    std::vector<int> watched(self->partners_);
+    watched.insert(watched.end(), self->sources_.begin(), self->sources_.end());
+    std::sort(watched.begin(), watched.end());
+    watched.erase(std::unique(watched.begin(), watched.end()), watched.end());
+    auto hb = Heartbeat::open();
+    if (!hb) {
+        log::warn("rank {}: {}: no peer is watched (a dead node is noticed only when Slurm notices it)", job.rank,
+                  hb.status().message());
+    }
+    std::vector<std::uint8_t> hb_blob = hb ? (*hb)->local_blob() : std::vector<std::uint8_t>{};
+    auto hb_blobs = allgather_bytes(job.comm, hb_blob.data(), hb_blob.size(), "exchanging heartbeat addresses");
+    if (!hb_blobs) return hb_blobs.status();
     if (opts.peer_timeout_ms > 0) {
-        std::vector<int> watched(self->partners_);
-        watched.insert(watched.end(), self->sources_.begin(), self->sources_.end());
-        std::sort(watched.begin(), watched.end());
-        watched.erase(std::unique(watched.begin(), watched.end()), watched.end());
-        self->watch_.emplace(std::move(watched), now_ms(), opts.peer_timeout_ms);
+        self->watched_ = watched;
+        self->beat_interval_ms_ = PeerWatch(watched, 0, opts.peer_timeout_ms).interval_ms();
+        if (hb) {
+            Replicator *me = self.get();
+            st = (*hb)->start(job.rank, *hb_blobs, std::move(watched), opts.peer_timeout_ms, drawn[1],
+                              [me](int peer, double silent_ms) { me->peer_lost(peer, silent_ms); });
+            if (!st) return st;
+            self->heartbeat_ = std::move(*hb);
+        }
     }
     return self;
 }
@@ -163,9 +182,6 @@ void Replicator::serve(InFlightSave &save) {
         TransportMsg m;
         while (transport_->poll(m)) handle_msg(m, save);
         send_heartbeats(false);
-        if (watch_) {
-            if (auto s = watch_->silent(now_ms())) peer_lost(s->peer, s->silent_ms);
-        }
     }
     if (auto late = save.expire(now_ms())) {
         log::warn("version {}: {} of {} partners acknowledged their copy within {} ms", late->version, late->acked,
@@ -183,11 +199,16 @@ void Replicator::wait(int wake_fd) {
 }
 
 void Replicator::farewell() {
-    if (!watch_) return;
+    if (watched_.empty()) return;
     TransportMsg bye{};
     bye.type = TransportMsg::bye;
     bye.from = static_cast<std::uint32_t>(job_.rank);
-    for (int p : watch_->peers()) (void)transport_->send(p, bye);
+    for (int p : watched_) (void)transport_->send(p, bye);
+    if (heartbeat_) {
+        heartbeat_->stop(true);
+        log::info("rank {}: the longest silence of a watched peer was {:.0f} ms ({}={})", job_.rank,
+                   heartbeat_->longest_silence_ms(), env::kPeerTimeout, heartbeat_->timeout_ms());
+    }
 }
 
 Status Replicator::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes,
@@ -205,15 +226,18 @@ Status Replicator::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::
     return st;
 }
 
-// Heartbeats to the watched peers, at most once an interval (force: now).
-// Called between pieces of long work too, so a busy worker still looks
-// alive.
+// Heartbeats over the transport to the watched peers, at most once an
+// interval (force: now). The heartbeat thread's are the ones no work holds
+// up; these are the second path, for a network that drops its datagrams.
 void Replicator::send_heartbeats(bool force) {
-    if (!watch_ || !(watch_->heartbeat_due(now_ms()) || force)) return;
+    if (watched_.empty()) return;
+    const double now = now_ms();
+    if (!force && now < next_beat_) return;
+    next_beat_ = now + beat_interval_ms_;
     TransportMsg hb{};
     hb.type = TransportMsg::heartbeat;
     hb.from = static_cast<std::uint32_t>(job_.rank);
-    for (int p : watch_->peers()) (void)transport_->send(p, hb);  // silence is what counts
+    for (int p : watched_) (void)transport_->send(p, hb);  // silence is what counts
 }
 
 // A watched peer is gone (its node died, or its process did without
@@ -225,7 +249,7 @@ void Replicator::peer_lost(int peer, double silent_ms) {
     log::error("rank {} on {}: peer rank {} on {} silent for {:.1f} s ({}={}): ending this process with exit "
                "status {} so the step can be relaunched without that node",
                job_.rank, job_.host(job_.rank), peer, job_.host(peer), silent_ms / 1000.0, env::kPeerTimeout,
-               watch_->timeout_ms(), TIERCKPT_EXIT_PEER_LOST);
+               heartbeat_ ? heartbeat_->timeout_ms() : 0, TIERCKPT_EXIT_PEER_LOST);
     std::fflush(stdout);
     std::fflush(stderr);
     ::_exit(TIERCKPT_EXIT_PEER_LOST);
@@ -249,9 +273,9 @@ void Replicator::handle_msg(const TransportMsg &m, InFlightSave &save) {
         why = msgcheck::check_done(m, self);
     }
     if (why) return drop_msg(m, why);
-    if (watch_) {
-        if (m.type == TransportMsg::bye) watch_->left(static_cast<int>(m.from));
-        else watch_->heard(static_cast<int>(m.from), now_ms());
+    if (heartbeat_) {
+        if (m.type == TransportMsg::bye) heartbeat_->left(static_cast<int>(m.from));
+        else heartbeat_->heard(static_cast<int>(m.from));
     }
     if (m.type == TransportMsg::heartbeat || m.type == TransportMsg::bye) return;
     if (m.type == TransportMsg::done) {

@@ -2,13 +2,15 @@
 // its partners (`ready`); a partner pulls it from the owner's registered
 // store into a replica slot of its own, verifies it and answers (`done`);
 // the owner counts the answers for the commit vote (InFlightSave). Around
-// it: heartbeats to the watched peers and the verdict on a silent one
-// (peer_watch.hpp), and the reads restore makes over the transport.
+// it: the heartbeat thread that watches the peers (heartbeat.hpp; its
+// verdict on a silent one ends the process), and the reads restore makes
+// over the transport.
 //
 // Threads: setup() is collective, on the application's thread, at open.
 // Everything else runs on the worker thread (worker.hpp); after setup only
 // the worker touches the transport. partners(), has_transport() and
 // transport_name() are fixed after setup and may be read anywhere.
+// peer_lost() runs on the heartbeat thread.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,7 @@
 #include "common/status.hpp"
 #include "lib/job.hpp"
 #include "lib/options.hpp"
-#include "lib/replication/peer_watch.hpp"
+#include "lib/replication/heartbeat.hpp"
 #include "lib/save/inflight.hpp"
 #include "lib/transport/msg_check.hpp"
 #include "lib/transport/transport.hpp"
@@ -44,8 +46,8 @@ public:
     // Checksums the save in flight behind save()'s copy, marks the slot
     // complete and announces it to the partners.
     void checksum_and_announce(InFlightSave &save);
-    // One round: the peers' messages, heartbeats, the silent-peer verdict,
-    // the save's replica deadline.
+    // One round: the peers' messages, heartbeats over the transport, the
+    // save's replica deadline.
     void serve(InFlightSave &save);
     // Sleeps until a message, wake_fd or a timeout (100 ms with a transport).
     void wait(int wake_fd);
@@ -55,7 +57,7 @@ public:
     Status pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::uint64_t bytes,
                 const std::function<void(std::uint64_t)> &landed = {});
     // Closing on purpose: tells the watched peers, so they do not take this
-    // rank for dead.
+    // rank for dead, and stops the heartbeat thread.
     void farewell();
 
     // ---- fixed after setup ----
@@ -81,7 +83,10 @@ private:
     std::vector<int> sources_;                // the ranks whose shards this rank keeps copies of
     std::vector<std::uint64_t> store_bytes_;  // every rank's node store size
     msgcheck::DropLog drops_;
-    std::optional<PeerWatch> watch_;
+    std::vector<int> watched_;  // empty: peers are not watched
+    int beat_interval_ms_ = 0;
+    double next_beat_ = 0;      // the next heartbeat over the transport
+    std::unique_ptr<Heartbeat> heartbeat_;
 };
 
 }  // namespace tck

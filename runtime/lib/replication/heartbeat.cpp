@@ -1,0 +1,219 @@
+#include "heartbeat.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+
+namespace tck {
+
+namespace {
+
+constexpr std::uint32_t kMagic = 0x54434b48;  // "TCKH"
+constexpr std::uint16_t kWireVersion = 1;
+constexpr std::uint16_t kBeat = 1, kBye = 2;
+
+// One datagram, fixed size, host byte order (every rank of a job runs the
+// same build on the same kind of machine; a datagram from anything else
+// fails the token check).
+struct Wire {
+    std::uint32_t magic;
+    std::uint16_t version;
+    std::uint16_t type;
+    std::uint32_t from;
+    std::uint32_t reserved;
+    std::uint64_t token;
+    std::uint64_t seq;
+};
+static_assert(sizeof(Wire) == 32, "the heartbeat datagram is 32 bytes");
+
+// The blob: port (2 bytes, network order), then IPv4 addresses (4 bytes
+// each, network order).
+std::vector<std::uint32_t> node_addresses() {
+    std::vector<std::uint32_t> out, loopback;
+    struct ifaddrs *list = nullptr;
+    if (::getifaddrs(&list) != 0) return out;
+    for (struct ifaddrs *i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP)) continue;
+        std::uint32_t a = reinterpret_cast<const sockaddr_in *>(i->ifa_addr)->sin_addr.s_addr;
+        const std::uint32_t host = ntohl(a);
+        if ((host >> 16) == 0xa9fe) continue;  // 169.254/16: link-local, not routed between nodes
+        auto &into = (i->ifa_flags & IFF_LOOPBACK) ? loopback : out;
+        if (std::find(into.begin(), into.end(), a) == into.end()) into.push_back(a);
+    }
+    ::freeifaddrs(list);
+    if (out.empty()) out = loopback;  // a machine alone: its peers can only be on it
+    if (out.size() > Heartbeat::kMaxAddrs) out.resize(Heartbeat::kMaxAddrs);
+    return out;
+}
+
+std::vector<sockaddr_in> parse_blob(const std::vector<std::uint8_t> &b) {
+    std::vector<sockaddr_in> out;
+    if (b.size() < 2 || (b.size() - 2) % 4 != 0) return out;
+    std::uint16_t port = 0;
+    std::memcpy(&port, b.data(), 2);
+    if (port == 0) return out;
+    for (std::size_t off = 2; off + 4 <= b.size() && out.size() < Heartbeat::kMaxAddrs; off += 4) {
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = port;
+        std::memcpy(&sa.sin_addr.s_addr, b.data() + off, 4);
+        out.push_back(sa);
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Heartbeat>> Heartbeat::open() {
+    std::unique_ptr<Heartbeat> h(new Heartbeat());
+    h->fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!h->fd_) return error(TIERCKPT_ERR_IO, "heartbeat socket: {}", std::strerror(errno));
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_ANY);
+    any.sin_port = 0;
+    if (::bind(h->fd_.get(), reinterpret_cast<sockaddr *>(&any), sizeof any) != 0) {
+        return error(TIERCKPT_ERR_IO, "heartbeat socket: bind: {}", std::strerror(errno));
+    }
+    socklen_t len = sizeof any;
+    if (::getsockname(h->fd_.get(), reinterpret_cast<sockaddr *>(&any), &len) != 0) {
+        return error(TIERCKPT_ERR_IO, "heartbeat socket: getsockname: {}", std::strerror(errno));
+    }
+    h->port_ = any.sin_port;
+    h->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!h->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
+    return h;
+}
+
+Heartbeat::~Heartbeat() { stop(false); }
+
+std::vector<std::uint8_t> Heartbeat::local_blob() const {
+    std::vector<std::uint8_t> b(2);
+    std::memcpy(b.data(), &port_, 2);
+    for (std::uint32_t a : node_addresses()) {
+        const auto *p = reinterpret_cast<const std::uint8_t *>(&a);
+        b.insert(b.end(), p, p + 4);
+    }
+    return b;
+}
+
+Status Heartbeat::start(int self, const std::vector<std::vector<std::uint8_t>> &blobs, std::vector<int> watched,
+                        int timeout_ms, std::uint64_t token, LostFn lost) {
+    if (timeout_ms <= 0) return error(TIERCKPT_ERR_INVALID, "heartbeat timeout {} ms: must be positive", timeout_ms);
+    self_ = self;
+    token_ = token;
+    timeout_ms_ = timeout_ms;
+    lost_ = std::move(lost);
+    watched_ = watched;
+    for (int p : watched_) {
+        auto a = (p >= 0 && static_cast<std::size_t>(p) < blobs.size()) ? parse_blob(blobs[static_cast<std::size_t>(p)])
+                                                                        : std::vector<sockaddr_in>{};
+        if (a.empty()) log::info("rank {}: no heartbeat address for peer rank {}: it is watched over the transport only", self, p);
+        addrs_.push_back(std::move(a));
+    }
+    watch_ = std::make_unique<PeerWatch>(std::move(watched), now_ms(), timeout_ms);
+    thread_ = std::thread([this] { loop(); });
+    return Status::ok();
+}
+
+void Heartbeat::heard(int peer) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (watch_) longest_ = std::max(longest_, watch_->heard(peer, now_ms()));
+}
+
+void Heartbeat::left(int peer) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (watch_) watch_->left(peer);
+}
+
+double Heartbeat::longest_silence_ms() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return longest_;
+}
+
+void Heartbeat::stop(bool say_bye) {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    std::uint64_t one = 1;
+    (void)!::write(wake_fd_.get(), &one, sizeof one);
+    thread_.join();
+    if (say_bye) send_all(kBye);
+}
+
+void Heartbeat::send_all(std::uint16_t type) {
+    Wire w{};
+    w.magic = kMagic;
+    w.version = kWireVersion;
+    w.type = type;
+    w.from = static_cast<std::uint32_t>(self_);
+    w.token = token_;
+    w.seq = ++seq_;
+    for (const auto &peer : addrs_) {
+        for (const auto &sa : peer) {
+            // Best effort: a full buffer or an unreachable address is
+            // silence, which is what the peer judges.
+            (void)::sendto(fd_.get(), &w, sizeof w, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&sa), sizeof sa);
+        }
+    }
+}
+
+// Reads every datagram waiting; only well-formed ones of this job from a
+// watched rank count.
+void Heartbeat::drain() {
+    for (;;) {
+        Wire w{};
+        ssize_t n = ::recv(fd_.get(), &w, sizeof w, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // EAGAIN, or an ICMP error a send left behind: nothing more now
+        }
+        if (n != static_cast<ssize_t>(sizeof w) || w.magic != kMagic || w.version != kWireVersion ||
+            w.token != token_ || (w.type != kBeat && w.type != kBye)) {
+            continue;
+        }
+        const int from = static_cast<int>(w.from);
+        if (w.from > 0x7fffffffu || std::find(watched_.begin(), watched_.end(), from) == watched_.end()) continue;
+        if (w.type == kBye) left(from);
+        else heard(from);
+    }
+}
+
+void Heartbeat::loop() {
+    const int interval = watch_->interval_ms();
+    double next_beat = 0;
+    while (!stop_) {
+        double now = now_ms();
+        if (now >= next_beat) {
+            send_all(kBeat);
+            next_beat = now + interval;
+        }
+        struct pollfd pfd[2] = {{fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+        int wait = static_cast<int>(std::max(1.0, next_beat - now_ms()));
+        (void)::poll(pfd, 2, wait);
+        if (stop_) break;
+        // What came in first, then the verdict: a pause of this process
+        // (scheduling, paging) leaves the peers' datagrams queued, and they
+        // count before silence is judged.
+        drain();
+        std::optional<PeerWatch::Silence> s;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            s = watch_->silent(now_ms());
+            if (s) watch_->left(s->peer);  // judged once
+        }
+        if (s && lost_) lost_(s->peer, s->silent_ms);
+    }
+}
+
+}  // namespace tck
