@@ -7,6 +7,7 @@
 #   bench NAME value=X unit=GB/s reference=R ratio=X/R
 # The reference for each is the best of these tools' figures in the run
 # (ucx_perftest's, and libfabric's fi_pingpong).
+# Then the workload bench (workload.sh) with that best figure.
 set -euo pipefail
 SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 BUILDDIR=${TCK_BUILDDIR:-$SRCDIR}
@@ -67,7 +68,8 @@ for k in ucx ucx_get ofi; do
     line=$("$CLUSTER" exec env TIERCKPT_UCX_PULL="$([ "$k" = ucx_get ] && echo get || echo am)" \
         srun --mpi=pmix -N2 -n2 -w n1,n2 "$STATE/jobs/bench_transport" "${k%_get}" | grep '^transport=')
     grep -q 'data=ok' <<<"$line" || echo "bench replication_read_$k: wrong data: $line"
-    report "replication_read_$k" "$(sed -n 's/.*gbps=\([0-9.]*\).*/\1/p' <<<"$line")"
+    report "replication_read_$k" "$(sed -n 's/.* gbps=\([0-9.]*\).*/\1/p' <<<"$line")"
+    report "replication_read_${k}_first" "$(sed -n 's/.* first_gbps=\([0-9.]*\).*/\1/p' <<<"$line")"
 done
 # Restore from a peer: a step on n1 and n2 saves (copies of n2's shards on
 # n1); the next step runs n2's ranks on n3, which has nothing: they fetch
@@ -98,3 +100,6 @@ else
     echo "bench restore_from_peer: no peer restore in the output:"
     echo "$out" | tail -n 20
 fi
+# The workload of a real job (6 ranks, 256 MiB each): what training loses per
+# save and the time to commit, against references of the same run.
+BEST_GBPS=$best TCK_BUILDDIR=$BUILDDIR bash "$SRCDIR/tests/bench/workload.sh"
