@@ -33,7 +33,10 @@ submit() {
 }
 # Waits for the job to finish after its requeue and checks the resumed run.
 check_resumed() { # WHAT
-    wait_for "ck squeue -h -j $job -o %T" '^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)?$' 240
+    # Finished after a requeue (a job the ranks ended with status 75 is
+    # FAILED for a moment before the script requeues it).
+    wait_for "ck scontrol -o show job $job" \
+        ' JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) .* Restarts=[1-9]' 240
     local out restarted
     out=$(cat "$out_file")
     echo "$out" | grep -v '^\(saved\|committed\)'
@@ -55,10 +58,34 @@ submit
 "$CLUSTER" kill n2
 check_resumed "node killed"
 log=$(cat "$STATE/log/failover.log")
-assert_match "$log" "tierckpt-epilog-slurmctld: job $job ended with failed node\(s\) n2; waiting for its requeue" \
+# Slurm requeues the job when it declares n2 down before the job ends; when
+# the ranks ended it first (status 75, the peer timeout is shorter than
+# SlurmdTimeout), the script requeues it (the next step makes that sure).
+assert_match "$log" "tierckpt-epilog-slurmctld: job $job (ended with failed node\(s\) n2; waiting for its requeue|ended with exit status 75 \(a rank lost a replication peer\); requeueing it)" \
     "the controller-side script saw the failed node"
 assert_match "$log" "tierckpt-epilog-slurmctld: job $job requeued without n2, on n1,n3 first; released at once" \
     "the requeued job was released without n2"
+"$CLUSTER" revive n2
+
+step "a job that ends with status 75 before Slurm notices a dead node: the script requeues it"
+# What the ranks do when a peer goes silent (TIERCKPT_EXIT_PEER_LOST), here
+# without the race: the job ends with 75 while every node still answers;
+# then n2 dies. Slurm sees a failed job, not a node failure: the
+# controller-side script requeues it, waits for Slurm's verdict on n2 and
+# releases it without n2. The second run exits 0.
+# shellcheck disable=SC2016  # the job's script, not ours
+job=$(ck sbatch --parsable --requeue -N2 -w n1,n2 --ckpt-mem=16M -o /dev/null \
+    --wrap '[ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] || exit 75')
+[[ $job =~ ^[0-9]+$ ]] || fail "sbatch said: $job"
+wait_for "cat '$STATE/log/failover.log'" "job $job ended with exit status 75 \(a rank lost a replication peer\); requeueing it" 60
+"$CLUSTER" kill n2
+wait_for "ck scontrol -o show job $job" ' JobState=COMPLETED .* Restarts=1 ' 120
+assert_match "$(ck scontrol show job "$job")" 'ExcNodeList=n2' "the second run excludes n2"
+log=$(cat "$STATE/log/failover.log")
+assert_match "$log" "tierckpt-epilog-slurmctld: job $job: requeued after node\(s\) n2 failed" \
+    "the script waited for Slurm's verdict on n2"
+assert_match "$log" "tierckpt-epilog-slurmctld: job $job requeued without n2, on n1 first; released at once" \
+    "and released the job without n2"
 "$CLUSTER" revive n2
 
 step "a live node fails the health check: drained with tierckpt's reason, the job requeued and resumed"
