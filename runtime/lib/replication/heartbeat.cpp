@@ -115,8 +115,7 @@ Status Heartbeat::start(int self, const std::vector<std::vector<std::uint8_t>> &
     token_ = token;
     timeout_ms_ = timeout_ms;
     lost_ = std::move(lost);
-    watched_ = watched;
-    for (int p : watched_) {
+    for (int p : watched) {
         auto a = (p >= 0 && static_cast<std::size_t>(p) < blobs.size()) ? parse_blob(blobs[static_cast<std::size_t>(p)])
                                                                         : std::vector<sockaddr_in>{};
         if (a.empty()) log::info("rank {}: no heartbeat address for peer rank {}: it is watched over the transport only", self, p);
@@ -168,8 +167,8 @@ void Heartbeat::send_all(std::uint16_t type) {
     }
 }
 
-// Reads every datagram waiting; only well-formed ones of this job from a
-// watched rank count.
+// Reads every datagram waiting; only well-formed ones of this job count, and
+// PeerWatch ignores ranks it does not watch.
 void Heartbeat::drain() {
     for (;;) {
         Wire w{};
@@ -182,8 +181,8 @@ void Heartbeat::drain() {
             w.token != token_ || (w.type != kBeat && w.type != kBye)) {
             continue;
         }
+        if (w.from > 0x7fffffffu) continue;
         const int from = static_cast<int>(w.from);
-        if (w.from > 0x7fffffffu || std::find(watched_.begin(), watched_.end(), from) == watched_.end()) continue;
         if (w.type == kBye) left(from);
         else heard(from);
     }

@@ -98,7 +98,6 @@ private:
     int timeout_ms_ = 0;
     LostFn lost_;
     std::vector<std::vector<sockaddr_in>> addrs_;  // by watched index
-    std::vector<int> watched_;
 
     mutable std::mutex mu_;  // guards watch_ and longest_
     std::unique_ptr<PeerWatch> watch_;

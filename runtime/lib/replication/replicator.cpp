@@ -101,8 +101,7 @@ Result<std::unique_ptr<Replicator>> Replicator::setup(const JobLayout &job, stor
     auto hb_blobs = allgather_bytes(job.comm, hb_blob.data(), hb_blob.size(), "exchanging heartbeat addresses");
     if (!hb_blobs) return hb_blobs.status();
     if (opts.peer_timeout_ms > 0) {
-        self->watched_ = watched;
-        self->beat_interval_ms_ = PeerWatch(watched, 0, opts.peer_timeout_ms).interval_ms();
+        self->watch_.emplace(watched, now_ms(), opts.peer_timeout_ms);
         if (hb) {
             Replicator *me = self.get();
             st = (*hb)->start(job.rank, *hb_blobs, std::move(watched), opts.peer_timeout_ms, drawn[1],
@@ -199,11 +198,11 @@ void Replicator::wait(int wake_fd) {
 }
 
 void Replicator::farewell() {
-    if (watched_.empty()) return;
+    if (!watch_) return;
     TransportMsg bye{};
     bye.type = TransportMsg::bye;
     bye.from = static_cast<std::uint32_t>(job_.rank);
-    for (int p : watched_) (void)transport_->send(p, bye);
+    for (int p : watch_->peers()) (void)transport_->send(p, bye);
     if (heartbeat_) {
         heartbeat_->stop(true);
         log::info("rank {}: the longest silence of a watched peer was {:.0f} ms ({}={})", job_.rank,
@@ -230,14 +229,11 @@ Status Replicator::pull(int peer, std::uint64_t offset, std::uint8_t *dst, std::
 // interval (force: now). The heartbeat thread's are the ones no work holds
 // up; these are the second path, for a network that drops its datagrams.
 void Replicator::send_heartbeats(bool force) {
-    if (watched_.empty()) return;
-    const double now = now_ms();
-    if (!force && now < next_beat_) return;
-    next_beat_ = now + beat_interval_ms_;
+    if (!watch_ || !(watch_->heartbeat_due(now_ms()) || force)) return;
     TransportMsg hb{};
     hb.type = TransportMsg::heartbeat;
     hb.from = static_cast<std::uint32_t>(job_.rank);
-    for (int p : watched_) (void)transport_->send(p, hb);  // silence is what counts
+    for (int p : watch_->peers()) (void)transport_->send(p, hb);  // silence is what counts
 }
 
 // A watched peer is gone (its node died, or its process did without

@@ -83,9 +83,10 @@ private:
     std::vector<int> sources_;                // the ranks whose shards this rank keeps copies of
     std::vector<std::uint64_t> store_bytes_;  // every rank's node store size
     msgcheck::DropLog drops_;
-    std::vector<int> watched_;  // empty: peers are not watched
-    int beat_interval_ms_ = 0;
-    double next_beat_ = 0;      // the next heartbeat over the transport
+    // The watched peers and when the next heartbeat over the transport is
+    // due (none: peers are not watched). Silence is judged by heartbeat_,
+    // which keeps its own PeerWatch.
+    std::optional<PeerWatch> watch_;
     std::unique_ptr<Heartbeat> heartbeat_;
 };
 
