@@ -37,10 +37,13 @@ job=$(ck sbatch --parsable --output="$jobdir/out.txt" --open-mode=append "$jobdi
 echo "job $job"
 wait_for "cat '$jobdir/out.txt'" '^run0 n2' 30
 wait_for "cat '$jobdir/out.txt'" '^run0 n1' 5
+requeued_at=$(date +%s)
 ck scontrol requeue "$job"
 # A requeued job waits in BeginTime; release it as the failure-handling
-# scripts will.
+# scripts do: in the next second at the earliest (slurmd refuses a job
+# started again within the second it was killed: "Job credential revoked").
 wait_for "ck squeue -h -j $job -o %T" 'PENDING' 30
+while [ "$(date +%s)" -le "$requeued_at" ]; do sleep 0.1; done
 ck scontrol update jobid="$job" StartTime=now
 wait_for "ck squeue -h -j $job -o %T 2>&1; ck sacct -n -j $job 2>&1; cat '$jobdir/out.txt'" '^run1 n1' 60
 wait_for "cat '$jobdir/out.txt'" '^run1 n2' 10
