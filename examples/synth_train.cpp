@@ -30,6 +30,7 @@ struct Args {
     std::uint64_t steps = 20;
     std::uint64_t ckpt_every = 5;
     std::uint64_t step_ms = 0;
+    bool wait_commit = false;  // every save waits for its commit
     std::string store;        // without Slurm: a store path
     std::string store_bytes;  // and its size
     std::string persist;      // without Slurm: a persistent directory
@@ -39,7 +40,7 @@ struct Args {
 [[noreturn]] void usage(int rc) {
     std::fprintf(rc ? stderr : stdout,
                  "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K] [--step-ms T]\n"
-                 "                            [--store PATH --store-bytes SIZE]\n"
+                 "                            [--wait-commit] [--store PATH --store-bytes SIZE]\n"
                  "                            [--persist DIR [--persist-every N] [--persist-keep K]]\n"
                  "Run under srun --mpi=pmix --ckpt-mem=SIZE (or mpirun with --store). See tierckpt-synth-train(1).\n");
     std::exit(rc);
@@ -66,6 +67,7 @@ Args parse(int argc, char **argv) {
         else if (o == "--steps") a.steps = number("--steps", v), ++i;
         else if (o == "--ckpt-every") a.ckpt_every = number("--ckpt-every", v), ++i;
         else if (o == "--step-ms") a.step_ms = number("--step-ms", v), ++i;
+        else if (o == "--wait-commit") a.wait_commit = true;
         else if (o == "--store" && v) a.store = v, ++i;
         else if (o == "--store-bytes" && v) a.store_bytes = v, ++i;
         else if (o == "--persist" && v) a.persist = v, ++i;
@@ -148,9 +150,15 @@ int main(int argc, char **argv) {
         for (std::uint64_t s = meta.step + 1; s <= a.steps; ++s) {
             step_state(state, s);
             if (a.step_ms) std::this_thread::sleep_for(std::chrono::milliseconds(a.step_ms));
+            // A data-parallel step ends with the gradients' all-reduce: the
+            // ranks leave each step together, as in a real job (a save's
+            // collective then waits for no rank's earlier lag).
+            std::uint64_t token = s, all = 0;
+            MPI_Allreduce(&token, &all, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
             meta.step = s;
             if (s % a.ckpt_every == 0) {
                 ckpt.save(s);
+                if (a.wait_commit) ckpt.wait();
                 tierckpt_stats_t st = ckpt.stats();
                 // The slowest rank's stall, and the most any rank was held
                 // up by this save (stall + wait).
@@ -158,9 +166,11 @@ int main(int argc, char **argv) {
                 MPI_Reduce(mine, worst, 2, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
                 if (rank == 0) {
                     std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f blocked_ms=%.2f bytes=%" PRIu64
-                                " persisted=%" PRIu64 " persist_failures=%" PRIu64 " persist_status=%s\n",
+                                " persisted=%" PRIu64 " persist_failures=%" PRIu64
+                                " persist_status=%s committed=%" PRIu64 " superseded=%" PRIu64 "\n",
                                 s, worst[0], st.wait_ms, worst[1], st.bytes, st.persist_version, st.persist_failures,
-                                tierckpt_status_string(static_cast<tierckpt_status_t>(st.persist_status)));
+                                tierckpt_status_string(static_cast<tierckpt_status_t>(st.persist_status)),
+                                st.committed_version, st.superseded);
                     std::fflush(stdout);
                 }
             }

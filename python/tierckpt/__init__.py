@@ -96,6 +96,8 @@ class Stats:
     persist_failures: int = 0   # flushes of the job that failed
     persist_status: int = 0     # tierckpt_status_t of the newest finished flush
     persist_skipped: int = 0    # versions due for a flush while the previous one still ran
+    committed_version: int = 0  # the newest committed version (0: none yet)
+    superseded: int = 0         # versions superseded before their copies began, since open
 
 
 def library_version() -> str:
@@ -590,7 +592,8 @@ class Checkpointer:
         return version
 
     def wait(self) -> None:
-        """Collective. Blocks until the newest save has committed."""
+        """Collective. Blocks until the newest save (and the one in flight
+        before it) is decided; raises when the newest did not commit."""
         _check(_lib.get().tierckpt_wait(self._h()))
 
     def agree(self, ok: bool) -> bool:
@@ -614,7 +617,8 @@ class Checkpointer:
         s = _lib.CStats()
         _check(_lib.get().tierckpt_get_stats(self._h(), ctypes.byref(s)))
         return Stats(s.version, s.bytes, s.wait_ms, s.stall_ms, s.checksum_ms, s.commit_ms, bool(s.committed),
-                     s.persist_version, s.persist_ms, s.persist_failures, s.persist_status, s.persist_skipped)
+                     s.persist_version, s.persist_ms, s.persist_failures, s.persist_status, s.persist_skipped,
+                     s.committed_version, s.superseded)
 
     @property
     def restore_source(self) -> str:

@@ -45,6 +45,8 @@ class CStats(ctypes.Structure):
         ("persist_failures", ctypes.c_uint64),
         ("persist_status", ctypes.c_int),
         ("persist_skipped", ctypes.c_uint64),
+        ("committed_version", ctypes.c_uint64),
+        ("superseded", ctypes.c_uint64),
     ]
 
 

@@ -235,6 +235,8 @@ tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *s
         stats->persist_failures = p.failures;
         stats->persist_status = p.status;
         stats->persist_skipped = p.skipped;
+        stats->committed_version = s.committed_version;
+        stats->superseded = s.superseded;
         return tck::Status::ok();
     });
 }

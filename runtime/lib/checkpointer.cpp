@@ -141,7 +141,7 @@ Status Checkpointer::close() {
     Status st;
     if (flusher_ && worker_) {
         Status flushed = flusher_->settle(true);
-        if (save_.active()) st = commit_inflight();
+        if (save_.active()) st = commit_all();
         flushed = flusher_->settle(true);
         (void)flushed;
     }
@@ -176,12 +176,26 @@ std::uint64_t Checkpointer::protect_from() const {
 }
 
 // ---- save and commit -----------------------------------------------------------
+//
+// At most three versions of a rank's shard live in its node store: the
+// newest committed one, the save in flight (save_: checksummed, copied to
+// the partners, then voted on) and one pending behind it (pending_: staged,
+// not announced yet). A save never waits for the previous commit while the
+// store holds its version beside those: it becomes the pending one, and
+// the next save supersedes it unless the save in flight was decided by then.
+// Each role changes only at collective events (the saves themselves and the
+// votes' verdicts, the same on every rank), so every rank holds the same
+// versions in the same roles.
 
 Status Checkpointer::save(std::uint64_t version) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
-    fetched_.reset();  // its slot may be taken now
     if (regions_->empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
-    double t0 = now_ms();
+    if (have_last_ && version <= last_version_) {
+        return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
+                     last_version_);
+    }
+    fetched_.reset();  // its slot may be taken now
+    const double t0 = now_ms();
     // The flusher holds off until the copy is done: that copy is what
     // training waits for.
     flusher_->set_staging(true);
@@ -194,107 +208,168 @@ Status Checkpointer::save(std::uint64_t version) {
     // training goes on.
     Status flushed = flusher_->settle(false);
     (void)flushed;
+    // A pending version never started its copies: this one replaces it.
+    if (pending_) supersede_pending(version);
+    // The slot first, so that the vote can tell whether every rank holds
+    // this version beside the one in flight.
+    const std::uint64_t need = regions_->payload_bytes();
+    Result<std::uint32_t> slot = take_slot(version, need);
     Status previous;
-    if (save_.active()) previous = commit_inflight();  // documented: a save waits for the previous one
-    if (have_last_ && version <= last_version_) {
-        return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
-                     last_version_);
+    if (save_.active()) {
+        const std::optional<bool> mine = save_.votable();
+        const CommitVote::Verdict now = mine ? (*mine ? CommitVote::ready : CommitVote::failed) : CommitVote::pending;
+        auto job = run_vote({now, slot.is_ok()});
+        if (job && job->verdict == CommitVote::pending && !job->room) {
+            // A rank has no room for this version beside the one in flight:
+            // every rank waits for that one's verdict (as a save did always).
+            job = run_vote({save_.wait_votable() ? CommitVote::ready : CommitVote::failed, true});
+        }
+        if (!job) return job.status();
+        if (job->verdict != CommitVote::pending) {
+            previous = conclude(job->verdict);
+            // Its slots (or the older committed version's) are free now.
+            if (!slot) slot = take_slot(version, need);
+        }
     }
-    Status staged = stage(version, t0);
+    Status staged = stage(version, std::move(slot), now_ms() - t0, !save_.active());
     if (!staged) return staged;
     if (!previous) {
-        // This version is staged and in flight; the application still
-        // learns, with the previous one's status, that it did not commit.
-        return error(previous.code(), "{} (version {} is staged and in flight)", previous.message(), version);
+        // This version is staged; the application still learns, with the
+        // previous one's status, that that one did not commit.
+        return error(previous.code(), "{} (version {} is staged)", previous.message(), version);
     }
     return Status::ok();
 }
 
-// Takes a slot and copies the regions into it; the worker checksums behind
-// the copy. A save that gets no slot still takes part in the vote.
-Status Checkpointer::stage(std::uint64_t version, double t0) {
-    double t1 = now_ms();
-    const std::uint64_t need = regions_->payload_bytes();
-    std::uint32_t slot = 0;
-    Status alloc_error;
+// A slot for this rank's shard of version: never the newest committed
+// version's (or one a flush reads), never the save in flight's.
+Result<std::uint32_t> Checkpointer::take_slot(std::uint64_t version, std::uint64_t need) {
+    const std::optional<std::uint32_t> in_flight = save_.active() ? save_.slot() : std::nullopt;
+    Status why;
     for (int attempt = 0; attempt < 2; ++attempt) {
         {
             auto guard = store_->lock();
             auto s = store_->allocate(static_cast<std::uint32_t>(job_.rank), static_cast<std::uint32_t>(job_.world),
-                                      version, need, protect_from(), static_cast<std::uint32_t>(regions_->count()));
-            if (s) {
-                slot = *s;
-                alloc_error = Status::ok();
-                break;
-            }
-            alloc_error = s.status();
+                                      version, need, protect_from(), static_cast<std::uint32_t>(regions_->count()),
+                                      store::kOwnShard, -1, in_flight ? std::int64_t{*in_flight} : -1);
+            if (s) return s;
+            why = s.status();
         }
         // A flush still reading the slot this save would take: wait for it
         // (it shows in wait_ms) rather than fail.
-        if (alloc_error.code() != TIERCKPT_ERR_NO_MEMORY) break;
-        double w0 = now_ms();
+        if (why.code() != TIERCKPT_ERR_NO_MEMORY) break;
         flusher_->set_staging(false);  // let the flush finish
         bool waited = flusher_->wait_for_slot();
         flusher_->set_staging(true);
-        t1 += now_ms() - w0;
         if (!waited) break;
     }
+    return why;
+}
+
+// Copies the regions into the slot. In flight: the worker checksums behind
+// the copy and announces the shard to the partners. Pending: it waits,
+// unannounced, behind the save in flight. A save that got no slot still
+// takes part in the vote, and votes no.
+Status Checkpointer::stage(std::uint64_t version, Result<std::uint32_t> slot, double wait_ms, bool in_flight) {
     have_last_ = true;
     last_version_ = version;
-    if (!alloc_error) {
-        save_.begin_unstaged(version, t0);  // everyone must take part in the vote, even with nothing staged
-        return alloc_error;
-    }
-    store::SlotRecord rec = store_->read_record(slot);
-    std::uint8_t *dst = store_->base() + rec.offset;
-    const std::uint64_t manifest = regions_->write_manifest(dst);
+    const double t1 = now_ms();
+    const std::uint64_t need = regions_->payload_bytes();
     SaveStats stats;
     stats.version = version;
     stats.bytes = need;
-    stats.wait_ms = t1 - t0;
-    // The worker starts now and checksums behind the copy: it follows what
-    // is staged, and finishes the shard only once staging has ended.
-    save_.begin(version, slot, t1, manifest, stats);
-    worker_->post_checksum();
-    Status staged = regions_->stage(dst + manifest, crash_requested(version, job_.rank),
-                                    [&](std::uint64_t n) { save_.staged(manifest + n); });
-    flusher_->set_staging(false);  // the flusher may read the store again
-    save_.end_staging(staged.is_ok(), need, now_ms() - t1);
+    stats.wait_ms = wait_ms;
+    if (!slot) {
+        if (in_flight) save_.begin_unstaged(version, t1);
+        else pending_ = Pending{std::nullopt, 0, false, stats};
+        return slot.status();
+    }
+    store::SlotRecord rec = store_->read_record(*slot);
+    std::uint8_t *dst = store_->base() + rec.offset;
+    const std::uint64_t manifest = regions_->write_manifest(dst);
+    const bool crash = crash_requested(version, job_.rank);
+    Status staged;
+    if (in_flight) {
+        // The worker starts now and checksums behind the copy: it follows
+        // what is staged, and finishes the shard only once staging has ended.
+        save_.begin(version, *slot, t1, manifest, stats);
+        worker_->post_checksum();
+        staged = regions_->stage(dst + manifest, crash, [&](std::uint64_t n) { save_.staged(manifest + n); });
+        flusher_->set_staging(false);  // the flusher may read the store again
+        save_.end_staging(staged.is_ok(), need, now_ms() - t1);
+    } else {
+        staged = regions_->stage(dst + manifest, crash, [](std::uint64_t) {});
+        flusher_->set_staging(false);
+        stats.stall_ms = now_ms() - t1;
+        pending_ = Pending{*slot, manifest, staged.is_ok(), stats};
+    }
     if (!staged) return error(staged.code(), "save({}): {}", version, staged.message());
     return Status::ok();
 }
 
-Result<bool> Checkpointer::progress(bool block) {
-    if (!save_.active()) return true;
-    if (!vote_.started()) {
-        // The vote is a collective: it starts only inside calls every rank
-        // makes at the same point of the program (save, wait, close), never
-        // from test() (commit_vote.hpp).
-        if (!block) return false;
-        bool yes = save_.wait_votable();
-        if (Status st = vote_.start(job_.comm, yes); !st) {
-            save_.clear();
-            vote_.reset();
-            return st;
-        }
+// The pending version never reached a partner: its slot is freed (marked
+// empty, so that no restore can take it) for the version that replaces it.
+void Checkpointer::supersede_pending(std::uint64_t by) {
+    const Pending p = *pending_;
+    pending_.reset();
+    ++superseded_;
+    log::debug("rank {}: version {} superseded by version {} before its copies began", job_.rank, p.stats.version,
+               by);
+    if (!p.slot) return;
+    auto guard = store_->lock();
+    store::SlotRecord rec = store_->read_record(*p.slot);
+    if (store::StoreFile::record_valid(rec) && rec.version == p.stats.version &&
+        rec.rank == static_cast<std::uint32_t>(job_.rank) && rec.kind == store::kOwnShard) {
+        rec.state = static_cast<std::uint32_t>(store::SlotState::empty);
+        store_->write_record(*p.slot, rec);
     }
-    // Blocking: this rank's worker may still be pulling a partner's shard.
-    auto decided = vote_.poll(block);
-    if (!decided) {
-        save_.clear();
-        vote_.reset();
-        return decided.status();
-    }
-    if (!*decided) return false;
+}
 
-    const std::uint64_t version = save_.version();
-    const bool ok = vote_.passed();
+// The save in flight was decided: the pending version takes its place, and
+// the worker checksums and announces it now.
+void Checkpointer::promote_pending() {
+    const Pending p = *pending_;
+    pending_.reset();
+    const double t = now_ms();
+    if (!p.slot) {
+        save_.begin_unstaged(p.stats.version, t);
+        return;
+    }
+    save_.begin(p.stats.version, *p.slot, t, p.manifest, p.stats);
+    save_.end_staging(p.staged, p.stats.bytes, p.stats.stall_ms);
+    worker_->post_checksum();
+}
+
+// Collective: casts this rank's ballot on the save in flight and waits for
+// the job's (yielding the CPU to the worker, which may still be pulling a
+// partner's shard). Every rank is inside the same call, so the wait is the
+// ranks' skew. An MPI failure gives the save in flight up.
+Result<CommitVote::Ballot> Checkpointer::run_vote(CommitVote::Ballot mine) {
     vote_.reset();
-    if (ok) {
-        const std::uint32_t slot = save_.slot();
-        store::SlotRecord rec = store_->read_record(slot);
+    Status st = vote_.start(job_.comm, mine);
+    if (st) {
+        auto decided = vote_.poll(true);
+        if (!decided) st = decided.status();
+    }
+    if (!st) {
+        save_.clear();
+        pending_.reset();
+        vote_.reset();
+        return st;
+    }
+    return CommitVote::Ballot{vote_.verdict(), vote_.room()};
+}
+
+// The job's verdict on the save in flight: commit it (ready) or give it up
+// (failed); either way no save is in flight afterwards.
+Status Checkpointer::conclude(CommitVote::Verdict verdict) {
+    const std::uint64_t version = save_.version();
+    const std::optional<std::uint32_t> slot = save_.slot();
+    vote_.reset();
+    if (verdict == CommitVote::ready && slot) {  // a rank that staged nothing voted no
+        store::SlotRecord rec = store_->read_record(*slot);
         rec.state = static_cast<std::uint32_t>(store::SlotState::committed);
-        store_->write_record(slot, rec);
+        store_->write_record(*slot, rec);
         committed_version_ = version;
         have_committed_ = true;
         protect_from_.store(version);
@@ -304,30 +379,42 @@ Result<bool> Checkpointer::progress(bool block) {
             std::fprintf(stderr, "%s\n", report::format_commit(version).c_str());
             std::fflush(stderr);
         }
-        flusher_->on_commit(version, slot);
+        flusher_->on_commit(version, *slot);
+        save_.clear();
+        return Status::ok();
     }
     save_.clear();
-    if (!ok) {
-        return error(TIERCKPT_ERR_PEER,
-                     "version {} did not commit: a rank could not stage its shard or a partner node did not "
-                     "acknowledge its copy; version {} stays the newest committed",
-                     version, have_committed_ ? std::to_string(committed_version_) : std::string("(none)"));
-    }
-    return true;
+    Status st = error(TIERCKPT_ERR_PEER,
+                      "version {} did not commit: a rank could not stage its shard or a partner node did not "
+                      "acknowledge its copy; version {} stays the newest committed",
+                      version, have_committed_ ? std::to_string(committed_version_) : std::string("(none)"));
+    if (job_.rank == 0) log::warn("{}", st.message());
+    return st;
 }
 
-Result<bool> Checkpointer::test() { return progress(false); }
+Result<bool> Checkpointer::test() {
+    // Votes never outlast the call that starts them: nothing to move on.
+    return !save_.active();
+}
 
-Status Checkpointer::commit_inflight() {
-    auto r = progress(true);
-    if (!r) return r.status();
-    return Status::ok();
+// Collective: decides the save in flight, then the pending one behind it.
+// The status is the newest save's: a later commit supersedes an earlier
+// version's failure (which the log tells).
+Status Checkpointer::commit_all() {
+    Status newest;
+    while (save_.active()) {
+        auto job = run_vote({save_.wait_votable() ? CommitVote::ready : CommitVote::failed, true});
+        if (!job) return job.status();
+        newest = conclude(job->verdict);
+        if (pending_) promote_pending();
+    }
+    return newest;
 }
 
 Status Checkpointer::wait() {
     Status flushed = flusher_->settle(false);
     (void)flushed;  // a failed flush is reported in the statistics and logs, not here
-    return commit_inflight();
+    return commit_all();
 }
 
 Result<bool> Checkpointer::agree(bool ok) {

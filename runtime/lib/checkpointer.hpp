@@ -59,13 +59,21 @@ public:
     Status add_region(const std::string &name, void *ptr, std::size_t bytes);
     void clear_regions();
 
-    // Collective: every rank calls it with the same, increasing version. A
-    // save while the previous one is in flight first waits for it to commit.
+    // Collective: every rank calls it with the same, increasing version.
+    // Returns once the regions are staged. A save while the previous one is
+    // in flight votes on that one; when it is not decided yet, this version
+    // waits behind it unannounced (pending) if every rank's store holds it
+    // beside the newest committed version and the one in flight, and
+    // otherwise every rank waits for the previous verdict. A pending version
+    // is superseded by the next save unless the one in flight was decided
+    // by then.
     Status save(std::uint64_t version);
     // True once the newest save has committed (or none is in flight).
     // Never blocks, and never starts the commit vote: that happens in the
     // next save, wait or close, which every rank calls in the same order.
     Result<bool> test();
+    // Collective: decides the save in flight and the pending one behind it;
+    // the status is the newest save's.
     Status wait();
     // Collective. Fills the regions with the newest version complete
     // across the job; after fetch(), from the shard it holds (fetching
@@ -99,7 +107,12 @@ public:
 
     // The newest save's statistics, copied under the lock the worker
     // writes them under.
-    SaveStats last_stats() const { return save_.stats(); }
+    SaveStats last_stats() const {
+        SaveStats s = pending_ ? pending_->stats : save_.stats();
+        s.committed_version = committed_version_;
+        s.superseded = superseded_;
+        return s;
+    }
     PersistStats persist_stats() const { return flusher_ ? flusher_->stats() : PersistStats{}; }
     // The ranks that keep copies of this rank's shards.
     const std::vector<int> &partners() const {
@@ -126,11 +139,21 @@ private:
     };
 
     Status join_run();  // collective: one run per node store (see the .cpp)
-    // Moves the vote of the save in flight on; block: until it is decided.
-    // True once no save is in flight.
-    Result<bool> progress(bool block);
-    Status commit_inflight();
-    Status stage(std::uint64_t version, double t0);
+    // A version staged behind the save in flight, not announced yet.
+    struct Pending {
+        std::optional<std::uint32_t> slot;  // nullopt: no slot could be had (it votes no)
+        std::uint64_t manifest = 0;         // bytes of the manifest at the slot's start
+        bool staged = false;                // the copy succeeded
+        SaveStats stats;
+    };
+
+    Result<std::uint32_t> take_slot(std::uint64_t version, std::uint64_t need);
+    Status stage(std::uint64_t version, Result<std::uint32_t> slot, double wait_ms, bool in_flight);
+    void supersede_pending(std::uint64_t by);
+    void promote_pending();
+    Result<CommitVote::Ballot> run_vote(CommitVote::Ballot mine);
+    Status conclude(CommitVote::Verdict verdict);
+    Status commit_all();
     // The newest complete version; use(shard) copies or holds it.
     Result<RestoreOutcome> restore_newest(bool fetching);
     // parts: the fetch's breakdown, to which the copy and the agreements are added.
@@ -146,6 +169,8 @@ private:
     std::optional<store::StoreFile> store_;
     std::unique_ptr<RegionSet> regions_;
     InFlightSave save_;
+    std::optional<Pending> pending_;
+    std::uint64_t superseded_ = 0;  // versions superseded while pending (the same on every rank)
     CommitVote vote_;
     std::unique_ptr<Flusher> flusher_;
     std::unique_ptr<Replicator> repl_;

@@ -205,7 +205,7 @@ void StoreFile::write_record(std::uint32_t slot, SlotRecord rec) {
 
 Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
                                           std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
-                                          std::uint32_t kind, std::int64_t writer_in) {
+                                          std::uint32_t kind, std::int64_t writer_in, std::int64_t keep_slot) {
     const std::uint32_t writer = writer_in < 0 ? rank : static_cast<std::uint32_t>(writer_in);
     Header &h = mutable_header();
     // Reusable: an invalid or unfinished record, or a shard older than what
@@ -221,6 +221,7 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         // A torn record's offset and capacity cannot be trusted: its slot
         // is left alone (lost until the store is freed).
         if (!record_in_store(r, size_)) continue;
+        if (static_cast<std::int64_t>(i) == keep_slot) continue;
         // Another rank's slot may hold its save in flight: only an old
         // version is fair game. This rank has no save in flight here, so
         // its own unfinished slot (a save that died) is too.

@@ -234,10 +234,13 @@ public:
     // at `version`. Never takes a slot holding a shard at `protect_from`
     // or newer (the newest committed version and saves in flight), except
     // the writer's own unfinished one. Call with the lock held. writer -1:
-    // the rank itself.
+    // the rank itself. keep_slot: a slot never to take, even unfinished (the
+    // rank's save in flight, which the worker may still be checksumming);
+    // -1: none.
     Result<std::uint32_t> allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
                                    std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
-                                   std::uint32_t kind = kOwnShard, std::int64_t writer = -1);
+                                   std::uint32_t kind = kOwnShard, std::int64_t writer = -1,
+                                   std::int64_t keep_slot = -1);
 
     // Every valid complete or committed shard in the store.
     std::vector<ShardInfo> shards() const;

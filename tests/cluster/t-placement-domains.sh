@@ -33,7 +33,7 @@ check_copies() { # the domains of n1-n2 and n3-n4 differ
     step "copies go to the first node of another domain"
     local out pair r holder
     out=$(ck salloc -N4 -n8 --ckpt-mem=256M --ckpt-replicas=1 bash -c '
-        srun --mpi=pmix tierckpt-synth-train --state-mib 4 --ckpt-every 4 --steps 8 | grep -v "^rank"
+        srun --mpi=pmix tierckpt-synth-train --state-mib 4 --ckpt-every 4 --steps 8 --wait-commit | grep -v "^rank"
         srun -N4 -n4 bash -c "tierckpt ls | sed \"s/^/\$(hostname) /\""' 2>&1)
     echo "$out"
     for pair in "0 n3" "1 n3" "2 n3" "3 n3" "4 n1" "5 n1" "6 n1" "7 n1"; do

@@ -9,7 +9,7 @@
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
-TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
+TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4 --wait-commit"
 OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport=ucx)
 TRANSPORTS=${TCK_TRANSPORTS:-ucx ofi}
 trap '[ -n "$pending_go" ] && touch "$pending_go"; "$CLUSTER" revive n2 >/dev/null 2>&1 || true' EXIT
@@ -99,22 +99,32 @@ assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <
 assert_match "$out" "^final steps=20 digest=$digest$" "digest after the corrupted transfer"
 "$CLUSTER" revive n2
 
-step "a partner that never copies version 12: the version does not commit, the error says why, nothing hangs"
+step "a partner that never copies version 12: the saves after it do not wait, they are superseded; 12 does not commit, the error says why; no superseded version is restored"
+# A save every step (500 ms): version 12 stays in flight for the replica
+# timeout (3 s), and each save meanwhile waits behind it and supersedes the
+# one before (the store holds three versions). The save that finds 12 failed
+# stages its own version and returns the error; the step ends with status 75.
 out=$(ck salloc -N3 -n6 -w n1,n2,n3 "${OPTS[@]}" bash -c "
     TIERCKPT_REPLICA_TIMEOUT_MS=3000 TIERCKPT_TEST_IGNORE_REPLICA=12:3 \
-        srun -K --mpi=pmix $TRAIN --steps 16; echo step1-exit=\$?
+        srun -K --mpi=pmix tierckpt-synth-train --state-mib 16 --ckpt-every 1 --step-ms 500 --steps 20
+    echo step1-exit=\$?
     srun --mpi=pmix $TRAIN --steps 20" 2>&1 || true)
 echo "$out"
 assert_match "$out" 'version 12: 0 of 1 partners acknowledged their copy within 3000 ms' "the owner's report"
-assert_match "$out" 'version 12 did not commit: .*partner node did not acknowledge its copy; version 8 stays the newest committed' \
+assert_match "$out" '^saved version=12 .* committed=11 superseded=0$' "every version before 12 committed, none superseded"
+# Versions 13-16 waited behind 12 (unannounced) and were superseded by the
+# next save, none of them waiting for 12's verdict.
+assert_match "$out" '^saved version=17 .* committed=11 superseded=([4-9]|[1-9][0-9])$' \
+    "versions 13-16 superseded while 12 was in flight"
+assert_match "$out" 'version 12 did not commit: .*partner node did not acknowledge its copy; version 11 stays the newest committed' \
     "the error given to the program"
-assert_match "$out" 'tierckpt-synth-train: rank [0-5]: version 12 did not commit: .*\(version 16 is staged and in flight\)' \
-    "the program learns at its next save"
+failed_at=$(sed -n 's/^tierckpt-synth-train: rank [0-5]: version 12 did not commit: .*(version \([0-9]*\) is staged)$/\1/p' <<<"$out" | sort -u)
+assert_match "$failed_at" '^(1[89]|20)$' "the program learns at the first save after the timeout"
 assert_match "$out" '^step1-exit=75$' "the step ends with the peer-failure status"
 # The next step restores the newest version whose shards are complete on
-# every node (12 or 16: the partner dropped only copies; or 8), the same on
-# every rank, and ends with the straight run's digest.
+# every node: 11 (committed), 12 (the partner dropped only copies) or the
+# version staged when 12 failed; never one that was superseded.
 restored=$(sed -n 's/^rank=[0-5] restored version=\([0-9]*\) source=local$/\1/p' <<<"$out" | sort -u)
-assert_match "$restored" '^(8|12|16)$' "the one version every rank restores"
+assert_match "$restored" "^(11|12|$failed_at)$" "the one version every rank restores (not a superseded one)"
 assert_eq "$(grep -c "^rank=[0-5] restored version=$restored source=local$" <<<"$out")" 6 "ranks restoring version $restored"
 assert_match "$out" "^final steps=20 digest=$digest$" "digest after the failed version"

@@ -8,7 +8,7 @@
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
-TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4"
+TRAIN="tierckpt-synth-train --state-mib 16 --ckpt-every 4 --wait-commit"
 # The core alone: no replicas (t-replication.sh covers them).
 MEM=(--ckpt-mem=256M --ckpt-replicas=0)
 

@@ -102,11 +102,16 @@ tierckpt_status_t tierckpt_unregister_all(tierckpt_t *ckpt);
 /* Collective: every rank calls it with the same version, larger than the
  * last. Returns once this rank's regions are copied into the node store
  * (the stall; for device regions it first waits for the work queued on
- * their device, cudaDeviceSynchronize, then copies); the checksum and the copies to partner nodes go on in the
- * background. The previous version's commit vote runs at the start of the
- * next save (or in tierckpt_wait/tierckpt_close): a save first waits for
- * the previous one to commit (its wait shows in the statistics), so the
- * newest committed version is never overwritten by a save in progress. */
+ * their device, cudaDeviceSynchronize, then copies); the checksum and the
+ * copies to partner nodes go on in the background. The vote on the
+ * previous version runs at the start of the next save (or in
+ * tierckpt_wait/tierckpt_close). A save does not wait for a previous
+ * version whose copies are still under way while every node store holds
+ * this one beside it and the newest committed one: this version is staged
+ * and waits, pending, for its turn; the next save supersedes it (it is
+ * never restored) unless the previous one was decided by then. Without
+ * that room a save waits for the previous verdict (the wait shows in the
+ * statistics). The newest committed version is never overwritten. */
 tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version);
 
 /* *committed = 1 once the newest save has committed (or none is in
@@ -115,7 +120,8 @@ tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version);
  * tierckpt_save (for the previous version), tierckpt_wait, tierckpt_close. */
 tierckpt_status_t tierckpt_test(tierckpt_t *ckpt, int *committed);
 
-/* Blocks until the newest save commits. */
+/* Collective. Blocks until the save in flight and the pending one behind
+ * it are decided; returns the newest save's status. */
 tierckpt_status_t tierckpt_wait(tierckpt_t *ckpt);
 
 /* Collective (every rank, at the same point of the program): *all_ok = 1
@@ -189,6 +195,9 @@ typedef struct tierckpt_stats {
     uint64_t persist_failures;  /* flushes of the job that failed */
     int persist_status;         /* tierckpt_status_t of the newest finished flush */
     uint64_t persist_skipped;   /* versions due for a flush while the previous one still ran */
+    /* The pipeline of saves (appended in 0.2). */
+    uint64_t committed_version; /* the newest committed version (0: none yet) */
+    uint64_t superseded;        /* versions superseded before their copies began, since open */
 } tierckpt_stats_t;
 
 tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *stats);

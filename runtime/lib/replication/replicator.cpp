@@ -114,7 +114,9 @@ Result<std::unique_ptr<Replicator>> Replicator::setup(const JobLayout &job, stor
 }
 
 void Replicator::checksum_and_announce(InFlightSave &save) {
-    const std::uint32_t slot = save.slot();
+    const std::optional<std::uint32_t> held = save.slot();
+    if (!held) return;  // nothing staged: the save votes no
+    const std::uint32_t slot = *held;
     double t0 = 0;  // the first piece checksummed: waiting for the copy is not checksum time
     store::SlotRecord rec = store_.read_record(slot);
     // In pieces, so a large shard does not silence the heartbeats, and

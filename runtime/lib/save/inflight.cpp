@@ -9,7 +9,7 @@ void InFlightSave::begin_unstaged(std::uint64_t version, double t_start) {
     std::lock_guard<std::mutex> lk(mu_);
     active_ = true;
     version_ = version;
-    slot_ = 0;
+    slot_.reset();
     t_start_ = t_start;
     staging_ = false;
     staging_failed_ = false;
@@ -68,6 +68,12 @@ bool InFlightSave::wait_votable() {
     return worker_ok_ && !replica_failed_;
 }
 
+std::optional<bool> InFlightSave::votable() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!(checksummed_ && replicated_)) return std::nullopt;
+    return worker_ok_ && !replica_failed_;
+}
+
 void InFlightSave::committed(double commit_ms) {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.committed = true;
@@ -89,7 +95,7 @@ std::uint64_t InFlightSave::version() const {
     return version_;
 }
 
-std::uint32_t InFlightSave::slot() const {
+std::optional<std::uint32_t> InFlightSave::slot() const {
     std::lock_guard<std::mutex> lk(mu_);
     return slot_;
 }

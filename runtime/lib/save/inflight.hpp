@@ -31,8 +31,12 @@ struct SaveStats {
     double checksum_ms = 0;        // in the background
     double replicate_ms = 0;       // from the checksum to the last partner's acknowledgement
     unsigned replicas = 0;         // copies acknowledged
-    double commit_ms = 0;          // from save() to commit, 0 until committed
+    double commit_ms = 0;          // from the start of its commit (the copy, or for a version that was
+                                   // pending, the previous verdict) to the commit; 0 until committed
     bool committed = false;
+    // The job's, not this save's (filled in by Checkpointer::last_stats).
+    std::uint64_t committed_version = 0;  // the newest committed version
+    std::uint64_t superseded = 0;         // versions superseded while pending, since open
 };
 
 class InFlightSave {
@@ -53,12 +57,17 @@ public:
     // Blocks until the worker has checksummed and every partner answered
     // (or timed out). Returns this rank's vote.
     bool wait_votable();
+    // The same without waiting: nullopt while the worker or a partner is
+    // not done yet.
+    std::optional<bool> votable() const;
     void committed(double commit_ms);
     // No save in flight any more (committed, refused, or given up).
     void clear();
     bool active() const;
     std::uint64_t version() const;
-    std::uint32_t slot() const;
+    // The slot it was staged into; nullopt for a save with nothing staged
+    // (no slot could be had).
+    std::optional<std::uint32_t> slot() const;
     double t_start() const;
 
     // ---- the worker thread ----
@@ -94,7 +103,7 @@ private:
     std::condition_variable cv_;
     bool active_ = false;
     std::uint64_t version_ = 0;
-    std::uint32_t slot_ = 0;
+    std::optional<std::uint32_t> slot_;
     double t_start_ = 0;
     bool staging_ = false;
     bool staging_failed_ = false;
