@@ -345,19 +345,12 @@ void Checkpointer::promote_pending() {
 // partner's shard). Every rank is inside the same call, so the wait is the
 // ranks' skew. An MPI failure gives the save in flight up.
 Result<CommitVote::Ballot> Checkpointer::run_vote(CommitVote::Ballot mine) {
-    vote_.reset();
-    Status st = vote_.start(job_.comm, mine);
-    if (st) {
-        auto decided = vote_.poll(true);
-        if (!decided) st = decided.status();
-    }
-    if (!st) {
+    auto job = CommitVote::cast(job_.comm, mine);
+    if (!job) {
         save_.clear();
         pending_.reset();
-        vote_.reset();
-        return st;
     }
-    return CommitVote::Ballot{vote_.verdict(), vote_.room()};
+    return job;
 }
 
 // The job's verdict on the save in flight: commit it (ready) or give it up
@@ -365,7 +358,6 @@ Result<CommitVote::Ballot> Checkpointer::run_vote(CommitVote::Ballot mine) {
 Status Checkpointer::conclude(CommitVote::Verdict verdict) {
     const std::uint64_t version = save_.version();
     const std::optional<std::uint32_t> slot = save_.slot();
-    vote_.reset();
     if (verdict == CommitVote::ready && slot) {  // a rank that staged nothing voted no
         store::SlotRecord rec = store_->read_record(*slot);
         rec.state = static_cast<std::uint32_t>(store::SlotState::committed);

@@ -171,7 +171,6 @@ private:
     InFlightSave save_;
     std::optional<Pending> pending_;
     std::uint64_t superseded_ = 0;  // versions superseded while pending (the same on every rank)
-    CommitVote vote_;
     std::unique_ptr<Flusher> flusher_;
     std::unique_ptr<Replicator> repl_;
     std::unique_ptr<Worker> worker_;

@@ -4,27 +4,15 @@
 
 namespace tck {
 
-Status CommitVote::start(MPI_Comm comm, Ballot mine) {
-    local_[0] = mine.verdict;
-    local_[1] = mine.room ? 1 : 0;
-    global_[0] = global_[1] = 0;
-    int rc = MPI_Iallreduce(local_, global_, 2, MPI_INT, MPI_MIN, comm, &req_);
+Result<CommitVote::Ballot> CommitVote::cast(MPI_Comm comm, Ballot mine) {
+    int local[2] = {mine.verdict, mine.room ? 1 : 0}, global[2] = {0, 0};
+    MPI_Request req = MPI_REQUEST_NULL;
+    int rc = MPI_Iallreduce(local, global, 2, MPI_INT, MPI_MIN, comm, &req);
     if (rc != MPI_SUCCESS) return mpi_error("the commit vote (MPI_Iallreduce)", rc);
-    started_ = true;
-    return Status::ok();
-}
-
-Result<bool> CommitVote::poll(bool block) {
     int done = 0;
-    int rc = test_request(req_, done, block);
+    rc = test_request(req, done, true);
     if (rc != MPI_SUCCESS) return mpi_error("the commit vote", rc);
-    return block || done != 0;
-}
-
-void CommitVote::reset() {
-    started_ = false;
-    local_[0] = local_[1] = global_[0] = global_[1] = 0;
-    req_ = MPI_REQUEST_NULL;
+    return Ballot{static_cast<Verdict>(global[0]), global[1] == 1};
 }
 
 }  // namespace tck

@@ -62,16 +62,20 @@ void InFlightSave::end_staging(bool ok, std::uint64_t payload_bytes, double stal
     cv_.notify_all();
 }
 
+std::optional<bool> InFlightSave::vote_locked() const {
+    if (!(checksummed_ && replicated_)) return std::nullopt;
+    return worker_ok_ && !replica_failed_;
+}
+
 bool InFlightSave::wait_votable() {
     std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return checksummed_ && replicated_; });
-    return worker_ok_ && !replica_failed_;
+    cv_.wait(lk, [&] { return vote_locked().has_value(); });
+    return *vote_locked();
 }
 
 std::optional<bool> InFlightSave::votable() const {
     std::lock_guard<std::mutex> lk(mu_);
-    if (!(checksummed_ && replicated_)) return std::nullopt;
-    return worker_ok_ && !replica_failed_;
+    return vote_locked();
 }
 
 void InFlightSave::committed(double commit_ms) {

@@ -99,6 +99,10 @@ public:
     SaveStats stats() const;
 
 private:
+    // This rank's vote once the worker and every partner are done; nullopt
+    // before. Call with mu_ held.
+    std::optional<bool> vote_locked() const;
+
     mutable std::mutex mu_;
     std::condition_variable cv_;
     bool active_ = false;
