@@ -167,10 +167,11 @@ int main(int argc, char **argv) {
                 if (rank == 0) {
                     std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f blocked_ms=%.2f bytes=%" PRIu64
                                 " persisted=%" PRIu64 " persist_failures=%" PRIu64
-                                " persist_status=%s committed=%" PRIu64 " superseded=%" PRIu64 "\n",
+                                " persist_status=%s committed=%" PRIu64 " superseded=%" PRIu64
+                                " room_waits=%" PRIu64 "\n",
                                 s, worst[0], st.wait_ms, worst[1], st.bytes, st.persist_version, st.persist_failures,
                                 tierckpt_status_string(static_cast<tierckpt_status_t>(st.persist_status)),
-                                st.committed_version, st.superseded);
+                                st.committed_version, st.superseded, st.room_waits);
                     std::fflush(stdout);
                 }
             }

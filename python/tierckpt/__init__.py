@@ -98,6 +98,7 @@ class Stats:
     persist_skipped: int = 0    # versions due for a flush while the previous one still ran
     committed_version: int = 0  # the newest committed version (0: none yet)
     superseded: int = 0         # versions superseded before their copies began, since open
+    room_waits: int = 0         # saves that waited for the previous verdict: a store had no room, since open
 
 
 def library_version() -> str:
@@ -618,7 +619,7 @@ class Checkpointer:
         _check(_lib.get().tierckpt_get_stats(self._h(), ctypes.byref(s)))
         return Stats(s.version, s.bytes, s.wait_ms, s.stall_ms, s.checksum_ms, s.commit_ms, bool(s.committed),
                      s.persist_version, s.persist_ms, s.persist_failures, s.persist_status, s.persist_skipped,
-                     s.committed_version, s.superseded)
+                     s.committed_version, s.superseded, s.room_waits)
 
     @property
     def restore_source(self) -> str:

@@ -47,6 +47,7 @@ class CStats(ctypes.Structure):
         ("persist_skipped", ctypes.c_uint64),
         ("committed_version", ctypes.c_uint64),
         ("superseded", ctypes.c_uint64),
+        ("room_waits", ctypes.c_uint64),
     ]
 
 

@@ -237,6 +237,7 @@ tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *s
         stats->persist_skipped = p.skipped;
         stats->committed_version = s.committed_version;
         stats->superseded = s.superseded;
+        stats->room_waits = s.room_waits;
         return tck::Status::ok();
     });
 }

@@ -96,6 +96,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
                                             opts.job_id);
     Checkpointer *self = c.get();
     Replicator::Hooks hooks{[self] { return self->protect_from(); },
+                            [self] { return self->flusher_->protected_version(); },
                             [self] { return self->flusher_->wait_for_slot(); }};
     auto repl = Replicator::setup(job, store, opts, std::move(hooks));
     if (!repl) return give_up(repl.status());
@@ -171,9 +172,10 @@ void Checkpointer::clear_regions() {
     if (regions_) regions_->clear();
 }
 
-std::uint64_t Checkpointer::protect_from() const {
-    return std::min(protect_from_.load(), flusher_->protected_version());
-}
+// Versions from the newest committed one on keep their slots; the one a
+// flush reads (Flusher::protected_version) too, passed to allocate apart,
+// so that versions committed during a long flush do not pile up.
+std::uint64_t Checkpointer::protect_from() const { return protect_from_.load(); }
 
 // ---- save and commit -----------------------------------------------------------
 //
@@ -213,7 +215,13 @@ Status Checkpointer::save(std::uint64_t version) {
     // The slot first, so that the vote can tell whether every rank holds
     // this version beside the one in flight.
     const std::uint64_t need = regions_->payload_bytes();
-    Result<std::uint32_t> slot = take_slot(version, need);
+    // A third version of this rank's shard (beside the committed one and
+    // the one in flight) only where the store was sized for it: room taken
+    // early from free space would starve the copies of partners' shards
+    // that land later, and fail their versions.
+    Result<std::uint32_t> slot = save_.active() && !room_for_pipeline(need)
+                                     ? Result<std::uint32_t>(error(TIERCKPT_ERR_NO_MEMORY, "no room for a third version"))
+                                     : take_slot(version, need);
     Status previous;
     if (save_.active()) {
         const std::optional<bool> mine = save_.votable();
@@ -222,6 +230,7 @@ Status Checkpointer::save(std::uint64_t version) {
         if (job && job->verdict == CommitVote::pending && !job->room) {
             // A rank has no room for this version beside the one in flight:
             // every rank waits for that one's verdict (as a save did always).
+            ++room_waits_;
             job = run_vote({save_.wait_votable() ? CommitVote::ready : CommitVote::failed, true});
         }
         if (!job) return job.status();
@@ -241,6 +250,18 @@ Status Checkpointer::save(std::uint64_t version) {
     return Status::ok();
 }
 
+// Whether the node store holds what saves that never wait need, as
+// store::store_bytes_for counts it (and tierckpt plan prints): three
+// versions of each of the node's shards and two of each copy the node
+// keeps for its partners, every shard taken to be this rank's size.
+bool Checkpointer::room_for_pipeline(std::uint64_t need) const {
+    const std::size_t ranks = static_cast<std::size_t>(job_.node_size);
+    const std::size_t kept = ranks * (repl_ ? repl_->partners().size() : 0);
+    auto bytes = store::store_bytes_for(std::vector<std::uint64_t>(ranks, need), 3,
+                                        std::vector<std::uint64_t>(kept, need), 2);
+    return bytes && *bytes <= store_->size();
+}
+
 // A slot for this rank's shard of version: never the newest committed
 // version's (or one a flush reads), never the save in flight's.
 Result<std::uint32_t> Checkpointer::take_slot(std::uint64_t version, std::uint64_t need) {
@@ -251,7 +272,8 @@ Result<std::uint32_t> Checkpointer::take_slot(std::uint64_t version, std::uint64
             auto guard = store_->lock();
             auto s = store_->allocate(static_cast<std::uint32_t>(job_.rank), static_cast<std::uint32_t>(job_.world),
                                       version, need, protect_from(), static_cast<std::uint32_t>(regions_->count()),
-                                      store::kOwnShard, -1, in_flight ? std::int64_t{*in_flight} : -1);
+                                      store::kOwnShard, -1, in_flight ? std::int64_t{*in_flight} : -1,
+                                      flusher_->protected_version());
             if (s) return s;
             why = s.status();
         }
@@ -376,6 +398,16 @@ Status Checkpointer::conclude(CommitVote::Verdict verdict) {
         return Status::ok();
     }
     save_.clear();
+    {
+        // A version that did not commit is never restored: its slot, and the
+        // copies this rank keeps of partners' shards of it, are free at once
+        // (else a run of failures would fill the store).
+        auto guard = store_->lock();
+        const auto me = static_cast<std::uint32_t>(job_.rank);
+        unsigned freed = store_->free_version(version, me, store::kOwnShard);
+        freed += store_->free_version(version, me, store::kReplica);
+        log::debug("version {} did not commit: {} slot(s) freed", version, freed);
+    }
     Status st = error(TIERCKPT_ERR_PEER,
                       "version {} did not commit: a rank could not stage its shard or a partner node did not "
                       "acknowledge its copy; version {} stays the newest committed",

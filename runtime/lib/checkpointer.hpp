@@ -111,6 +111,7 @@ public:
         SaveStats s = pending_ ? pending_->stats : save_.stats();
         s.committed_version = committed_version_;
         s.superseded = superseded_;
+        s.room_waits = room_waits_;
         return s;
     }
     PersistStats persist_stats() const { return flusher_ ? flusher_->stats() : PersistStats{}; }
@@ -163,6 +164,7 @@ private:
     void report_restore(const RestoreResult &r, std::uint64_t bytes, const char *via, double ms,
                         const report::RestoreBreakdown &parts) const;
     std::uint64_t protect_from() const;
+    bool room_for_pipeline(std::uint64_t need) const;
 
     JobLayout job_;
     bool we_initialized_mpi_ = false;
@@ -171,6 +173,7 @@ private:
     InFlightSave save_;
     std::optional<Pending> pending_;
     std::uint64_t superseded_ = 0;  // versions superseded while pending (the same on every rank)
+    std::uint64_t room_waits_ = 0;  // saves that waited for the previous verdict: no room (the same on every rank)
     std::unique_ptr<Flusher> flusher_;
     std::unique_ptr<Replicator> repl_;
     std::unique_ptr<Worker> worker_;

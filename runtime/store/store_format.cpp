@@ -45,6 +45,24 @@ std::size_t manifest_bytes(std::size_t nregions) {
     return sizeof(ManifestHead) + nregions * sizeof(ManifestEntry);
 }
 
+std::uint64_t slot_bytes(std::uint64_t payload_bytes) { return align_up(payload_bytes, kSlotAlign); }
+
+Result<std::uint64_t> store_bytes_for(const std::vector<std::uint64_t> &own_payloads, unsigned own_versions,
+                                      const std::vector<std::uint64_t> &replica_payloads, unsigned replica_versions) {
+    std::uint64_t slots = own_payloads.size() * std::uint64_t{own_versions} +
+                          replica_payloads.size() * std::uint64_t{replica_versions};
+    if (slots > kMaxSlots) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "{} slots ({} shards x {} versions of the node's own ranks, {} x {} kept for partners) are more than "
+                     "a node store has ({}); run fewer ranks per node or fewer replicas",
+                     slots, own_payloads.size(), own_versions, replica_payloads.size(), replica_versions, kMaxSlots);
+    }
+    std::uint64_t bytes = kDataOffset;
+    for (std::uint64_t p : own_payloads) bytes += slot_bytes(p) * own_versions;
+    for (std::uint64_t p : replica_payloads) bytes += slot_bytes(p) * replica_versions;
+    return bytes;
+}
+
 Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payload, std::uint64_t bytes) {
     auto bad = [](const char *why) { return error(TIERCKPT_ERR_CORRUPT, "shard manifest: {}", why); };
     if (bytes < sizeof(ManifestHead)) return bad("the shard is shorter than its manifest's header");
@@ -205,7 +223,8 @@ void StoreFile::write_record(std::uint32_t slot, SlotRecord rec) {
 
 Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
                                           std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
-                                          std::uint32_t kind, std::int64_t writer_in, std::int64_t keep_slot) {
+                                          std::uint32_t kind, std::int64_t writer_in, std::int64_t keep_slot,
+                                          std::uint64_t pinned) {
     const std::uint32_t writer = writer_in < 0 ? rank : static_cast<std::uint32_t>(writer_in);
     Header &h = mutable_header();
     // Reusable: an invalid or unfinished record, or a shard older than what
@@ -232,7 +251,7 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
                          r.state != static_cast<std::uint32_t>(SlotState::complete) &&
                          r.state != static_cast<std::uint32_t>(SlotState::committed);
         bool reusable = r.state == static_cast<std::uint32_t>(SlotState::empty) || r.world != world ||
-                        r.version < protect_from || own_stale;
+                        (r.version < protect_from && r.version != pinned) || own_stale;
         if (!reusable || r.capacity < need) continue;
         bool own = r.rank == rank && r.kind == kind;
         if (best < 0 || (own && !best_own) || (own == best_own && r.capacity < best_cap)) {
@@ -253,8 +272,9 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         if (used >= kMaxSlots || h.next_free > size_ || cap > size_ - h.next_free) {
             std::uint64_t free_bytes = size_ - h.next_free;
             return error(TIERCKPT_ERR_NO_MEMORY,
-                         "the node store {} ({}) has no room for a {} shard of rank {} ({} unused); a store needs "
-                         "about twice the state of the node's ranks: ask for more with --ckpt-mem",
+                         "the node store {} ({}) has no room for a {} shard of rank {} ({} unused); a store holds two "
+                         "versions of its node's shards and of the copies it keeps for partners (three of its own "
+                         "for saves never to wait): ask for more with --ckpt-mem (tierckpt plan --from-store sizes it)",
                          path_, format_size(size_), format_size(need), rank, format_size(free_bytes));
         }
         slot = used;
@@ -276,6 +296,23 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
     log::debug("allocate: slot {} [{}, +{}) for rank {} version {} kind {} writer {}", slot, rec.offset, rec.capacity,
                rank, version, kind, writer);
     return slot;
+}
+
+unsigned StoreFile::free_version(std::uint64_t version, std::uint32_t writer, std::uint32_t kind) {
+    unsigned freed = 0;
+    for (std::uint32_t i = 0; i < kMaxSlots; ++i) {
+        SlotRecord r = read_record(i);
+        if (r.capacity == 0 && r.offset == 0) continue;
+        if (!record_in_store(r, size_)) continue;
+        if (r.version != version || r.writer != writer || r.kind != kind ||
+            r.state != static_cast<std::uint32_t>(SlotState::complete)) {
+            continue;
+        }
+        r.state = static_cast<std::uint32_t>(SlotState::empty);
+        write_record(i, r);
+        ++freed;
+    }
+    return freed;
 }
 
 std::vector<ShardInfo> StoreFile::records() const {

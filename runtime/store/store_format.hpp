@@ -47,6 +47,7 @@ inline constexpr std::uint64_t kDataOffset =
 // The smallest store: room for one slot.
 inline constexpr std::uint64_t kMinStoreBytes = kDataOffset + kSlotAlign;
 
+inline constexpr std::uint64_t kNoVersion = ~std::uint64_t{0};
 inline constexpr std::uint32_t kOwnShard = 0;  // SlotRecord::kind
 inline constexpr std::uint32_t kReplica = 1;   // a copy of another node's shard
 
@@ -147,6 +148,20 @@ inline constexpr char kManifestMagic[8] = {'T', 'C', 'K', 'S', 'H', 'R', 'D', '1
 
 std::size_t manifest_bytes(std::size_t nregions);
 
+// Bytes a slot takes for a shard whose payload (manifest + regions) is
+// `payload_bytes`: rounded up to kSlotAlign, as StoreFile::allocate hands
+// slots out.
+std::uint64_t slot_bytes(std::uint64_t payload_bytes);
+
+// The smallest store that holds `own_versions` slots for each of the
+// node's own shards (payload sizes in `own_payloads`) and
+// `replica_versions` for each shard it keeps for partners: the header and
+// slot directory, then every slot laid out as allocate() lays them out.
+// TIERCKPT_ERR_INVALID when that is more than kMaxSlots slots. What
+// `tierckpt plan` prints as --ckpt-mem, tested against allocate().
+Result<std::uint64_t> store_bytes_for(const std::vector<std::uint64_t> &own_payloads, unsigned own_versions,
+                                      const std::vector<std::uint64_t> &replica_payloads, unsigned replica_versions);
+
 // One region as a shard's manifest describes it.
 struct RegionEntry {
     std::string name;
@@ -233,14 +248,20 @@ public:
     // that rank `writer` receives) of `need` bytes and marks it `writing`
     // at `version`. Never takes a slot holding a shard at `protect_from`
     // or newer (the newest committed version and saves in flight), except
-    // the writer's own unfinished one. Call with the lock held. writer -1:
-    // the rank itself. keep_slot: a slot never to take, even unfinished (the
-    // rank's save in flight, which the worker may still be checksumming);
-    // -1: none.
+    // the writer's own unfinished one, nor one at `pinned` (the older
+    // version a flush to the persistent tier reads; kNoVersion: none). Call
+    // with the lock held. writer -1: the rank itself. keep_slot: a slot
+    // never to take, even unfinished (the rank's save in flight, which the
+    // worker may still be checksumming); -1: none.
     Result<std::uint32_t> allocate(std::uint32_t rank, std::uint32_t world, std::uint64_t version,
                                    std::uint64_t need, std::uint64_t protect_from, std::uint32_t nregions,
                                    std::uint32_t kind = kOwnShard, std::int64_t writer = -1,
-                                   std::int64_t keep_slot = -1);
+                                   std::int64_t keep_slot = -1, std::uint64_t pinned = kNoVersion);
+    // Marks `writer`'s complete slots of `kind` at `version` empty (a
+    // version that did not commit: never restored, its room reused at
+    // once). Slots still being written are left to their writer. Call
+    // with the lock held. Returns how many were freed.
+    unsigned free_version(std::uint64_t version, std::uint32_t writer, std::uint32_t kind);
 
     // Every valid complete or committed shard in the store.
     std::vector<ShardInfo> shards() const;

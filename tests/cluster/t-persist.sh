@@ -95,7 +95,7 @@ small_digest=$(sed -n 's/^final steps=16 digest=\([0-9a-f]*\)$/\1/p' <<<"$out")
 [ -n "$small_digest" ] || fail "training did not finish with the file system full"
 # Version 4 (8 MiB) fits; version 8 does not.
 assert_match "$out" '^saved version=12 .* persisted=4 persist_failures=0 ' "version 4 flushed"
-assert_match "$out" '^saved version=16 .* persisted=4 persist_failures=1 persist_status=I/O error committed=[0-9]* superseded=[0-9]*$' \
+assert_match "$out" '^saved version=16 .* persisted=4 persist_failures=1 persist_status=I/O error committed=[0-9]* superseded=[0-9]* room_waits=[0-9]*$' \
     "the failed flush in the statistics"
 assert_match "$out" 'flush of version 8 to .* failed: .*No space left on device' "the failed flush in the log"
 out=$(on_node n1 "tierckpt ls '$full/run'")

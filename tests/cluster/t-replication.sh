@@ -111,10 +111,10 @@ out=$(ck salloc -N3 -n6 -w n1,n2,n3 "${OPTS[@]}" bash -c "
     srun --mpi=pmix $TRAIN --steps 20" 2>&1 || true)
 echo "$out"
 assert_match "$out" 'version 12: 0 of 1 partners acknowledged their copy within 3000 ms' "the owner's report"
-assert_match "$out" '^saved version=12 .* committed=11 superseded=0$' "every version before 12 committed, none superseded"
+assert_match "$out" '^saved version=12 .* committed=11 superseded=0 room_waits=[0-9]+$' "every version before 12 committed, none superseded"
 # Versions 13-16 waited behind 12 (unannounced) and were superseded by the
 # next save, none of them waiting for 12's verdict.
-assert_match "$out" '^saved version=17 .* committed=11 superseded=([4-9]|[1-9][0-9])$' \
+assert_match "$out" '^saved version=17 .* committed=11 superseded=([4-9]|[1-9][0-9]) room_waits=[0-9]+$' \
     "versions 13-16 superseded while 12 was in flight"
 assert_match "$out" 'version 12 did not commit: .*partner node did not acknowledge its copy; version 11 stays the newest committed' \
     "the error given to the program"

@@ -277,3 +277,94 @@ TEST_CASE("one run at a time per store: the second is refused with the first's n
     REQUIRE(d);
     CHECK(d->join_session(22, "job 5 step 1", 0));
 }
+
+TEST_CASE("store_bytes_for is exactly the store the no-wait pipeline needs", "[store-format]") {
+    // A node of two ranks keeping copies of a partner node's two ranks:
+    // three versions of its own shards (committed, in flight, pending) and
+    // two of each copy, payloads not slot-aligned.
+    const std::uint64_t payload = 10000;
+    const std::vector<std::uint64_t> own = {payload, payload}, kept = {payload, payload};
+    auto need = store_bytes_for(own, 3, kept, 2);
+    REQUIRE(need);
+    CHECK(*need == kDataOffset + 10 * slot_bytes(payload));
+    CHECK(slot_bytes(payload) == 12288);
+    CHECK(slot_bytes(8192) == 8192);
+
+    auto fill = [&](std::uint64_t size) -> bool {
+        TmpStore t;
+        auto f = StoreFile::open(t.path, size, true);
+        REQUIRE(f);
+        REQUIRE(f->format_if_needed(1));
+        auto guard = f->lock();
+        for (std::uint32_t rank = 0; rank < 2; ++rank) {
+            // Version 1 committed (kept), 2 complete (in flight), 3 being
+            // staged; copies of versions 1 and 2.
+            for (std::uint64_t v = 1; v <= 3; ++v) {
+                auto s = f->allocate(rank, 4, v, payload, 1, 1);
+                if (!s) return false;
+                if (v < 3) finish(*f, *s, v == 1 ? SlotState::committed : SlotState::complete);
+            }
+            for (std::uint64_t v = 1; v <= 2; ++v) {
+                auto s = f->allocate(rank + 2, 4, v, payload, 1, 1, kReplica, rank);
+                if (!s) return false;
+                finish(*f, *s, v == 1 ? SlotState::committed : SlotState::complete);
+            }
+        }
+        return true;
+    };
+    CHECK(fill(*need));
+    CHECK_FALSE(fill(*need - kSlotAlign));  // one page less: the last slot does not fit
+
+    // More slots than a store's directory has: refused, naming the fix.
+    auto too_many = store_bytes_for(std::vector<std::uint64_t>(100, payload), 3, {}, 2);
+    REQUIRE_FALSE(too_many);
+    CHECK(too_many.status().message().find("fewer ranks per node") != std::string::npos);
+}
+
+TEST_CASE("a flush's pinned version keeps its slot; the versions committed meanwhile do not pile up", "[store-format]") {
+    TmpStore t;
+    const std::uint64_t shard = 8192;
+    auto f = StoreFile::open(t.path, kDataOffset + 3 * shard, true);
+    REQUIRE(f);
+    REQUIRE(f->format_if_needed(1));
+    auto guard = f->lock();
+    // Versions 4, 5, 6 of rank 0 committed in turn; a flush still reads 4.
+    std::uint32_t s4 = *f->allocate(0, 4, 4, shard, 0, 1);
+    finish(*f, s4, SlotState::committed);
+    std::uint32_t s5 = *f->allocate(0, 4, 5, shard, 4, 1);
+    finish(*f, s5, SlotState::committed);
+    std::uint32_t s6 = *f->allocate(0, 4, 6, shard, 5, 1, kOwnShard, -1, -1, 4);
+    finish(*f, s6, SlotState::committed);
+    // Version 7 with 6 committed: 5 is free to take, 4 (pinned) is not.
+    auto s7 = f->allocate(0, 4, 7, shard, 6, 1, kOwnShard, -1, -1, 4);
+    REQUIRE(s7);
+    CHECK(*s7 == s5);
+    finish(*f, *s7, SlotState::complete);
+    // Nothing else is free while 4 is pinned; once the flush is done, it is.
+    CHECK_FALSE(f->allocate(0, 4, 8, shard, 6, 1, kOwnShard, -1, -1, 4));
+    auto s8 = f->allocate(0, 4, 8, shard, 6, 1);
+    REQUIRE(s8);
+    CHECK(*s8 == s4);
+}
+
+TEST_CASE("free_version frees a failed version's complete slots of one writer and kind", "[store-format]") {
+    TmpStore t;
+    auto f = StoreFile::open(t.path, 1 << 20, true);
+    REQUIRE(f);
+    REQUIRE(f->format_if_needed(1));
+    auto guard = f->lock();
+    std::uint32_t own = *f->allocate(0, 4, 9, 1000, 0, 1);
+    finish(*f, own, SlotState::complete);
+    std::uint32_t copy = *f->allocate(2, 4, 9, 1000, 0, 1, kReplica, 0);
+    finish(*f, copy, SlotState::complete);
+    std::uint32_t filling = *f->allocate(3, 4, 9, 1000, 0, 1, kReplica, 0);  // still being pulled
+    std::uint32_t other = *f->allocate(1, 4, 9, 1000, 0, 1);                  // rank 1's own
+    finish(*f, other, SlotState::complete);
+    CHECK(f->free_version(9, 0, kOwnShard) == 1);
+    CHECK(f->free_version(9, 0, kReplica) == 1);
+    CHECK(f->read_record(own).state == static_cast<std::uint32_t>(SlotState::empty));
+    CHECK(f->read_record(copy).state == static_cast<std::uint32_t>(SlotState::empty));
+    CHECK(f->read_record(filling).state == static_cast<std::uint32_t>(SlotState::writing));
+    CHECK(f->read_record(other).state == static_cast<std::uint32_t>(SlotState::complete));
+    CHECK(f->free_version(8, 1, kOwnShard) == 0);
+}

@@ -198,6 +198,8 @@ typedef struct tierckpt_stats {
     /* The pipeline of saves (appended in 0.2). */
     uint64_t committed_version; /* the newest committed version (0: none yet) */
     uint64_t superseded;        /* versions superseded before their copies began, since open */
+    uint64_t room_waits;        /* saves that waited for the previous verdict because a node store had
+                                 * no room for a third version, since open (appended in 0.3) */
 } tierckpt_stats_t;
 
 tierckpt_status_t tierckpt_get_stats(const tierckpt_t *ckpt, tierckpt_stats_t *stats);

@@ -19,6 +19,13 @@
 
 namespace tck {
 
+namespace {
+// How long keep_copy waits for this rank to apply a verdict its partner
+// has applied already (the two left the same vote): scheduling delay on a
+// loaded node, normally well under a millisecond.
+constexpr double kVerdictLagMs = 1000;
+}  // namespace
+
 Result<std::unique_ptr<Replicator>> Replicator::setup(const JobLayout &job, store::StoreFile &store,
                                                       const Options &opts, Hooks hooks) {
     std::unique_ptr<Replicator> self(new Replicator(job, store, std::move(hooks), opts.replica_timeout_ms));
@@ -299,11 +306,12 @@ void Replicator::keep_copy(const TransportMsg &m) {
     reply.version = m.version;
     Status st;
     std::uint32_t slot = 0;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const std::uint64_t keep_from = hooks_.protect_from();
         {
             auto guard = store_.lock();
-            auto s = store_.allocate(m.owner, static_cast<std::uint32_t>(job_.world), m.version, m.bytes,
-                                     hooks_.protect_from(), m.nregions, store::kReplica, job_.rank);
+            auto s = store_.allocate(m.owner, static_cast<std::uint32_t>(job_.world), m.version, m.bytes, keep_from,
+                                     m.nregions, store::kReplica, job_.rank, -1, hooks_.pinned());
             if (s) {
                 slot = *s;
                 st = Status::ok();
@@ -311,7 +319,16 @@ void Replicator::keep_copy(const TransportMsg &m) {
             }
             st = s.status();
         }
-        if (!hooks_.wait_for_flush_slot()) break;
+        if (st.code() != TIERCKPT_ERR_NO_MEMORY) break;
+        if (hooks_.wait_for_flush_slot()) continue;
+        // The owner announced this version after the vote that decided the
+        // one before it; this rank's application thread, which left the
+        // same vote, may not have applied the verdict yet (the commit that
+        // frees the older copies). Wait for it, briefly, rather than fail
+        // a version for want of room that is about to be free.
+        const double until = now_ms() + kVerdictLagMs;
+        while (hooks_.protect_from() == keep_from && now_ms() < until) ::usleep(1000);
+        if (hooks_.protect_from() == keep_from) break;
     }
     if (st) {
         store::SlotRecord rec = store_.read_record(slot);

@@ -35,6 +35,7 @@ public:
     // What the replication needs of the other parts, callable from the worker.
     struct Hooks {
         std::function<std::uint64_t()> protect_from;  // versions >= this keep their slots
+        std::function<std::uint64_t()> pinned;        // and this one (a flush reads it; kNoVersion: none)
         std::function<bool()> wait_for_flush_slot;     // Flusher::wait_for_slot
     };
     // Collective. Without replicas (or with one node) there is no transport:

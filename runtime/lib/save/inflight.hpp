@@ -37,6 +37,7 @@ struct SaveStats {
     // The job's, not this save's (filled in by Checkpointer::last_stats).
     std::uint64_t committed_version = 0;  // the newest committed version
     std::uint64_t superseded = 0;         // versions superseded while pending, since open
+    std::uint64_t room_waits = 0;         // saves that waited for a verdict for want of room, since open
 };
 
 class InFlightSave {
