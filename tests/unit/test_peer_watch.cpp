@@ -42,3 +42,31 @@ TEST_CASE("an old message does not move a peer's last sign of life back", "[peer
     CHECK_FALSE(w.silent(1800.0));
     CHECK(w.silent(1950.0));
 }
+
+TEST_CASE("the watcher's own pause does not count as the peers' silence", "[peer_watch]") {
+    tck::PeerWatch w({1, 2}, 0, 3000);
+    w.heard(1, 100);
+    w.heard(2, 100);
+    // The node stopped from 200 ms to 3500 ms (a 3.3 s pause): nobody sent,
+    // nobody listened. Without the credit both would be reported at 3500.
+    REQUIRE(w.silent(3500));
+    w.paused(3300, 3500);
+    CHECK_FALSE(w.silent(3500));
+    // Rank 2 speaks after the pause, rank 1 never does: rank 1 is reported
+    // once its silence, the pause left out, passes the timeout.
+    w.heard(2, 3600);
+    CHECK_FALSE(w.silent(6300));
+    auto s = w.silent(6500);
+    REQUIRE(s);
+    CHECK(s->peer == 1);
+    CHECK(s->silent_ms == Approx(6500 - 100 - 3300));
+    // A negative or zero pause changes nothing.
+    w.paused(-5, 6500);
+    w.paused(0, 6500);
+    CHECK(w.silent(6500)->silent_ms == Approx(3100));
+    // A peer's last sign of life never moves past now: rank 2, heard at
+    // 3600, credited 5000 ms at 7000, is silent from 7000 on, not later.
+    w.paused(5000, 7000);
+    CHECK(w.heard(2, 7000) == Approx(0));
+    CHECK(w.silent(7000 + 2999) == std::nullopt);
+}

@@ -22,6 +22,8 @@ namespace {
 constexpr std::uint32_t kMagic = 0x54434b48;  // "TCKH"
 constexpr std::uint16_t kWireVersion = 1;
 constexpr std::uint16_t kBeat = 1, kBye = 2;
+// Lateness of the thread's own wake-up below this is scheduling noise.
+constexpr double kLateMs = 20;
 
 // One datagram, fixed size, host byte order (every rank of a job runs the
 // same build on the same kind of machine; a datagram from anything else
@@ -205,6 +207,15 @@ void Heartbeat::loop() {
         // (scheduling, paging) leaves the peers' datagrams queued, and they
         // count before silence is judged.
         drain();
+        // This round took longer than the wait it asked for: this thread,
+        // and likely the whole node, did not run meanwhile; the peers'
+        // silence excludes that time.
+        const double after = now_ms();
+        const double late = after - now - wait;
+        if (late > kLateMs) {
+            std::lock_guard<std::mutex> lk(mu_);
+            watch_->paused(late, after);
+        }
         std::optional<PeerWatch::Silence> s;
         {
             std::lock_guard<std::mutex> lk(mu_);

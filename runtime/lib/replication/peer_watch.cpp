@@ -25,6 +25,11 @@ void PeerWatch::left(int peer) {
     }
 }
 
+void PeerWatch::paused(double ms, double now) {
+    if (!(ms > 0)) return;
+    for (double &t : last_heard_) t = std::max(t, std::min(t + ms, now));
+}
+
 bool PeerWatch::heartbeat_due(double now) {
     if (now - last_beat_ < interval_ms()) return false;
     last_beat_ = now;

@@ -32,6 +32,13 @@ public:
     double heard(int peer, double now);
     // `peer` closed its checkpointer on purpose: stop watching it.
     void left(int peer);
+    // The watcher itself was not running for `ms` (it woke that much later
+    // than it asked to): that time does not count as the peers' silence.
+    // On this machine kind the whole virtual machine stops now and then for
+    // up to about 3 s; every process, the peers' included, stops with it,
+    // and without this every rank would take every other for dead. No
+    // peer's last sign of life moves past `now`.
+    void paused(double ms, double now);
     // True when heartbeats should go out now (then not again for an
     // interval).
     bool heartbeat_due(double now);
