@@ -29,6 +29,8 @@ Commands:
                                   write the store's newest committed version to the
                                   persistent directory if it is newer than what is there
   run [OPTIONS] -- srun ...       run a job step; relaunch it on spare nodes when a node fails
+  plan [OPTIONS]                  size a model's checkpoints, --ckpt-mem and the checkpoint
+                                  interval before a run
   info                            show the version and which parts this build has
   help                            show this help
 
@@ -87,6 +89,7 @@ int dispatch(int argc, char **argv) {
     }
     if (cmd == "flush") return tck::cli::cmd_flush(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "run") return tck::cli::cmd_run(std::vector<std::string>(argv + 2, argv + argc));
+    if (cmd == "plan") return tck::cli::cmd_plan(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "info") {
         if (argc != 2) {
             fmt::print(stderr, "tierckpt info: takes no arguments\n");

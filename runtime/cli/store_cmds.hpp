@@ -16,4 +16,6 @@ bool looks_persistent(const std::string &path);  // a directory with version dir
 int cmd_persist_ls(const std::vector<std::string> &paths, bool verify, bool json);
 // tierckpt flush [--dir DIR] [--keep K] [STORE]: 0, 1 (failed), 2 (usage).
 int cmd_flush(const std::vector<std::string> &args);
+// tierckpt plan: a job's checkpoint sizes, --ckpt-mem, costs and schedule (plan_cmd.cpp).
+int cmd_plan(const std::vector<std::string> &args);
 }  // namespace tck::cli
