@@ -437,6 +437,11 @@ int cmd_plan(const std::vector<std::string> &argv) {
     for (std::uint64_t r = 0; r < a.replicas; ++r) kept.insert(kept.end(), own.begin(), own.end());
     auto no_wait = store::store_bytes_for(own, 3, kept, 2);
     auto at_least = store::store_bytes_for(own, 2, kept, 2);
+    // With a persistent tier, a flush keeps the version it writes (own
+    // shards and copies) while newer ones commit: one version more of each,
+    // or saves wait for the flush while it outlasts a commit.
+    std::optional<Result<std::uint64_t>> flushing;
+    if (a.storage_gbps) flushing = store::store_bytes_for(own, 4, kept, 3);
     if (!at_least) {
         fmt::print(stderr, "tierckpt plan: {}\n", at_least.status().message());
         return 2;
@@ -498,10 +503,13 @@ int cmd_plan(const std::vector<std::string> &argv) {
         }
         o += "],";
         o += fmt::format("\"shard_bytes\":{},\"node_bytes\":{},\"regions\":{},", shard_bytes, node_bytes, a.regions);
-        o += fmt::format("\"ckpt_mem\":{{\"bytes\":{},\"arg\":{},\"min_bytes\":{},\"min_arg\":{}}},",
+        const bool fl = flushing && *flushing;
+        o += fmt::format("\"ckpt_mem\":{{\"bytes\":{},\"arg\":{},\"min_bytes\":{},\"min_arg\":{},"
+                         "\"flushing_bytes\":{},\"flushing_arg\":{}}},",
                          no_wait ? std::to_string(*no_wait) : "null",
                          no_wait ? json_string(ckpt_mem_arg(*no_wait)) : "null", *at_least,
-                         json_string(ckpt_mem_arg(*at_least)));
+                         json_string(ckpt_mem_arg(*at_least)), fl ? std::to_string(**flushing) : "null",
+                         fl ? json_string(ckpt_mem_arg(**flushing)) : "null");
         o += fmt::format("\"costs\":{{\"copy_gbps\":{},\"copy_source\":{},\"checksum_gbps\":{},\"checksum_source\":{},"
                          "\"link_gbps\":{},\"storage_gbps\":{},\"stall_s\":{},\"checksum_s\":{},\"replicate_s\":{},"
                          "\"commit_s\":{},\"flush_s\":{},\"restart_s\":{},\"restart_persist_s\":{}}},",
@@ -554,8 +562,14 @@ int cmd_plan(const std::vector<std::string> &argv) {
     } else {
         fmt::print("(no store holds 3 versions: {})\n", no_wait.status().message());
     }
-    fmt::print("--ckpt-mem={}   at least: a save may wait for the previous commit (2 versions)\n\n",
+    fmt::print("--ckpt-mem={}   at least: a save may wait for the previous commit (2 versions)\n",
                ckpt_mem_arg(*at_least));
+    if (flushing && *flushing) {
+        fmt::print("--ckpt-mem={}   saves never wait behind a flush either (4 versions{}: a flush keeps the one it "
+                   "writes)\n",
+                   ckpt_mem_arg(**flushing), a.replicas ? ", 3 of each copy" : "");
+    }
+    fmt::print("\n");
     fmt::print("costs per save\n");
     fmt::print("  stall    {:>9}   {} per rank at {:.2f} GB/s ({}; ranks of a node copy at once)\n",
                seconds_text(costs.stall_s), format_size(shard_bytes), *a.copy_gbps, copy_src);

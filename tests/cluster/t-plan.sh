@@ -23,12 +23,16 @@ for line in \
 done
 assert_match "$out" '^model: 70\.55 B parameters in 723 tensors$' "the parameter count"
 assert_match "$out" '^--ckpt-mem=206G   saves never wait' "--ckpt-mem for saves that never wait"
-json=$(ck tierckpt plan --params 70553706496 --nodes 16 --copy-bw 10 --checksum-bw 10 --json)
+json=$(ck tierckpt plan --params 70553706496 --nodes 16 --copy-bw 10 --checksum-bw 10 --storage-bw 10 --json)
 python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
 assert d["parts"][0]["bytes"] == 141107412992, d["parts"][0]
 assert d["parts"][1]["bytes"] == 564429651968, d["parts"][1]
 assert d["schedule"] is None
+# 8 shards a node: 3 versions + 2 of each copy (40 slots) without a flush,
+# 4 + 3 (56 slots) with one; the header and slot directory: 36864 bytes.
+m = d["ckpt_mem"]
+assert (m["flushing_bytes"] - 36864) * 40 == (m["bytes"] - 36864) * 56, m
 print("json: ok,", d["ckpt_mem"]["arg"])' "$json" || fail "tierckpt plan --json: $json"
 
 step "bad input is refused with the reason"
