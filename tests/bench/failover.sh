@@ -21,7 +21,7 @@ RUNS=${TCK_BENCH_FAILOVER_RUNS:-3}
 [ "$(id -u)" -eq 0 ] || { echo "failover bench: needs root (the test cluster); skipped"; exit 0; }
 "$CLUSTER" status >/dev/null 2>&1 || trap '"$CLUSTER" down >/dev/null' EXIT
 TCK_BUILDDIR=$BUILDDIR "$CLUSTER" up 4 >/dev/null
-timeout_s=$(awk -v t="${TIERCKPT_PEER_TIMEOUT_MS:-5000}" 'BEGIN { printf "%.3f", t / 1000 }')
+timeout_s=$(awk -v t="${TIERCKPT_PEER_TIMEOUT_MS:-8000}" 'BEGIN { printf "%.3f", t / 1000 }')
 OPTS=(--ckpt-mem=1G --ckpt-replicas=1)
 TRAIN=(tierckpt-synth-train --state-mib 64 --ckpt-every 4 --step-ms 250)
 now() { date +%s.%N; }

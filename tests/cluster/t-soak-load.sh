@@ -58,7 +58,7 @@ assert_eq "$rc" 0 "the step's exit status"
 assert_match "$out" '^final steps=150 digest=' "the step finished"
 worst=$(longest_silence "$out")
 [ -n "$worst" ] || fail "no rank logged the longest silence of its peers"
-echo "the longest silence of a live peer under load: $worst ms (the default timeout: 5000 ms)"
+echo "the longest silence of a live peer under load: $worst ms (the default timeout: 8000 ms)"
 
 step "a node killed under the same load is still detected; the step runs again on the spare"
 # shellcheck disable=SC2086
