@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "common/defaults.hpp"
 #include "common/parse.hpp"
 #include "common/size.hpp"
 #include "plan_model.hpp"
@@ -88,9 +89,9 @@ struct Args {
     std::uint64_t regions = 0;
     std::optional<double> copy_gbps, checksum_gbps, storage_gbps;
     double link_gbps = 25;
-    double restart_s = 60;
+    double restart_s = defaults::kRestartS;
     std::optional<double> step_s;
-    double node_mtbf_s = 264 * 86400.0;
+    double node_mtbf_s = defaults::kNodeMtbfS;
     std::optional<double> job_mtbf_s;
     std::optional<double> persist_fraction;
     std::uint64_t persist_every = 0;
@@ -241,13 +242,9 @@ Result<Args> parse_args(const std::vector<std::string> &argv, bool &help) {
         } else if (opt == "--persist-every") {
             st = set_u(a.persist_every, 1, 1000000);
         } else if (opt == "--max-overhead") {
-            char *end = nullptr;
-            std::string v = !val.empty() && val.back() == '%' ? val.substr(0, val.size() - 1) : val;
-            double p = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end != '\0' || !(p > 0 && p < 100)) {
-                return error(TIERCKPT_ERR_INVALID, "--max-overhead={}: expected a percentage above 0 and below 100", val);
-            }
-            a.max_overhead = p / 100;
+            auto p = parse_percent(opt, val);
+            if (!p) return p.status();
+            a.max_overhead = *p;
         } else {
             return error(TIERCKPT_ERR_INVALID, "unknown option {}; see tierckpt plan --help", opt);
         }

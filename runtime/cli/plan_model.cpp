@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 
+#include "common/parse.hpp"
+
 namespace tck::cli {
 
 namespace {
@@ -26,29 +28,6 @@ bool mul(std::uint64_t a, std::uint64_t b, std::uint64_t &out) {
     if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return false;
     out = a * b;
     return true;
-}
-
-// A number with an optional suffix from `suffixes` (each a multiplier).
-Result<double> parse_scaled(std::string_view text, const char *what,
-                            std::initializer_list<std::pair<char, double>> suffixes, const char *form) {
-    std::string s(text);
-    if (s.empty() || s.size() > 40) return error(TIERCKPT_ERR_INVALID, "{} '{}': expected {}", what, s, form);
-    double scale = 1;
-    char last = s.back();
-    for (auto [c, m] : suffixes) {
-        if (last == c || last == c - 'A' + 'a') {
-            scale = m;
-            s.pop_back();
-            break;
-        }
-    }
-    char *end = nullptr;
-    errno = 0;
-    double v = std::strtod(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v) || v < 0) {
-        return error(TIERCKPT_ERR_INVALID, "{} '{}': expected {}", what, std::string(text), form);
-    }
-    return v * scale;
 }
 
 }  // namespace
@@ -142,10 +121,5 @@ Result<std::uint64_t> parse_count(std::string_view text) {
     return static_cast<std::uint64_t>(std::llround(*v));
 }
 
-Result<double> parse_duration(std::string_view text) {
-    if (text == "inf" || text == "none") return std::numeric_limits<double>::infinity();
-    return parse_scaled(text, "duration", {{'S', 1}, {'M', 60}, {'H', 3600}, {'D', 86400}},
-                        "a duration such as 30s, 90m, 3h, 264d (no suffix: seconds), or inf");
-}
 
 }  // namespace tck::cli

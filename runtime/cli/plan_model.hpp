@@ -69,8 +69,5 @@ std::uint64_t per_rank(std::uint64_t bytes, std::uint64_t ranks);
 // "70B", "8.03e9", "405000000000": a parameter count. Suffixes K, M, B
 // (or G), T are powers of 1000.
 Result<std::uint64_t> parse_count(std::string_view text);
-// "264d", "3h", "90m", "30s", "1.5": a duration in seconds (s, m, h, d;
-// none: seconds). "inf" or "none": +infinity.
-Result<double> parse_duration(std::string_view text);
 
 }  // namespace tck::cli

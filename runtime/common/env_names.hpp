@@ -22,6 +22,9 @@ inline constexpr const char *kUcxPull = "TIERCKPT_UCX_PULL";  // am (default) or
 inline constexpr const char *kPeerTimeout = "TIERCKPT_PEER_TIMEOUT_MS";  // a silent peer is dead after this (0: never)
 inline constexpr const char *kRunReport = "TIERCKPT_RUN_REPORT";  // 1: print restore reports for tierckpt run
 inline constexpr const char *kCuda = "TIERCKPT_CUDA";  // 0: treat every region as host memory (CUDA tier off)
+inline constexpr const char *kCkptInterval = "TIERCKPT_CKPT_INTERVAL";  // auto, STEPS or DURATION: when due() says save
+inline constexpr const char *kNodeMtbf = "TIERCKPT_NODE_MTBF";  // a node's MTBF (DURATION), for the auto schedule
+inline constexpr const char *kMaxOverhead = "TIERCKPT_MAX_OVERHEAD";  // PCT: the auto schedule's cap on time spent saving
 inline constexpr const char *kExpectVersion = "TIERCKPT_EXPECT_VERSION";  // tierckpt run: the version committed before
 
 }  // namespace tck::env

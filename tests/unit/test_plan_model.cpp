@@ -6,8 +6,10 @@
 #include <string>
 
 #include "cli/plan_model.hpp"
+#include "common/parse.hpp"
 
 using namespace tck::cli;
+using namespace tck;
 
 namespace {
 Transformer llama3_70b() {
