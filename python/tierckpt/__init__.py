@@ -27,6 +27,7 @@ from . import _lib
 
 __all__ = [
     "Checkpointer",
+    "Schedule",
     "Stats",
     "TierckptError",
     "StateMismatchError",
@@ -424,6 +425,30 @@ def _is_ordered_dict(v):
     return isinstance(v, collections.OrderedDict)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """The newest decision of the save schedule (tierckpt_get_schedule):
+    what due() follows. Times in seconds; inputs are the largest over the
+    job's ranks. decisions == 0: none yet (the rest is then zero)."""
+
+    mode: str                  # "auto", "steps" or "duration" (TIERCKPT_CKPT_INTERVAL)
+    bound: str                 # what set steps: optimum, commit, overhead-cap, one-step, no-failures,
+                               # given, no-step-time
+    decisions: int
+    steps: int                 # steps between saves (0: never)
+    next_due_step: Optional[int]  # None: never
+    interval_s: float
+    step_s: float
+    stall_s: float
+    commit_s: float
+    flush_s: float
+    job_mtbf_s: float
+    optimum_s: float
+    overhead: float            # expected share of time lost: saving, recomputation, restarts
+    save_overhead: float       # the share spent saving
+    lost_per_failure_s: float
+
+
 class Checkpointer:
     """One per process (MPI rank). Collective: creating it, save, restore,
     wait and close are called by every rank in the same order.
@@ -431,7 +456,9 @@ class Checkpointer:
     Settings: none given: the node store the SPANK plugin set up
     (TIERCKPT_STORE and friends). Otherwise they replace the environment:
     store (absolute path on a tmpfs), store_bytes ("1G"), prefault (bool),
-    job_id, replicas, transport ("ucx", "ofi", "auto"), replica_timeout_ms.
+    job_id, replicas, transport ("ucx", "ofi", "auto"), replica_timeout_ms,
+    ckpt_interval ("auto", steps, or a duration such as "10m": see due()),
+    node_mtbf (a duration, "264d"), max_overhead (a percentage, 2).
     comm: an mpi4py communicator (default: MPI_COMM_WORLD). meta_bytes: the
     room the state's small objects (pickled) start with; it grows as they
     do, and a restore takes the checkpoint's (see tierckpt-python(3)).
@@ -448,6 +475,9 @@ class Checkpointer:
         transport: Optional[str] = None,
         replica_timeout_ms=None,
         cuda: Optional[bool] = None,
+        ckpt_interval=None,
+        node_mtbf=None,
+        max_overhead=None,
         comm=None,
         meta_bytes: int = DEFAULT_META_BYTES,
     ):
@@ -469,6 +499,9 @@ class Checkpointer:
             "transport": transport,
             "replica_timeout_ms": replica_timeout_ms,
             "cuda": None if cuda is None else ("yes" if cuda else "no"),
+            "ckpt_interval": ckpt_interval,
+            "node_mtbf": node_mtbf,
+            "max_overhead": max_overhead,
         }
         settings = {k: str(v) for k, v in settings.items() if v is not None}
         # Whether the library looks for device regions: with its CUDA tier,
@@ -523,6 +556,35 @@ class Checkpointer:
         _META_HEAD.pack_into(self._meta, 0, _META_MAGIC, len(blob))
         self._meta[_META_HEAD.size : _META_HEAD.size + len(blob)] = blob
         _check(_lib.get().tierckpt_save(self._h(), version))
+
+    def due(self, step: int) -> bool:
+        """True when a save is due at this step (tierckpt_due): call it once
+        per training step, on every rank. Not collective and never
+        communicates: the schedule (TIERCKPT_CKPT_INTERVAL, srun
+        --ckpt-interval: "auto" by default, a number of steps, or a
+        duration) is decided inside save(), from values reduced over the
+        job, so every rank gets the same answer at the same step."""
+        d = ctypes.c_int(0)
+        _check(_lib.get().tierckpt_due(self._h(), _version(step), ctypes.byref(d)))
+        return bool(d.value)
+
+    def save_if_due(self, step: int, state: Mapping) -> bool:
+        """Collective in effect (every rank calls it at every step): saves
+        state as version step when due(step) says so. True when it saved."""
+        if not self.due(step):
+            return False
+        self.save(step, state)
+        return True
+
+    @property
+    def schedule(self) -> Schedule:
+        """The newest schedule decision, with its inputs (see Schedule)."""
+        s = _lib.CSchedule()
+        _check(_lib.get().tierckpt_get_schedule(self._h(), ctypes.byref(s)))
+        never = s.next_due_step == (1 << 64) - 1
+        return Schedule(s.mode.decode(), s.bound.decode(), s.decisions, s.steps,
+                        None if never else s.next_due_step, s.interval_s, s.step_s, s.stall_s, s.commit_s,
+                        s.flush_s, s.job_mtbf_s, s.optimum_s, s.overhead, s.save_overhead, s.lost_per_failure_s)
 
     def restore(self, state: Mapping) -> Optional[int]:
         """Collective. Fills state with the newest checkpoint complete across

@@ -51,6 +51,27 @@ class CStats(ctypes.Structure):
     ]
 
 
+class CSchedule(ctypes.Structure):
+    # tierckpt_schedule_t, field for field.
+    _fields_ = [
+        ("mode", ctypes.c_char * 16),
+        ("bound", ctypes.c_char * 16),
+        ("decisions", ctypes.c_uint64),
+        ("steps", ctypes.c_uint64),
+        ("next_due_step", ctypes.c_uint64),
+        ("interval_s", ctypes.c_double),
+        ("step_s", ctypes.c_double),
+        ("stall_s", ctypes.c_double),
+        ("commit_s", ctypes.c_double),
+        ("flush_s", ctypes.c_double),
+        ("job_mtbf_s", ctypes.c_double),
+        ("optimum_s", ctypes.c_double),
+        ("overhead", ctypes.c_double),
+        ("save_overhead", ctypes.c_double),
+        ("lost_per_failure_s", ctypes.c_double),
+    ]
+
+
 _lock = threading.Lock()
 _lib = None
 _path = None
@@ -93,6 +114,8 @@ def _declare(lib):
         "tierckpt_save": (c_int, [c_void_p, c_uint64]),
         "tierckpt_test": (c_int, [c_void_p, p(c_int)]),
         "tierckpt_wait": (c_int, [c_void_p]),
+        "tierckpt_due": (c_int, [c_void_p, ctypes.c_uint64, p(c_int)]),
+        "tierckpt_get_schedule": (c_int, [c_void_p, p(CSchedule)]),
         "tierckpt_agree": (c_int, [c_void_p, c_int, p(c_int)]),
         "tierckpt_unregister_all": (c_int, [c_void_p]),
         "tierckpt_restore": (c_int, [c_void_p, p(c_int), p(c_uint64)]),

@@ -47,6 +47,8 @@ std::optional<Restore> parse_restore(const std::string &line) {
     }
 }
 
+std::string format_schedule(const std::string &fields) { return "tierckpt-report schedule " + fields; }
+
 std::string format_commit(std::uint64_t version) { return fmt::format("tierckpt-report commit version={}", version); }
 
 std::optional<std::uint64_t> parse_commit(const std::string &line) {

@@ -46,6 +46,10 @@ std::string format_restore(const Restore &r);
 std::optional<Restore> parse_restore(const std::string &line);
 
 std::string format_commit(std::uint64_t version);
+// A schedule decision (rank 0, after each save whose program asks due()):
+// "tierckpt-report schedule " and the decision's key=value fields
+// (schedule::describe).
+std::string format_schedule(const std::string &fields);
 std::optional<std::uint64_t> parse_commit(const std::string &line);
 
 }  // namespace tck::report

@@ -1,5 +1,6 @@
 // The C API of checkpointing: handles around tck::Checkpointer. No
 // exception leaves this file.
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <new>
@@ -113,6 +114,46 @@ tierckpt_status_t tierckpt_test(tierckpt_t *ckpt, int *committed) {
         auto r = ckpt->impl->test();
         if (!r) return r.status();
         *committed = *r ? 1 : 0;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_due(tierckpt_t *ckpt, uint64_t step, int *due) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(due, "due"); !st) return st;
+        auto r = ckpt->impl->due(step);
+        if (!r) return r.status();
+        *due = *r ? 1 : 0;
+        return tck::Status::ok();
+    });
+}
+
+tierckpt_status_t tierckpt_get_schedule(const tierckpt_t *ckpt, tierckpt_schedule_t *schedule) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(schedule, "schedule"); !st) return st;
+        const tck::schedule::Decision &d = ckpt->impl->schedule_decision();
+        const tck::schedule::RunConfig &c = ckpt->impl->schedule_config();
+        *schedule = tierckpt_schedule_t{};
+        const char *mode = c.interval.kind == tck::CkptInterval::Kind::automatic ? "auto"
+                           : c.interval.kind == tck::CkptInterval::Kind::steps   ? "steps"
+                                                                                 : "duration";
+        std::snprintf(schedule->mode, sizeof schedule->mode, "%s", mode);
+        std::snprintf(schedule->bound, sizeof schedule->bound, "%s", d.count ? d.sched.bound.c_str() : "");
+        schedule->decisions = d.count;
+        schedule->steps = d.steps;
+        schedule->next_due_step = d.next_due;
+        schedule->interval_s = d.sched.interval_s;
+        schedule->step_s = d.in.step_s;
+        schedule->stall_s = d.in.stall_s;
+        schedule->commit_s = d.in.commit_s;
+        schedule->flush_s = d.in.flush_s;
+        schedule->job_mtbf_s = d.count ? d.job_mtbf_s : 0;
+        schedule->optimum_s = d.sched.optimum_s;
+        schedule->overhead = d.sched.overhead;
+        schedule->save_overhead = d.sched.save_overhead;
+        schedule->lost_per_failure_s = d.sched.lost_per_failure_s;
         return tck::Status::ok();
     });
 }

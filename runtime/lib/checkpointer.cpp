@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <set>
 
 #include "common/clock.hpp"
+#include "common/defaults.hpp"
 #include "common/env_names.hpp"
 #include "common/log.hpp"
 #include "common/parse.hpp"
@@ -101,6 +103,16 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     auto repl = Replicator::setup(job, store, opts, std::move(hooks));
     if (!repl) return give_up(repl.status());
     c->repl_ = std::move(*repl);
+    schedule::RunConfig sc;
+    sc.interval = opts.ckpt_interval;
+    sc.node_mtbf_s = opts.node_mtbf_s;
+    sc.nodes = std::set<int>(job.leader_of.begin(), job.leader_of.end()).size();
+    sc.max_overhead = opts.max_overhead;
+    sc.replicas = opts.replicas > 0;
+    sc.persistent_tier = !opts.persist_dir.empty();
+    sc.persist_every = opts.persist_every;
+    sc.restart_s = defaults::kRestartS;
+    c->schedule_.emplace(sc);
     c->worker_ = std::make_unique<Worker>(*c->repl_, c->save_);
     st = c->worker_->start();
     if (!st) return give_up(st);
@@ -190,6 +202,13 @@ std::uint64_t Checkpointer::protect_from() const { return protect_from_.load(); 
 // versions in the same roles.
 
 Status Checkpointer::save(std::uint64_t version) {
+    const double t_in = now_ms();
+    Status st = save_and_stage(version);
+    in_save_ms_ += now_ms() - t_in;
+    return st;
+}
+
+Status Checkpointer::save_and_stage(std::uint64_t version) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (regions_->empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
     if (have_last_ && version <= last_version_) {
@@ -241,7 +260,10 @@ Status Checkpointer::save(std::uint64_t version) {
         }
     }
     Status staged = stage(version, std::move(slot), now_ms() - t0, !save_.active());
+    // Every rank decides, whatever its staging did: the decision is collective.
+    Status scheduled = decide_schedule(version);
     if (!staged) return staged;
+    if (!scheduled) return scheduled;
     if (!previous) {
         // This version is staged; the application still learns, with the
         // previous one's status, that that one did not commit.
@@ -389,6 +411,7 @@ Status Checkpointer::conclude(CommitVote::Verdict verdict) {
         protect_from_.store(version);
         if (job_.node_rank == 0) store_->set_committed_hint(version);
         save_.committed(now_ms() - save_.t_start());
+        last_commit_s_ = save_.stats().ready_ms / 1000.0;
         if (run_report_ && job_.rank == 0) {
             std::fprintf(stderr, "%s\n", report::format_commit(version).c_str());
             std::fflush(stderr);
@@ -414,6 +437,55 @@ Status Checkpointer::conclude(CommitVote::Verdict verdict) {
                       version, have_committed_ ? std::to_string(committed_version_) : std::string("(none)"));
     if (job_.rank == 0) log::warn("{}", st.message());
     return st;
+}
+
+// ---- the schedule ---------------------------------------------------------------
+
+Result<bool> Checkpointer::due(std::uint64_t step) {
+    if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
+    if (have_due_step_ && step < due_step_) {
+        return error(TIERCKPT_ERR_INVALID, "due({}): steps must not go back; the last one was {}", step, due_step_);
+    }
+    due_step_ = step;
+    have_due_step_ = true;
+    return schedule_->due(step, now_ms(), in_save_ms_);
+}
+
+// Collective: one all-reduce (MAX) of what this rank measured, so that
+// every rank takes the same decision: the slowest rank's step, stall,
+// commit and flush set the interval. Saves with fixed steps need no
+// measurement and skip it (the mode is the job's: every rank skips).
+Status Checkpointer::decide_schedule(std::uint64_t version) {
+    const schedule::RunConfig &cfg = schedule_->config();
+    const bool measured = cfg.interval.kind != CkptInterval::Kind::steps;
+    const std::uint64_t step = have_due_step_ ? due_step_ : version;
+    schedule::Measured job;
+    double used = schedule_->used() ? 1 : 0;
+    if (measured) {
+        const SaveStats s = last_stats();
+        const PersistStats p = persist_stats();
+        double mine[5] = {schedule_->local_step_s(), (s.stall_ms + s.wait_ms) / 1000.0, last_commit_s_,
+                          p.ms / 1000.0, used};
+        double all[5] = {0, 0, 0, 0, 0};
+        int rc = MPI_Allreduce(mine, all, 5, MPI_DOUBLE, MPI_MAX, job_.comm);
+        if (rc != MPI_SUCCESS) return mpi_error("the schedule's measurements (MPI_Allreduce)", rc);
+        job = {all[0], all[1], all[2], all[3]};
+        used = all[4];
+    }
+    if (used == 0) return Status::ok();  // no rank asks due(): nothing to decide
+    const schedule::Decision &d = schedule_->decide(step, job);
+    if (job_.rank == 0 && (d.count == 1 || d.steps != last_logged_steps_)) {
+        // A new interval: said once, not at every save (the run report
+        // has every decision).
+        std::fprintf(stderr, "tierckpt: schedule: %s\n", schedule::describe(d, cfg).c_str());
+        std::fflush(stderr);
+        last_logged_steps_ = d.steps;
+    }
+    if (run_report_ && job_.rank == 0) {
+        std::fprintf(stderr, "%s\n", report::format_schedule(schedule::describe(d, cfg)).c_str());
+        std::fflush(stderr);
+    }
+    return Status::ok();
 }
 
 Result<bool> Checkpointer::test() {

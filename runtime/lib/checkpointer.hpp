@@ -41,6 +41,7 @@
 #include "lib/save/commit_vote.hpp"
 #include "lib/save/inflight.hpp"
 #include "lib/save/regions.hpp"
+#include "lib/schedule/save_schedule.hpp"
 #include "store/store_format.hpp"
 
 namespace tck {
@@ -68,6 +69,16 @@ public:
     // is superseded by the next save unless the one in flight was decided
     // by then.
     Status save(std::uint64_t version);
+    // Whether a save is due at the application's step (its own counter,
+    // increasing), by the schedule of TIERCKPT_CKPT_INTERVAL (auto by
+    // default; save_schedule.hpp). Local: never communicates; every rank
+    // gets the same answer when every rank calls it at the same steps,
+    // because the schedule changes only inside save(), from values
+    // reduced over the job.
+    Result<bool> due(std::uint64_t step);
+    // The newest schedule decision (count 0: none yet) and its settings.
+    const schedule::Decision &schedule_decision() const { return schedule_->last(); }
+    const schedule::RunConfig &schedule_config() const { return schedule_->config(); }
     // True once the newest save has committed (or none is in flight).
     // Never blocks, and never starts the commit vote: that happens in the
     // next save, wait or close, which every rank calls in the same order.
@@ -148,6 +159,7 @@ private:
         SaveStats stats;
     };
 
+    Status save_and_stage(std::uint64_t version);
     Result<std::uint32_t> take_slot(std::uint64_t version, std::uint64_t need);
     Status stage(std::uint64_t version, Result<std::uint32_t> slot, double wait_ms, bool in_flight);
     void supersede_pending(std::uint64_t by);
@@ -164,6 +176,9 @@ private:
     void report_restore(const RestoreResult &r, std::uint64_t bytes, const char *via, double ms,
                         const report::RestoreBreakdown &parts) const;
     std::uint64_t protect_from() const;
+    // Collective (inside save): the job's measurements, reduced, and the
+    // next due step.
+    Status decide_schedule(std::uint64_t version);
     bool room_for_pipeline(std::uint64_t need) const;
 
     JobLayout job_;
@@ -178,6 +193,12 @@ private:
     std::unique_ptr<Replicator> repl_;
     std::unique_ptr<Worker> worker_;
     std::optional<Fetched> fetched_;
+    std::optional<schedule::SaveSchedule> schedule_;
+    double in_save_ms_ = 0;         // time this rank spent in save(), for the step time
+    std::uint64_t due_step_ = 0;    // the step of the newest due() call
+    bool have_due_step_ = false;
+    double last_commit_s_ = 0;
+    std::uint64_t last_logged_steps_ = 0;  // rank 0: the interval it last logged      // the newest committed version: its start to this rank's vote ready
 
     // Versions (the application's thread; protect_from_ is read by the
     // worker, for the replica slots it may take).

@@ -32,7 +32,8 @@ Result<Options> Options::from_env() {
         {env::kReplicaTimeout, "replica_timeout_ms"}, {env::kPeerTimeout, "peer_timeout_ms"},
         {env::kFailureDomain, "failure_domain"}, {env::kPersistDir, "persist_dir"},
         {env::kPersistEvery, "persist_every"}, {env::kPersistKeep, "persist_keep"},
-        {env::kCuda, "cuda"},
+        {env::kCuda, "cuda"}, {env::kCkptInterval, "ckpt_interval"},
+        {env::kNodeMtbf, "node_mtbf"}, {env::kMaxOverhead, "max_overhead"},
     };
     for (const auto &[key, k] : keys) {
         const char *v = std::getenv(key);
@@ -107,11 +108,27 @@ Status Options::set(const std::string &key, const std::string &value) {
         auto b = parse_bool(key, value);
         if (!b) return b.status();
         cuda = *b;
+    } else if (key == "ckpt_interval") {
+        auto iv = parse_ckpt_interval(key, value);
+        if (!iv) return iv.status();
+        ckpt_interval = *iv;
+    } else if (key == "node_mtbf") {
+        auto d = parse_duration(value);
+        if (!d || !(*d > 0)) {
+            return error(TIERCKPT_ERR_INVALID, "node_mtbf={}: expected a duration above 0 such as 264d, 30d, 12h "
+                         "(no suffix: seconds), or inf",
+                         value);
+        }
+        node_mtbf_s = *d;
+    } else if (key == "max_overhead") {
+        auto p = parse_percent(key, value);
+        if (!p) return p.status();
+        max_overhead = *p;
     } else {
         return error(TIERCKPT_ERR_INVALID,
                      "unknown option '{}' (known: store, store_bytes, prefault, job_id, replicas, transport, "
                      "replica_timeout_ms, peer_timeout_ms, failure_domain, persist_dir, persist_every, "
-                     "persist_keep, cuda)",
+                     "persist_keep, cuda, ckpt_interval, node_mtbf, max_overhead)",
                      key);
     }
     return Status::ok();

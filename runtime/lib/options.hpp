@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/defaults.hpp"
+#include "common/parse.hpp"
 #include "common/status.hpp"
 
 namespace tck {
@@ -26,12 +27,15 @@ struct Options {
     int peer_timeout_ms = defaults::kPeerTimeoutMs;  // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
     std::string failure_domain;      // TIERCKPT_FAILURE_DOMAIN: this node's (rack, switch...); "": its own
     bool cuda = true;                // TIERCKPT_CUDA: look for device regions (with the CUDA tier)
+    CkptInterval ckpt_interval;      // TIERCKPT_CKPT_INTERVAL: when due() says a save is due (default auto)
+    double node_mtbf_s = defaults::kNodeMtbfS;  // TIERCKPT_NODE_MTBF: a node's MTBF, for auto
+    double max_overhead = 0;         // TIERCKPT_MAX_OVERHEAD: auto's cap on time saving, (0, 1); 0: none
 
     // From the variables the SPANK plugin sets (see tierckpt(7)).
     static Result<Options> from_env();
     // key=value: store, store_bytes, prefault, job_id, replicas, transport,
     // replica_timeout_ms, peer_timeout_ms, failure_domain, persist_dir, persist_every,
-    // persist_keep, cuda.
+    // persist_keep, cuda, ckpt_interval, node_mtbf, max_overhead.
     Status set(const std::string &key, const std::string &value);
 };
 

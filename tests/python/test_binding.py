@@ -391,3 +391,58 @@ def test_pyproject_version_is_the_projects():
     if tierckpt.__version__ == "unknown":
         pytest.skip("an unbuilt tree: no _config.py with configure's version")
     assert version == tierckpt.__version__ == tierckpt.library_version()
+
+
+def test_a_number_of_steps_is_due_at_its_multiples(store):
+    state = {"w": np.zeros(1024, dtype=np.float32)}
+    with open_ck(store, ckpt_interval=3) as c:
+        saved = [s for s in range(1, 11) if c.save_if_due(s, state)]
+        assert saved == [3, 6, 9]
+        sch = c.schedule
+        assert (sch.mode, sch.steps, sch.next_due_step, sch.bound) == ("steps", 3, 12, "given")
+
+
+def test_auto_saves_after_the_first_step_then_follows_daly(store):
+    state = {"w": np.zeros(1 << 20, dtype=np.float32)}
+    with open_ck(store, ckpt_interval="auto", node_mtbf="1h") as c:
+        assert c.schedule.decisions == 0
+        assert not c.due(1)
+        assert c.save_if_due(2, state)
+        sch = c.schedule
+        assert sch.mode == "auto" and sch.decisions == 1
+        assert sch.job_mtbf_s == 3600  # one node
+        assert sch.stall_s > 0 and sch.step_s >= 0
+        # Daly's estimate (tierckpt(7)) of the stall measured, rounded to whole steps.
+        r = sch.stall_s / 7200
+        daly = (2 * sch.stall_s * 3600) ** 0.5 * (1 + r ** 0.5 / 3 + r / 9) - sch.stall_s
+        assert sch.optimum_s == pytest.approx(daly, rel=1e-9)
+        assert sch.next_due_step == 2 + sch.steps
+        assert not c.due(sch.next_due_step - 1) or sch.steps == 1
+        assert c.due(sch.next_due_step)
+
+
+def test_an_infinite_mtbf_never_saves_again(store):
+    state = {"w": np.zeros(1024, dtype=np.float32)}
+    with open_ck(store, node_mtbf="inf") as c:
+        assert not c.due(1)
+        assert c.save_if_due(2, state)  # the first save measures the costs
+        assert c.schedule.bound == "no-failures" and c.schedule.next_due_step is None
+        assert not any(c.due(s) for s in range(3, 1000))
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("ckpt_interval", "0", "ckpt_interval=0: expected auto, a number of steps"),
+    ("ckpt_interval", "10x", "ckpt_interval=10x: expected auto"),
+    ("node_mtbf", "0", "node_mtbf=0: expected a duration above 0"),
+    ("max_overhead", "100", "max_overhead=100: expected a percentage above 0 and below 100"),
+])
+def test_bad_schedule_settings_are_refused(store, key, value, match):
+    with pytest.raises(tierckpt.TierckptError, match=match):
+        open_ck(store, **{key: value})
+
+
+def test_due_refuses_steps_that_go_back(store):
+    with open_ck(store, ckpt_interval=5) as c:
+        assert not c.due(7)
+        with pytest.raises(tierckpt.TierckptError, match="steps must not go back"):
+            c.due(6)

@@ -71,7 +71,9 @@ tierckpt_options_t *tierckpt_options_new(void);
  * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers),
  * "failure_domain" (this node's rack: copies go to other domains),
  * "persist_dir", "persist_every", "persist_keep", "cuda" ("yes"/"no": look
- * for device regions; default yes). */
+ * for device regions; default yes), "ckpt_interval" ("auto", steps, or a
+ * duration such as "10m": tierckpt_due), "node_mtbf" (a duration, "264d"),
+ * "max_overhead" (a percentage, "2"). */
 tierckpt_status_t tierckpt_options_set(tierckpt_options_t *opts, const char *key, const char *value);
 void tierckpt_options_free(tierckpt_options_t *opts);
 
@@ -114,6 +116,53 @@ tierckpt_status_t tierckpt_unregister_all(tierckpt_t *ckpt);
  * statistics). The newest committed version is never overwritten. */
 tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version);
 
+/* *due = 1 when a save is due at this step, else 0: the loop calls it once
+ * per training step and saves when it says so
+ * (if (due) tierckpt_save(ckpt, step)). step: the program's own step
+ * counter (increasing; a step below the previous one is
+ * TIERCKPT_ERR_INVALID). The schedule is TIERCKPT_CKPT_INTERVAL
+ * (srun --ckpt-interval; option "ckpt_interval"):
+ *   "auto" (the default): the runtime chooses the interval that minimises
+ *     the expected time lost to saving and to recomputation after failures
+ *     (Daly's estimate; tierckpt(7), SCHEDULE), from what this job
+ *     measures (the step time between due calls, each save's stall and
+ *     wait, the time a commit takes, a flush's) and the failure rate
+ *     (TIERCKPT_NODE_MTBF / the job's nodes), never shorter than a commit
+ *     and within TIERCKPT_MAX_OVERHEAD; the first save is due one step
+ *     after the first call, and the interval is decided again at every
+ *     save;
+ *   a number of steps N: due when step is a multiple of N;
+ *   a duration ("10m"): every duration's worth of measured steps.
+ * Not collective and never communicates: it answers from a decision taken
+ * inside tierckpt_save from values reduced over the job, so every rank
+ * gets the same answer when every rank calls it with the same steps.
+ * Saves made without it work as always (they then cost one all-reduce of
+ * 40 bytes each, for the decision, except with a number of steps). */
+tierckpt_status_t tierckpt_due(tierckpt_t *ckpt, uint64_t step, int *due);
+/* The newest schedule decision (after each save of a program that calls
+ * tierckpt_due; decisions = 0 before the first: the rest is then 0 and
+ * bound is ""). Times in seconds; each input is the largest over the job's
+ * ranks. */
+typedef struct tierckpt_schedule {
+    char mode[16];              /* "auto", "steps" or "duration" */
+    char bound[16];             /* what set steps: optimum, commit (no shorter than a commit), overhead-cap,
+                                 * one-step, no-failures (an infinite MTBF: never), given (steps or
+                                 * duration), no-step-time (no step measured yet) */
+    uint64_t decisions;         /* decisions since open */
+    uint64_t steps;             /* steps between saves (0: never) */
+    uint64_t next_due_step;     /* the step at which tierckpt_due turns 1 (UINT64_MAX: never) */
+    double interval_s;          /* steps * step_s */
+    double step_s;              /* a step's compute, time in saves left out */
+    double stall_s;             /* the newest save's stall + wait */
+    double commit_s;            /* the newest commit, from its start to every rank's copies acknowledged */
+    double flush_s;             /* the newest flush to the persistent tier (0: none) */
+    double job_mtbf_s;          /* node MTBF / nodes (auto; infinity: no failures) */
+    double optimum_s;           /* auto: the unbounded optimum interval */
+    double overhead;            /* auto: the expected share of time lost (saving, recomputation, restarts) */
+    double save_overhead;       /* auto: the share spent saving */
+    double lost_per_failure_s;  /* auto: expected time lost per failure recovered from memory */
+} tierckpt_schedule_t;
+tierckpt_status_t tierckpt_get_schedule(const tierckpt_t *ckpt, tierckpt_schedule_t *schedule);
 /* *committed = 1 once the newest save has committed (or none is in
  * flight), else 0. Never blocks. The commit vote, a collective, runs only
  * in calls every rank makes at the same point of the program:

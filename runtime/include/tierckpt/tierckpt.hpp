@@ -79,6 +79,18 @@ public:
         return c != 0;
     }
     void wait() { check(tierckpt_wait(h_)); }
+    // Whether a save is due at this step (tierckpt_due): not collective.
+    bool due(std::uint64_t step) {
+        int d = 0;
+        check(tierckpt_due(h_, step, &d));
+        return d != 0;
+    }
+    // The newest schedule decision (tierckpt_get_schedule).
+    tierckpt_schedule_t schedule() const {
+        tierckpt_schedule_t s{};
+        check(tierckpt_get_schedule(h_, &s));
+        return s;
+    }
     // Collective: true when every rank passed ok (see tierckpt_agree).
     bool agree(bool ok) {
         int all = 0;

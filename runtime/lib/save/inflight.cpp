@@ -136,7 +136,10 @@ void InFlightSave::checksummed(msgcheck::AckTally acks, double t, double deadlin
         t_checksummed_ = t;
         deadline_ms_ = deadline;
         if (!announced) replica_failed_ = true;
-        if (no_partners || !announced) replicated_ = true;
+        if (no_partners || !announced) {
+            replicated_ = true;
+            stats_.ready_ms = t - t_start_;
+        }
     }
     cv_.notify_all();
 }
@@ -152,6 +155,7 @@ std::optional<msgcheck::AckTally::Outcome> InFlightSave::ack(std::uint32_t from,
             replicated_ = true;
             stats_.replicate_ms = now - t_checksummed_;
             stats_.replicas = static_cast<unsigned>(acks_.count());
+            stats_.ready_ms = now - t_start_;
             cv_.notify_all();
         }
     }
@@ -163,6 +167,7 @@ std::optional<InFlightSave::Expired> InFlightSave::expire(double now) {
     if (!active_ || !checksummed_ || replicated_ || now <= deadline_ms_) return std::nullopt;
     replica_failed_ = true;
     replicated_ = true;
+    stats_.ready_ms = now - t_start_;
     cv_.notify_all();
     return Expired{version_, acks_.count()};
 }

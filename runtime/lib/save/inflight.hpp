@@ -31,6 +31,8 @@ struct SaveStats {
     double checksum_ms = 0;        // in the background
     double replicate_ms = 0;       // from the checksum to the last partner's acknowledgement
     unsigned replicas = 0;         // copies acknowledged
+    double ready_ms = 0;           // from the start of its commit to this rank's vote being known (the
+                                   // commit's own cost, however late the vote that decides it runs)
     double commit_ms = 0;          // from the start of its commit (the copy, or for a version that was
                                    // pending, the previous verdict) to the commit; 0 until committed
     bool committed = false;
