@@ -24,10 +24,23 @@ Result<SizeSpec> parse_mem(std::string_view key, std::string_view value) {
 
 }  // namespace
 
+tck::Result<double> parse_node_mtbf(std::string_view what, std::string_view text) {
+    auto d = parse_duration(text);
+    // 0 would mean a failure at every instant: no schedule can follow that,
+    // and it is more likely a slip than a measurement.
+    if (!d || !(*d > 0)) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "{}={}: expected a duration above 0 (30d, 3h, 90m, 1000s; no suffix: seconds), or inf for no "
+                     "failures",
+                     what, text);
+    }
+    return *d;
+}
+
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
     auto kv = parse_kvargs(args, {"store_dir", "max_mem", "default_mem", "default_replicas", "persist_dirs",
                                   "keep_seconds", "flush_seconds", "prefault", "log", "failure_domains",
-                                  "topology_conf"});
+                                  "topology_conf", "node_mtbf"});
     if (!kv) return kv.status();
     Config cfg;
     for (const auto &[key, value] : *kv) {
@@ -101,6 +114,10 @@ tck::Result<Config> parse_config(const std::vector<std::string_view> &args) {
             auto n = parse_uint(key, value, 0, kMaxFlushSeconds);
             if (!n) return n.status();
             cfg.flush_seconds = *n;
+        } else if (key == "node_mtbf") {
+            auto d = parse_node_mtbf(key, value);
+            if (!d) return d.status();
+            cfg.node_mtbf_s = *d;
         } else if (key == "prefault") {
             auto b = parse_bool(key, value);
             if (!b) return b.status();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,11 @@ struct Config {
     std::uint64_t keep_seconds = 600;               // keep_seconds=: grace after a failed job
     std::uint64_t flush_seconds = 600;              // flush_seconds=: the epilog's flush; 0: none
     bool prefault = true;                           // prefault=
+    // node_mtbf=: a node's mean time between failures in seconds (+inf: no
+    // failures expected), the tasks' TIERCKPT_NODE_MTBF when the user gives
+    // no --ckpt-node-mtbf. Unset: the variable is not set, and the runtime
+    // takes its own default (defaults::kNodeMtbfS).
+    std::optional<double> node_mtbf_s;
     tck::log::Level log_level = tck::log::Level::warn;  // log=
 
     static SizeSpec percent(double p) {
@@ -49,6 +55,11 @@ inline constexpr std::uint64_t kMaxKeepSeconds = 7 * 24 * 3600;
 inline constexpr std::uint64_t kMaxPersistEvery = 1000000;
 inline constexpr std::uint32_t kMaxPersistKeep = 1000;
 inline constexpr std::uint64_t kMaxFlushSeconds = 24 * 3600;
+
+// A node MTBF as node_mtbf= and --ckpt-node-mtbf take it: a duration
+// above 0 (30d, 3h, 90m, 1000s; no suffix: seconds), or inf. `what` names
+// it in the message ("node_mtbf", "--ckpt-node-mtbf").
+tck::Result<double> parse_node_mtbf(std::string_view what, std::string_view text);
 
 tck::Result<Config> parse_config(const std::vector<std::string_view> &args);
 

@@ -1,5 +1,8 @@
 #include "options.hpp"
 
+#include <cmath>
+#include <cstdlib>
+
 #include "common/parse.hpp"
 
 namespace tck::spank {
@@ -14,6 +17,9 @@ constexpr const char *name_of(Opt opt) {
     case Opt::persist_every: return "--ckpt-persist-every";
     case Opt::transport: return "--ckpt-transport";
     case Opt::persist_keep: return "--ckpt-persist-keep";
+    case Opt::ckpt_interval: return "--ckpt-interval";
+    case Opt::node_mtbf: return "--ckpt-node-mtbf";
+    case Opt::max_overhead: return "--ckpt-max-overhead";
     }
     return "--ckpt-?";
 }
@@ -25,6 +31,14 @@ Status over_cap(const SizeSpec &asked, const Config &cfg, std::string_view where
 }
 
 }  // namespace
+
+std::string plain_number(double v) {
+    if (std::isinf(v) && v > 0) return "inf";
+    // The shortest form that reads back exactly: plain digits from 1e-4 to
+    // 1e16 (every value anyone means), an exponent beyond, which keeps it
+    // short enough for the runtime's parsers (40 characters at most).
+    return fmt::format("{}", v);
+}
 
 Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions &opts) {
     const char *name = name_of(opt);
@@ -87,6 +101,33 @@ Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions 
         opts.transport = std::string(arg);
         return Status::ok();
     }
+    case Opt::ckpt_interval: {
+        auto iv = parse_ckpt_interval(name, arg);
+        if (!iv) return iv.status();
+        switch (iv->kind) {
+        case CkptInterval::Kind::automatic: opts.ckpt_interval = "auto"; break;
+        case CkptInterval::Kind::steps: opts.ckpt_interval = std::to_string(iv->steps); break;
+        // The unit stays: a bare number is a step count.
+        case CkptInterval::Kind::duration: opts.ckpt_interval = plain_number(iv->seconds) + "s"; break;
+        }
+        return Status::ok();
+    }
+    case Opt::node_mtbf: {
+        auto d = parse_node_mtbf(name, arg);
+        if (!d) return d.status();
+        opts.node_mtbf = plain_number(*d);
+        return Status::ok();
+    }
+    case Opt::max_overhead: {
+        auto share = parse_percent(name, arg);
+        if (!share) return share.status();
+        // The percentage as typed ("2.5" stays 2.5): the share times 100
+        // can come back as 7.000000000000001.
+        std::string pct(arg);
+        if (pct.back() == '%') pct.pop_back();
+        opts.max_overhead = plain_number(std::strtod(pct.c_str(), nullptr));
+        return Status::ok();
+    }
     }
     return error(TIERCKPT_ERR_INTERNAL, "unknown option {}", static_cast<int>(opt));
 }
@@ -98,6 +139,9 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
                              : opts.persist_every ? "--ckpt-persist-every"
                              : opts.persist_keep ? "--ckpt-persist-keep"
                              : opts.transport ? "--ckpt-transport"
+                             : opts.ckpt_interval ? "--ckpt-interval"
+                             : opts.node_mtbf ? "--ckpt-node-mtbf"
+                             : opts.max_overhead ? "--ckpt-max-overhead"
                                                   : nullptr;
         if (orphan) {
             return error(TIERCKPT_ERR_INVALID,
@@ -120,6 +164,14 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
     s.mem = opts.mem ? *opts.mem : cfg.default_mem;
     s.replicas = opts.replicas ? *opts.replicas : cfg.default_replicas;
     if (opts.transport) s.transport = *opts.transport;
+    if (opts.ckpt_interval) s.ckpt_interval = *opts.ckpt_interval;
+    if (opts.node_mtbf) {
+        s.node_mtbf = *opts.node_mtbf;
+    } else if (cfg.node_mtbf_s) {
+        s.node_mtbf = plain_number(*cfg.node_mtbf_s);
+        s.node_mtbf_from_admin = true;
+    }
+    if (opts.max_overhead) s.max_overhead = *opts.max_overhead;
     if (opts.persist_dir) {
         s.persist_dir = *opts.persist_dir;
         s.persist_every = opts.persist_every ? *opts.persist_every : kDefaultPersistEvery;

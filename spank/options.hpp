@@ -13,7 +13,17 @@
 
 namespace tck::spank {
 
-enum class Opt : int { mem = 1, replicas, persist, persist_every, transport, persist_keep };
+enum class Opt : int {
+    mem = 1,
+    replicas,
+    persist,
+    persist_every,
+    transport,
+    persist_keep,
+    ckpt_interval,
+    node_mtbf,
+    max_overhead,
+};
 
 // Starts unset: callbacks may run more than once (options from the
 // environment, then the command line; twice in slurmstepd), and a later
@@ -26,6 +36,11 @@ struct UserOptions {
     std::optional<std::uint64_t> persist_every;
     std::optional<std::string> transport;
     std::optional<std::uint32_t> persist_keep;
+    // The automatic checkpoint schedule (the runtime's due()), already in
+    // the form the tasks get it: see Settings.
+    std::optional<std::string> ckpt_interval;
+    std::optional<std::string> node_mtbf;
+    std::optional<std::string> max_overhead;
 };
 
 // What the job gets once defaults are applied.
@@ -36,10 +51,25 @@ struct Settings {
     std::uint64_t persist_every = 0;  // 0 when persist_dir is empty
     std::uint32_t persist_keep = 0;   // 0 when persist_dir is empty
     std::string transport = "auto";   // ucx, ofi or auto
+    // The schedule's TIERCKPT_* values, normalized so that the runtime reads
+    // plain numbers whatever form the user typed; empty: the plugin does not
+    // set the variable, so one the user exported reaches the tasks, and
+    // without one the runtime's default holds (tierckpt(7)).
+    std::string ckpt_interval;  // TIERCKPT_CKPT_INTERVAL: "auto", steps ("50") or seconds ("600s")
+    std::string node_mtbf;      // TIERCKPT_NODE_MTBF: seconds ("22809600") or "inf"
+    std::string max_overhead;   // TIERCKPT_MAX_OVERHEAD: a percentage ("2")
+    // node_mtbf is the admin's node_mtbf (no --ckpt-node-mtbf): a default,
+    // so a TIERCKPT_NODE_MTBF the user exported wins over it.
+    bool node_mtbf_from_admin = false;
 };
 
 inline constexpr std::uint64_t kDefaultPersistEvery = defaults::kPersistEvery;
 inline constexpr std::uint32_t kDefaultPersistKeep = defaults::kPersistKeep;
+
+// A number of seconds (or a percentage) as the tasks get it: the shortest
+// decimal that reads back exactly ("600", "1.5"; "1e+20" only far beyond
+// any real value); "inf" for +infinity.
+std::string plain_number(double v);
 
 // Parses one option's argument into opts. optarg may be null for a bare
 // --ckpt-mem. The message names the option, the bad value and the form.

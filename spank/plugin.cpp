@@ -89,6 +89,18 @@ spank_option g_options[] = {
     {const_cast<char *>("ckpt-transport"), const_cast<char *>("KIND"),
      const_cast<char *>("RDMA transport for replicas: ucx, ofi or auto (default) [tierckpt]"), 1,
      static_cast<int>(Opt::transport), option_cb},
+    {const_cast<char *>("ckpt-interval"), const_cast<char *>("WHEN"),
+     const_cast<char *>("When the program's due() calls say a checkpoint is due: auto (default: chosen from the "
+                        "save's cost and --ckpt-node-mtbf), every N steps (100), or a duration (10m) [tierckpt]"),
+     1, static_cast<int>(Opt::ckpt_interval), option_cb},
+    {const_cast<char *>("ckpt-node-mtbf"), const_cast<char *>("DURATION"),
+     const_cast<char *>("A node's mean time between failures for --ckpt-interval=auto (30d, 5000h; inf: none; "
+                        "default: the site's, else 264d) [tierckpt]"),
+     1, static_cast<int>(Opt::node_mtbf), option_cb},
+    {const_cast<char *>("ckpt-max-overhead"), const_cast<char *>("PCT"),
+     const_cast<char *>("With --ckpt-interval=auto, spend at most PCT % of the training time saving (2 or 2%) "
+                        "[tierckpt]"),
+     1, static_cast<int>(Opt::max_overhead), option_cb},
 };
 
 const char *context_name(spank_context_t ctx) {

@@ -128,6 +128,27 @@ Status setup_store(spank_t sp, PluginState &s) {
         Status st = set_env(sp, name, value);
         if (!st) return st;
     }
+    // The schedule's variables only when the user or the admin gave a
+    // value: otherwise one the user exported reaches the tasks unchanged,
+    // and without one the runtime's default holds. The user's own choices
+    // (--ckpt-*, then an exported variable) come before the admin's
+    // node_mtbf, which is a default, not a limit.
+    struct Sched {
+        const char *name;
+        const std::string &value;
+        bool keep_exported;
+    };
+    for (const Sched &v : {
+             Sched{env::kCkptInterval, settings->ckpt_interval, false},
+             Sched{env::kNodeMtbf, settings->node_mtbf, settings->node_mtbf_from_admin},
+             Sched{env::kMaxOverhead, settings->max_overhead, false},
+         }) {
+        if (v.value.empty()) continue;
+        spank_err_t rc = spank_setenv(sp, v.name, v.value.c_str(), v.keep_exported ? 0 : 1);
+        if (rc != ESPANK_SUCCESS && !(v.keep_exported && rc == ESPANK_ENV_EXISTS)) {
+            return error(TIERCKPT_ERR_INTERNAL, "cannot set {}: {}", v.name, spank_strerror(rc));
+        }
+    }
     return Status::ok();
 }
 

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "spank/config.hpp"
 
 using tck::spank::parse_config;
@@ -17,12 +19,13 @@ TEST_CASE("plugstack arguments: defaults", "[spank][config]") {
     CHECK(def->flush_seconds == 600);
     CHECK(def->prefault);
     CHECK(def->log_level == tck::log::Level::warn);
+    CHECK_FALSE(def->node_mtbf_s);  // unset: the runtime's default reaches the tasks
 }
 
 TEST_CASE("plugstack arguments: every key", "[spank][config]") {
     auto c = parse_config({"store_dir=/dev/hugepages/tck", "max_mem=64G", "default_mem=8G", "default_replicas=2",
                            "persist_dirs=/lustre:/fsx", "keep_seconds=120", "prefault=no", "log=debug",
-                           "flush_seconds=0"});
+                           "flush_seconds=0", "node_mtbf=30d"});
     REQUIRE(c);
     CHECK(c->store_dir == "/dev/hugepages/tck");
     CHECK(c->max_mem.bytes == 64ull << 30);
@@ -34,6 +37,35 @@ TEST_CASE("plugstack arguments: every key", "[spank][config]") {
     CHECK(c->flush_seconds == 0);
     CHECK_FALSE(c->prefault);
     CHECK(c->log_level == tck::log::Level::debug);
+    REQUIRE(c->node_mtbf_s);
+    CHECK(*c->node_mtbf_s == 30 * 86400.0);
+}
+
+TEST_CASE("plugstack arguments: node_mtbf", "[spank][config]") {
+    for (auto [arg, want] : {std::pair<const char *, double>{"node_mtbf=264d", 264 * 86400.0},
+                             {"node_mtbf=5000h", 5000 * 3600.0},
+                             {"node_mtbf=90m", 5400},
+                             {"node_mtbf=86400", 86400},
+                             {"node_mtbf=0.5", 0.5},
+                             {"node_mtbf=inf", std::numeric_limits<double>::infinity()}}) {
+        INFO(arg);
+        auto c = parse_config({arg});
+        REQUIRE(c);
+        REQUIRE(c->node_mtbf_s);
+        CHECK(*c->node_mtbf_s == want);
+    }
+    for (const char *bad : {"node_mtbf=0", "node_mtbf=0d", "node_mtbf=-3d", "node_mtbf=", "node_mtbf=soon",
+                            "node_mtbf=30 d", "node_mtbf=30w"}) {
+        INFO(bad);
+        auto c = parse_config({bad});
+        REQUIRE_FALSE(c);
+        CHECK(c.status().message().rfind(std::string(bad) + ": expected a duration above 0 (30d, 3h, 90m, 1000s; no "
+                                                            "suffix: seconds), or inf for no failures",
+                                         0) == 0);
+    }
+    auto twice = parse_config({"node_mtbf=30d", "node_mtbf=40d"});
+    REQUIRE_FALSE(twice);
+    CHECK(twice.status().message().find("node_mtbf") != std::string::npos);
 }
 
 TEST_CASE("plugstack arguments: bad input names the key and the reason", "[spank][config]") {

@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <string>
+#include <tuple>
 
+#include "common/parse.hpp"
 #include "spank/options.hpp"
 
 using namespace tck::spank;
@@ -144,4 +147,137 @@ TEST_CASE("the admin's cap: early when decidable, per node otherwise", "[spank][
     REQUIRE(abs_on_node);
     CHECK_FALSE(store_bytes(*abs_on_node, *pct, 8ull << 30));   // 4G > 30% of 8G
     CHECK(*store_bytes(*abs_on_node, *pct, 16ull << 30) == 4ull << 30);
+}
+
+TEST_CASE("the checkpoint schedule's options reach the tasks in one plain form", "[spank][options]") {
+    Config cfg;
+    auto none = settle(apply_ok({{Opt::mem, "1G"}}), cfg);
+    REQUIRE(none);
+    // Unset: no variable, so one the user exported passes and else the
+    // runtime's defaults hold.
+    CHECK(none->ckpt_interval.empty());
+    CHECK(none->node_mtbf.empty());
+    CHECK(none->max_overhead.empty());
+
+    struct Case {
+        Opt opt;
+        const char *arg, *want;
+    };
+    for (auto [opt, arg, want] : {
+             Case{Opt::ckpt_interval, "auto", "auto"},
+             Case{Opt::ckpt_interval, "50", "50"},
+             Case{Opt::ckpt_interval, "0050", "50"},
+             Case{Opt::ckpt_interval, "1000000000", "1000000000"},
+             Case{Opt::ckpt_interval, "10m", "600s"},
+             Case{Opt::ckpt_interval, "90s", "90s"},
+             Case{Opt::ckpt_interval, "1.5h", "5400s"},
+             Case{Opt::ckpt_interval, "0.5S", "0.5s"},
+             Case{Opt::ckpt_interval, "2d", "172800s"},
+             Case{Opt::ckpt_interval, "366d", "31622400s"},
+             Case{Opt::node_mtbf, "264d", "22809600"},
+             Case{Opt::node_mtbf, "30d", "2592000"},
+             Case{Opt::node_mtbf, "5000h", "18000000"},
+             Case{Opt::node_mtbf, "3600", "3600"},
+             Case{Opt::node_mtbf, "1.5", "1.5"},
+             Case{Opt::node_mtbf, "inf", "inf"},
+             Case{Opt::node_mtbf, "none", "inf"},
+             Case{Opt::max_overhead, "2", "2"},
+             Case{Opt::max_overhead, "2%", "2"},
+             Case{Opt::max_overhead, "2.50", "2.5"},
+             Case{Opt::max_overhead, "7", "7"},
+             Case{Opt::max_overhead, "0.01%", "0.01"},
+             Case{Opt::max_overhead, "99.9", "99.9"},
+         }) {
+        INFO(static_cast<int>(opt) << " " << arg);
+        auto s = settle(apply_ok({{Opt::mem, "1G"}, {opt, arg}}), cfg);
+        REQUIRE(s);
+        const std::string &got = opt == Opt::ckpt_interval ? s->ckpt_interval
+                                 : opt == Opt::node_mtbf   ? s->node_mtbf
+                                                           : s->max_overhead;
+        CHECK(got == want);
+    }
+
+    // What the plugin hands over reads back, with the runtime's parsers, as
+    // what the user asked for.
+    auto iv = tck::parse_ckpt_interval("TIERCKPT_CKPT_INTERVAL", "600s");
+    REQUIRE(iv);
+    CHECK(iv->kind == tck::CkptInterval::Kind::duration);
+    CHECK(iv->seconds == 600);
+    auto steps = tck::parse_ckpt_interval("TIERCKPT_CKPT_INTERVAL", "50");
+    REQUIRE(steps);
+    CHECK(steps->kind == tck::CkptInterval::Kind::steps);
+    for (double v : {22809600.0, 1.5, 1e-7, 1e20, 123456.789}) {
+        INFO(v);
+        auto d = tck::parse_duration(plain_number(v));
+        REQUIRE(d);
+        CHECK(*d == v);
+        auto sd = tck::parse_ckpt_interval("x", plain_number(v) + "s");
+        if (v <= 366 * 86400.0) CHECK((sd && sd->seconds == v));
+    }
+    CHECK(plain_number(22809600) == "22809600");
+    CHECK(plain_number(std::numeric_limits<double>::infinity()) == "inf");
+    auto pct = tck::parse_percent("x", "2.5");
+    REQUIRE(pct);
+    CHECK(*pct == 0.025);
+
+    // A later value replaces an earlier one, as for every option.
+    auto again = settle(apply_ok({{Opt::mem, "1G"}, {Opt::ckpt_interval, "10m"}, {Opt::ckpt_interval, "auto"}}), cfg);
+    REQUIRE(again);
+    CHECK(again->ckpt_interval == "auto");
+}
+
+TEST_CASE("bad schedule values name the option, the value and the accepted forms", "[spank][options]") {
+    for (const char *bad : {"", "0", "-5", "1e3", "10x", "10 m", "0s", "-1m", "inf", "none", "367d", "1000000001",
+                            "abc", "auto ", "AUTO", "1.5"}) {
+        INFO("--ckpt-interval=" << bad);
+        std::string msg = apply_err(Opt::ckpt_interval, bad);
+        CHECK(msg.rfind(std::string("--ckpt-interval=") + bad + ": expected auto, a number of steps", 0) == 0);
+        CHECK(msg.find("a duration with its unit") != std::string::npos);
+    }
+    for (const char *bad : {"", "0", "0d", "-1d", "abc", "10x", "1 d", "infinity"}) {
+        INFO("--ckpt-node-mtbf=" << bad);
+        std::string msg = apply_err(Opt::node_mtbf, bad);
+        CHECK(msg.rfind(std::string("--ckpt-node-mtbf=") + bad + ": expected a duration above 0", 0) == 0);
+        CHECK(msg.find("or inf") != std::string::npos);
+    }
+    for (const char *bad : {"", "0", "0%", "100", "100%", "-2", "abc", "2%%", "nan", "inf", "%"}) {
+        INFO("--ckpt-max-overhead=" << bad);
+        std::string msg = apply_err(Opt::max_overhead, bad);
+        CHECK(msg.rfind(std::string("--ckpt-max-overhead=") + bad + ": expected a percentage above 0 and below 100",
+                        0) == 0);
+    }
+    // A bad value leaves an earlier good one in place.
+    UserOptions u;
+    REQUIRE(apply_option(Opt::ckpt_interval, "100", Config{}, u).is_ok());
+    REQUIRE_FALSE(apply_option(Opt::ckpt_interval, "0", Config{}, u).is_ok());
+    CHECK(*u.ckpt_interval == "100");
+}
+
+TEST_CASE("schedule options need --ckpt-mem; the user's MTBF beats the admin's", "[spank][options]") {
+    Config cfg;
+    for (auto [opt, arg, name] : {std::tuple<Opt, const char *, const char *>{Opt::ckpt_interval, "auto", "--ckpt-interval"},
+                                  {Opt::node_mtbf, "30d", "--ckpt-node-mtbf"},
+                                  {Opt::max_overhead, "2", "--ckpt-max-overhead"}}) {
+        INFO(name);
+        auto r = settle(apply_ok({{opt, arg}}), cfg);
+        REQUIRE_FALSE(r);
+        CHECK(r.status().message() == std::string(name) +
+                                          " is given without --ckpt-mem; tierckpt is on only with --ckpt-mem=SIZE "
+                                          "(e.g. --ckpt-mem=8G)");
+    }
+
+    auto site = parse_config({"node_mtbf=30d"});
+    REQUIRE(site);
+    auto from_admin = settle(apply_ok({{Opt::mem, "1G"}}, *site), *site);
+    REQUIRE(from_admin);
+    CHECK(from_admin->node_mtbf == "2592000");
+    CHECK(from_admin->node_mtbf_from_admin);
+    auto from_user = settle(apply_ok({{Opt::mem, "1G"}, {Opt::node_mtbf, "inf"}}, *site), *site);
+    REQUIRE(from_user);
+    CHECK(from_user->node_mtbf == "inf");
+    CHECK_FALSE(from_user->node_mtbf_from_admin);
+    // Without --ckpt-mem nothing reaches the tasks, the admin's value neither.
+    auto off = settle(UserOptions{}, *site);
+    REQUIRE(off);
+    CHECK(off->node_mtbf.empty());
 }

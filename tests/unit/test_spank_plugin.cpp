@@ -74,7 +74,8 @@ TEST_CASE("srun: options register and bad values stop srun with the reason", "[s
     std::vector<std::string> names;
     for (auto &o : spank_stub::world().options) names.push_back(o.name);
     CHECK(names == std::vector<std::string>{"ckpt-mem", "ckpt-replicas", "ckpt-persist", "ckpt-persist-every",
-                                            "ckpt-persist-keep", "ckpt-transport"});
+                                            "ckpt-persist-keep", "ckpt-transport", "ckpt-interval",
+                                            "ckpt-node-mtbf", "ckpt-max-overhead"});
 
     CHECK(spank_stub::give_option("ckpt-mem", "abc", false) < 0);
     CHECK(p.has_error("--ckpt-mem: invalid size 'abc'"));
@@ -85,6 +86,106 @@ TEST_CASE("srun: options register and bad values stop srun with the reason", "[s
     CHECK(spank_stub::give_option("ckpt-persist-every", "3", false) == 0);
     CHECK(p.call(slurm_spank_init_post_opt) < 0);  // without --ckpt-mem; Slurm counts only < 0
     CHECK(p.has_error("--ckpt-persist-every is given without --ckpt-mem"));
+}
+
+TEST_CASE("srun: bad schedule values stop srun with the option, the value and the forms", "[spank][plugin]") {
+    Plugin p;
+    p.start(S_CTX_LOCAL);
+    CHECK(spank_stub::give_option("ckpt-interval", "10", false) == 0);
+    CHECK(spank_stub::give_option("ckpt-interval", "10x", false) < 0);
+    CHECK(p.has_error("--ckpt-interval=10x: expected auto, a number of steps (e.g. 100), or a duration with its "
+                      "unit (e.g. 90s, 10m, 1h)"));
+    CHECK(spank_stub::give_option("ckpt-node-mtbf", "0", false) < 0);
+    CHECK(p.has_error("--ckpt-node-mtbf=0: expected a duration above 0"));
+    CHECK(spank_stub::give_option("ckpt-max-overhead", "100%", false) < 0);
+    CHECK(p.has_error("--ckpt-max-overhead=100%: expected a percentage above 0 and below 100"));
+
+    p.start(S_CTX_LOCAL);
+    CHECK(spank_stub::give_option("ckpt-max-overhead", "2", false) == 0);
+    CHECK(p.call(slurm_spank_init_post_opt) < 0);
+    CHECK(p.has_error("--ckpt-max-overhead is given without --ckpt-mem"));
+
+    p.start(S_CTX_LOCAL);
+    for (auto [name, value] : {std::pair<const char *, const char *>{"ckpt-mem", "64M"}, {"ckpt-interval", "auto"},
+                               {"ckpt-node-mtbf", "inf"}, {"ckpt-max-overhead", "2%"}}) {
+        CHECK(spank_stub::give_option(name, value, false) == 0);
+    }
+    CHECK(p.call(slurm_spank_init_post_opt) == 0);
+}
+
+TEST_CASE("srun: a bad node_mtbf in plugstack.conf stops srun with the key", "[spank][plugin]") {
+    Plugin p({"node_mtbf=0"});
+    p.start(S_CTX_LOCAL);
+    CHECK(p.call(slurm_spank_init_post_opt) < 0);
+    CHECK(p.has_error("plugstack.conf: node_mtbf=0: expected a duration above 0"));
+}
+
+TEST_CASE("slurmstepd: the schedule's variables, from the user, the admin or neither", "[spank][plugin]") {
+    {
+        // Neither: no variable, so what the user exported passes through
+        // and else the runtime's defaults hold.
+        Plugin p;
+        p.start(S_CTX_REMOTE);
+        spank_stub::world().job_env["TIERCKPT_CKPT_INTERVAL"] = "25";
+        REQUIRE(spank_stub::give_option("ckpt-mem", "1M", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK_FALSE(p.env("TIERCKPT_STORE").empty());
+        CHECK(p.env("TIERCKPT_CKPT_INTERVAL") == "25");
+        CHECK(spank_stub::world().job_env.count("TIERCKPT_NODE_MTBF") == 0);
+        CHECK(spank_stub::world().job_env.count("TIERCKPT_MAX_OVERHEAD") == 0);
+        CHECK(p.call(slurm_spank_task_init) == 0);
+    }
+    {
+        // The options, normalized; the user's MTBF over the admin's.
+        Plugin p({"node_mtbf=30d"});
+        p.start(S_CTX_REMOTE);
+        spank_stub::world().job_env["TIERCKPT_CKPT_INTERVAL"] = "25";
+        REQUIRE(spank_stub::give_option("ckpt-mem", "1M", true) == 0);
+        REQUIRE(spank_stub::give_option("ckpt-interval", "10m", true) == 0);
+        REQUIRE(spank_stub::give_option("ckpt-node-mtbf", "264d", true) == 0);
+        REQUIRE(spank_stub::give_option("ckpt-max-overhead", "2%", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_CKPT_INTERVAL") == "600s");
+        CHECK(p.env("TIERCKPT_NODE_MTBF") == "22809600");
+        CHECK(p.env("TIERCKPT_MAX_OVERHEAD") == "2");
+        CHECK(p.call(slurm_spank_task_init) == 0);
+
+        p.start(S_CTX_REMOTE);  // the next step: steps
+        REQUIRE(spank_stub::give_option("ckpt-mem", "1M", true) == 0);
+        REQUIRE(spank_stub::give_option("ckpt-interval", "50", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_CKPT_INTERVAL") == "50");
+        // The admin's MTBF when the user gives none.
+        CHECK(p.env("TIERCKPT_NODE_MTBF") == "2592000");
+        CHECK(spank_stub::world().job_env.count("TIERCKPT_MAX_OVERHEAD") == 0);
+
+        // The admin's is a default: a variable the user exported stays.
+        p.start(S_CTX_REMOTE);
+        spank_stub::world().job_env["TIERCKPT_NODE_MTBF"] = "inf";
+        REQUIRE(spank_stub::give_option("ckpt-mem", "1M", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_NODE_MTBF") == "inf");
+        // An option beats the exported variable.
+        p.start(S_CTX_REMOTE);
+        spank_stub::world().job_env["TIERCKPT_NODE_MTBF"] = "inf";
+        REQUIRE(spank_stub::give_option("ckpt-mem", "1M", true) == 0);
+        REQUIRE(spank_stub::give_option("ckpt-node-mtbf", "1000h", true) == 0);
+        REQUIRE(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_NODE_MTBF") == "3600000");
+    }
+    {
+        // A value srun would have refused (the job's SPANK variables are
+        // the user's to change) fails the tasks with the reason.
+        Plugin p;
+        p.start(S_CTX_REMOTE);
+        REQUIRE(spank_stub::give_option("ckpt-mem", "1M", true) == 0);
+        CHECK(spank_stub::give_option("ckpt-interval", "0", true) == 0);  // kept for task_init
+        CHECK(p.call(slurm_spank_init_post_opt) == 0);
+        CHECK(p.env("TIERCKPT_STORE").empty());
+        CHECK(spank_stub::world().job_env.count("TIERCKPT_CKPT_INTERVAL") == 0);
+        CHECK(p.call(slurm_spank_task_init) < 0);
+        CHECK(p.has_error("--ckpt-interval=0: expected auto"));
+    }
 }
 
 TEST_CASE("srun: a bad plugstack.conf stops srun at init_post_opt", "[spank][plugin]") {
