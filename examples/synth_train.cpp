@@ -1,9 +1,11 @@
 // tierckpt-synth-train: a training loop over deterministic state, for the
 // demo, the tests and the benchmarks. See tierckpt-synth-train(1).
 //
-// Every rank owns --state-mib MiB of 64-bit words. Each step updates every
-// word with a function of the step; every --ckpt-every steps the state is
-// saved as version = step. On start the program restores the newest
+// Every rank owns --state-mib MiB of 64-bit words (--grow-mib from step
+// --grow-at on). Each step updates every word with a function of the step;
+// the state is saved as version = step every --ckpt-every steps, or when
+// the runtime's schedule says a save is due (--ckpt-every auto or a
+// duration: tierckpt_due). On start the program restores the newest
 // checkpoint and goes on from there, so the final digest is the same
 // whether the run went straight through or was killed and resumed.
 #include <mpi.h>
@@ -11,6 +13,8 @@
 
 #include <chrono>
 #include <cerrno>
+#include <cctype>
+#include <csignal>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +33,12 @@ struct Args {
     std::uint64_t state_mib = 16;
     std::uint64_t steps = 20;
     std::uint64_t ckpt_every = 5;
+    std::string ckpt_schedule;  // "auto" or a duration: the runtime's due() decides
+    std::string node_mtbf;      // for auto: a node's MTBF (otherwise srun's, or the default)
+    std::uint64_t grow_at = 0;  // the step from which the state holds grow_mib MiB (0: never)
+    std::uint64_t grow_mib = 0;
+    std::uint64_t kill_step = 0;  // --kill-at STEP:RANK: that rank kills itself (SIGKILL) at that step
+    int kill_rank = -1;
     std::uint64_t step_ms = 0;
     bool wait_commit = false;  // every save waits for its commit
     std::string store;        // without Slurm: a store path
@@ -39,7 +49,9 @@ struct Args {
 
 [[noreturn]] void usage(int rc) {
     std::fprintf(rc ? stderr : stdout,
-                 "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K] [--step-ms T]\n"
+                 "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K|auto|DURATION]\n"
+                 "                            [--node-mtbf DURATION] [--step-ms T] [--grow-at STEP --grow-mib M]\n"
+                 "                            [--kill-at STEP:RANK]\n"
                  "                            [--wait-commit] [--store PATH --store-bytes SIZE]\n"
                  "                            [--persist DIR [--persist-every N] [--persist-keep K]]\n"
                  "Run under srun --mpi=pmix --ckpt-mem=SIZE (or mpirun with --store). See tierckpt-synth-train(1).\n");
@@ -65,7 +77,21 @@ Args parse(int argc, char **argv) {
         if (o == "-h" || o == "--help") usage(0);
         else if (o == "--state-mib") a.state_mib = number("--state-mib", v), ++i;
         else if (o == "--steps") a.steps = number("--steps", v), ++i;
+        else if (o == "--ckpt-every" && v && (std::strcmp(v, "auto") == 0 || !std::isdigit(static_cast<unsigned char>(v[std::strlen(v) ? std::strlen(v) - 1 : 0]))))
+            a.ckpt_schedule = v, ++i;
         else if (o == "--ckpt-every") a.ckpt_every = number("--ckpt-every", v), ++i;
+        else if (o == "--node-mtbf" && v) a.node_mtbf = v, ++i;
+        else if (o == "--kill-at" && v) {
+            unsigned long long st = 0;
+            int r = -1;
+            char end = 0;
+            if (std::sscanf(v, "%llu:%d%c", &st, &r, &end) != 2 || st == 0 || r < 0) {
+                std::fprintf(stderr, "tierckpt-synth-train: --kill-at needs STEP:RANK, got '%s'\n", v);
+                usage(2);
+            }
+            a.kill_step = st, a.kill_rank = r, ++i;
+        } else if (o == "--grow-at") a.grow_at = number("--grow-at", v), ++i;
+        else if (o == "--grow-mib") a.grow_mib = number("--grow-mib", v), ++i;
         else if (o == "--step-ms") a.step_ms = number("--step-ms", v), ++i;
         else if (o == "--wait-commit") a.wait_commit = true;
         else if (o == "--store" && v) a.store = v, ++i;
@@ -80,6 +106,11 @@ Args parse(int argc, char **argv) {
     }
     if (a.state_mib == 0 || a.ckpt_every == 0) {
         std::fprintf(stderr, "tierckpt-synth-train: --state-mib and --ckpt-every must be at least 1\n");
+        usage(2);
+    }
+    if ((a.grow_at == 0) != (a.grow_mib == 0) || (a.grow_mib && a.grow_mib < a.state_mib)) {
+        std::fprintf(stderr, "tierckpt-synth-train: give --grow-at and --grow-mib together, --grow-mib at least "
+                             "--state-mib\n");
         usage(2);
     }
     return a;
@@ -98,10 +129,26 @@ void step_state(std::vector<std::uint64_t> &w, std::uint64_t step) {
     for (auto &x : w) x = x * 6364136223846793005ull + add;
 }
 
+// The state of rank at its start, words [from, to): new words get the same
+// values whether the state started this large or grew to it.
+void init_state(std::vector<std::uint64_t> &w, std::size_t from, int rank) {
+    for (std::size_t i = from; i < w.size(); ++i) w[i] = splitmix((static_cast<std::uint64_t>(rank) << 40) + i);
+}
+
 std::uint64_t digest(const std::vector<std::uint64_t> &w) {
     std::uint64_t h = 0xcbf29ce484222325ull;
     for (auto x : w) h = (h ^ x) * 0x100000001b3ull;
     return h;
+}
+
+// The schedule's newest decision, for the saved line (empty without one).
+std::string schedule_text(tierckpt::Checkpointer &ckpt) {
+    tierckpt_schedule_t d = ckpt.schedule();
+    if (!d.decisions) return "";
+    char buf[256];
+    std::snprintf(buf, sizeof buf, " schedule=%s every=%" PRIu64 " bound=%s step_s=%.4f stall_s=%.4f commit_s=%.4f",
+                  d.mode, d.steps, d.bound, d.step_s, d.stall_s, d.commit_s);
+    return buf;
 }
 
 }  // namespace
@@ -119,7 +166,12 @@ int main(int argc, char **argv) {
         std::uint64_t rank;
     } meta{0, static_cast<std::uint64_t>(rank)};
     std::vector<std::uint64_t> state(a.state_mib * (1ull << 20) / sizeof(std::uint64_t));
-    for (std::size_t i = 0; i < state.size(); ++i) state[i] = splitmix((static_cast<std::uint64_t>(rank) << 40) + i);
+    init_state(state, 0, rank);
+    auto grow = [&](std::uint64_t mib) {
+        const std::size_t old = state.size();
+        state.resize(mib * (1ull << 20) / sizeof(std::uint64_t));
+        init_state(state, old, rank);
+    };
 
     int rc = 0;
     try {
@@ -130,8 +182,26 @@ int main(int argc, char **argv) {
             if (!a.persist.empty()) opts.set("persist_dir", a.persist);
             if (!a.persist_every.empty()) opts.set("persist_every", a.persist_every);
             if (!a.persist_keep.empty()) opts.set("persist_keep", a.persist_keep);
+            if (!a.ckpt_schedule.empty()) opts.set("ckpt_interval", a.ckpt_schedule);
+            if (!a.node_mtbf.empty()) opts.set("node_mtbf", a.node_mtbf);
+        } else {
+            // The program's own choices win over srun's --ckpt-interval and --ckpt-node-mtbf.
+            // "auto" asks the runtime: srun --ckpt-interval's schedule (auto when unset).
+            if (!a.ckpt_schedule.empty() && a.ckpt_schedule != "auto") {
+                setenv("TIERCKPT_CKPT_INTERVAL", a.ckpt_schedule.c_str(), 1);
+            }
+            if (!a.node_mtbf.empty()) setenv("TIERCKPT_NODE_MTBF", a.node_mtbf.c_str(), 1);
         }
         tierckpt::Checkpointer ckpt(a.store.empty() ? nullptr : &opts);
+        if (a.grow_at) {
+            // The newest checkpoint may hold the grown state: learn its size
+            // before registering (the restore below uses the fetched shard).
+            if (ckpt.fetch()) {
+                for (const auto &[name, bytes] : ckpt.fetched_regions()) {
+                    if (name == "state" && bytes > state.size() * sizeof(std::uint64_t)) grow(a.grow_mib);
+                }
+            }
+        }
         ckpt.add("meta", &meta, sizeof meta);
         ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));
 
@@ -147,7 +217,20 @@ int main(int argc, char **argv) {
         }
         std::fflush(stdout);
 
+        const bool scheduled = !a.ckpt_schedule.empty();
         for (std::uint64_t s = meta.step + 1; s <= a.steps; ++s) {
+            if (a.grow_at && s == a.grow_at) {
+                // The model grows (a layer added, say): the next save holds more.
+                grow(a.grow_mib);
+                ckpt.unregister_all();
+                ckpt.add("meta", &meta, sizeof meta);
+                ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));
+            }
+            if (s == a.kill_step && rank == a.kill_rank) {
+                std::printf("rank=%d killed at step=%" PRIu64 "\n", rank, s);
+                std::fflush(stdout);
+                raise(SIGKILL);  // as a crashed process: no clean-up at all
+            }
             step_state(state, s);
             if (a.step_ms) std::this_thread::sleep_for(std::chrono::milliseconds(a.step_ms));
             // A data-parallel step ends with the gradients' all-reduce: the
@@ -156,7 +239,7 @@ int main(int argc, char **argv) {
             std::uint64_t token = s, all = 0;
             MPI_Allreduce(&token, &all, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
             meta.step = s;
-            if (s % a.ckpt_every == 0) {
+            if (scheduled ? ckpt.due(s) : s % a.ckpt_every == 0) {
                 ckpt.save(s);
                 if (a.wait_commit) ckpt.wait();
                 tierckpt_stats_t st = ckpt.stats();
@@ -168,10 +251,10 @@ int main(int argc, char **argv) {
                     std::printf("saved version=%" PRIu64 " stall_ms=%.2f wait_ms=%.2f blocked_ms=%.2f bytes=%" PRIu64
                                 " persisted=%" PRIu64 " persist_failures=%" PRIu64
                                 " persist_status=%s committed=%" PRIu64 " superseded=%" PRIu64
-                                " room_waits=%" PRIu64 "\n",
+                                " room_waits=%" PRIu64 "%s\n",
                                 s, worst[0], st.wait_ms, worst[1], st.bytes, st.persist_version, st.persist_failures,
                                 tierckpt_status_string(static_cast<tierckpt_status_t>(st.persist_status)),
-                                st.committed_version, st.superseded, st.room_waits);
+                                st.committed_version, st.superseded, st.room_waits, schedule_text(ckpt).c_str());
                     std::fflush(stdout);
                 }
             }
