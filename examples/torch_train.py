@@ -16,8 +16,9 @@ step); --model picks it (a comma list: rank r trains the (r mod n)th):
 
 With --allreduce the ranks average their gradients through mpi4py (data
 parallel); without it each rank trains its own replica. Every --ckpt-every
-steps the model, optimizer, scheduler, scaler and RNG states are saved into
-node memory; at start the newest checkpoint is restored, so a run that was
+steps (or, with --ckpt-every auto, when the runtime's schedule says a save is
+due: ck.save_if_due) the model, optimizer, scheduler, scaler and RNG states
+are saved into node memory; at start the newest checkpoint is restored, so a run that was
 killed and relaunched ends bit-identical to one that ran straight through.
 The last line of each rank says so:
 
@@ -45,7 +46,9 @@ MODELS = ("mlp", "resnet50", "transformer", "moe", "many")
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=30, help="train up to this step (default 30)")
-    p.add_argument("--ckpt-every", type=int, default=5, help="save every K steps (default 5)")
+    p.add_argument("--ckpt-every", default="5",
+                   help="save every K steps (default 5), or auto: when the runtime's schedule says so "
+                        "(srun --ckpt-interval, tierckpt(7) SCHEDULE)")
     p.add_argument("--model", default="mlp",
                    help="what each rank trains: " + ", ".join(MODELS) + "; a comma list: rank r takes the (r mod n)th")
     p.add_argument("--hidden", type=int, default=256, help="width of the MLP's hidden layers (default 256)")
@@ -54,7 +57,11 @@ def parse():
     p.add_argument("--store", help="without Slurm: the node store's path (on a tmpfs)")
     p.add_argument("--store-bytes", help="without Slurm: its size, e.g. 256M")
     a = p.parse_args()
-    if a.steps < 0 or a.ckpt_every < 1 or a.hidden < 1 or a.step_ms < 0:
+    if a.ckpt_every != "auto":
+        if not a.ckpt_every.isdigit():
+            p.error(f"--ckpt-every {a.ckpt_every}: give a whole number of steps or auto")
+        a.ckpt_every = int(a.ckpt_every)
+    if a.steps < 0 or (a.ckpt_every != "auto" and a.ckpt_every < 1) or a.hidden < 1 or a.step_ms < 0:
         p.error("--steps, --step-ms must be 0 or more; --ckpt-every and --hidden 1 or more")
     if a.store_bytes and not a.store:
         p.error("--store-bytes needs --store")
@@ -218,8 +225,13 @@ def main():
             sched.step()
             if a.step_ms:
                 time.sleep(a.step_ms / 1000)
-            if step % a.ckpt_every == 0:
-                ck.save(step)                                                                     # 3
+            if a.ckpt_every == "auto":
+                saved = ck.save_if_due(step)                                                      # 3
+            else:
+                saved = step % a.ckpt_every == 0
+                if saved:
+                    ck.save(step)                                                                 # 3
+            if saved:
                 s = ck.stats
                 if rank == 0:
                     print(f"saved step={step} loss={loss.item():.6f} stall_ms={s.stall_ms:.2f} bytes={s.bytes}",

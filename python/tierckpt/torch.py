@@ -115,6 +115,12 @@ class Checkpointer(_tck.Checkpointer):
         version step."""
         super().save(step, self._default(state))
 
+    def save_if_due(self, step, state=None):
+        """Saves the state (default: the constructor's) as version step when
+        due(step) says so (see tierckpt.Checkpointer.due); True when it did.
+        Every rank calls it at every step."""
+        return super().save_if_due(step, state)
+
     def restore(self, state=None):
         """Collective. Restores the newest checkpoint into the state (default:
         the constructor's) and returns its step, or None when there is none.
