@@ -166,6 +166,7 @@ struct Attempt {
     std::optional<double> death_estimate;    // when the runtime's timer says the node went quiet
     std::vector<report::Restore> restores;
     std::uint64_t committed = 0;             // the newest version the step committed
+    std::string schedule;                    // the newest schedule decision's fields (tierckpt-report schedule)
     double t_first_report = 0, t_last_report = 0;
     bool account_printed = false;
 };
@@ -279,6 +280,10 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
             a.committed = std::max(a.committed, *v);
             return;
         }
+        if (auto f = report::parse_schedule(line)) {
+            a.schedule = *f;  // told once, when the attempt ends
+            return;
+        }
         if (auto r = report::parse_restore(line)) {
             if (a.restores.empty()) a.t_first_report = now_s();
             a.t_last_report = now_s();
@@ -352,6 +357,7 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
     a.t_end = now_s();
     if (a.t_first_sign == 0 && a.status != 0) a.t_first_sign = a.t_end;
     print_account(a, number, t_decision, detect_s);
+    if (!a.schedule.empty()) say(fmt::format("attempt {}: the newest checkpoint schedule: {}", number, a.schedule));
     return a;
 }
 

@@ -47,7 +47,20 @@ std::optional<Restore> parse_restore(const std::string &line) {
     }
 }
 
-std::string format_schedule(const std::string &fields) { return "tierckpt-report schedule " + fields; }
+namespace {
+constexpr std::string_view kSchedulePrefix = "tierckpt-report schedule ";
+}
+
+std::string format_schedule(const std::string &fields) { return std::string(kSchedulePrefix) + fields; }
+
+std::optional<std::string> parse_schedule(const std::string &line) {
+    // Anywhere in the line, as srun --label prefixes it ("0: ").
+    const std::size_t at = line.find(kSchedulePrefix);
+    if (at == std::string::npos) return std::nullopt;
+    std::string fields = line.substr(at + kSchedulePrefix.size(), 1024);
+    while (!fields.empty() && (fields.back() == '\n' || fields.back() == '\r')) fields.pop_back();
+    return fields;
+}
 
 std::string format_commit(std::uint64_t version) { return fmt::format("tierckpt-report commit version={}", version); }
 

@@ -50,6 +50,8 @@ std::string format_commit(std::uint64_t version);
 // "tierckpt-report schedule " and the decision's key=value fields
 // (schedule::describe).
 std::string format_schedule(const std::string &fields);
+// The fields of a schedule line; nullopt for any other line.
+std::optional<std::string> parse_schedule(const std::string &line);
 std::optional<std::uint64_t> parse_commit(const std::string &line);
 
 }  // namespace tck::report

@@ -58,3 +58,15 @@ TEST_CASE("a commit line reads back as it was written", "[run_report]") {
     CHECK(parse_commit("0: " + format_commit(16)) == std::optional<std::uint64_t>(16));
     CHECK_FALSE(parse_commit("committed version=16"));
 }
+
+TEST_CASE("a schedule line reads back as it was written", "[run_report]") {
+    const std::string fields = "mode=auto step=2 steps=14 next=16 bound=optimum";
+    const std::string line = format_schedule(fields);
+    CHECK(line == "tierckpt-report schedule " + fields);
+    CHECK(parse_schedule(line + "\n") == fields);
+    CHECK(parse_schedule("0: " + line) == fields);
+    CHECK_FALSE(parse_schedule("tierckpt-report commit version=3"));
+    CHECK_FALSE(parse_schedule("saved version=2 schedule=auto"));
+    // A program's line is never taken for more than a bounded report.
+    CHECK(parse_schedule(format_schedule(std::string(5000, 'x')))->size() == 1024);
+}
