@@ -432,8 +432,8 @@ class Schedule:
     job's ranks. decisions == 0: none yet (the rest is then zero)."""
 
     mode: str                  # "auto", "steps" or "duration" (TIERCKPT_CKPT_INTERVAL)
-    bound: str                 # what set steps: optimum, commit, overhead-cap, one-step, no-failures,
-                               # given, no-step-time
+    bound: str                 # what set steps: optimum, commit, overhead-cap, no-failures, given,
+                               # no-step-time
     decisions: int
     steps: int                 # steps between saves (0: never)
     next_due_step: Optional[int]  # None: never

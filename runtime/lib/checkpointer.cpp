@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <set>
 
@@ -112,6 +113,25 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     sc.persistent_tier = !opts.persist_dir.empty();
     sc.persist_every = opts.persist_every;
     sc.restart_s = defaults::kRestartS;
+    // Every rank must hold the same schedule, or due() would differ and a
+    // save hang: rank 0's settings (each rank read its own node's
+    // environment) are the job's.
+    double mine[5] = {static_cast<double>(sc.interval.kind), static_cast<double>(sc.interval.steps),
+                      sc.interval.seconds, sc.node_mtbf_s, sc.max_overhead};
+    double job0[5];
+    std::copy(std::begin(mine), std::end(mine), std::begin(job0));
+    if (int rc = MPI_Bcast(job0, 5, MPI_DOUBLE, 0, job.comm); rc != MPI_SUCCESS) {
+        return give_up(mpi_error("agreeing on the checkpoint schedule (MPI_Bcast)", rc));
+    }
+    if (!std::equal(std::begin(mine), std::end(mine), std::begin(job0))) {
+        log::warn("rank {}: its schedule settings ({}, {}, {}) differ from rank 0's; rank 0's hold for the job",
+                  job.rank, env::kCkptInterval, env::kNodeMtbf, env::kMaxOverhead);
+        sc.interval.kind = static_cast<CkptInterval::Kind>(static_cast<int>(job0[0]));
+        sc.interval.steps = static_cast<std::uint64_t>(job0[1]);
+        sc.interval.seconds = job0[2];
+        sc.node_mtbf_s = job0[3];
+        sc.max_overhead = job0[4];
+    }
     c->schedule_.emplace(sc);
     c->worker_ = std::make_unique<Worker>(*c->repl_, c->save_);
     st = c->worker_->start();
@@ -263,7 +283,7 @@ Status Checkpointer::save_and_stage(std::uint64_t version) {
     // Every rank decides, whatever its staging did: the decision is collective.
     Status scheduled = decide_schedule(version);
     if (!staged) return staged;
-    if (!scheduled) return scheduled;
+    if (!scheduled) return previous ? scheduled : error(scheduled.code(), "{}; {}", previous.message(), scheduled.message());
     if (!previous) {
         // This version is staged; the application still learns, with the
         // previous one's status, that that one did not commit.
@@ -467,8 +487,13 @@ Status Checkpointer::decide_schedule(std::uint64_t version) {
         double mine[5] = {schedule_->local_step_s(), (s.stall_ms + s.wait_ms) / 1000.0, last_commit_s_,
                           p.ms / 1000.0, used};
         double all[5] = {0, 0, 0, 0, 0};
-        int rc = MPI_Allreduce(mine, all, 5, MPI_DOUBLE, MPI_MAX, job_.comm);
-        if (rc != MPI_SUCCESS) return mpi_error("the schedule's measurements (MPI_Allreduce)", rc);
+        // Non-blocking and waited on in short sleeps (test_request): the
+        // worker checksums this save's shard meanwhile and needs the CPU.
+        MPI_Request req = MPI_REQUEST_NULL;
+        int rc = MPI_Iallreduce(mine, all, 5, MPI_DOUBLE, MPI_MAX, job_.comm, &req);
+        int done = 0;
+        if (rc == MPI_SUCCESS) rc = test_request(req, done, true);
+        if (rc != MPI_SUCCESS) return mpi_error("the schedule's measurements (MPI_Iallreduce)", rc);
         job = {all[0], all[1], all[2], all[3]};
         used = all[4];
     }
@@ -508,9 +533,12 @@ Status Checkpointer::commit_all() {
 }
 
 Status Checkpointer::wait() {
+    const double t_in = now_ms();
     Status flushed = flusher_->settle(false);
     (void)flushed;  // a failed flush is reported in the statistics and logs, not here
-    return commit_all();
+    Status st = commit_all();
+    in_save_ms_ += now_ms() - t_in;  // not compute: left out of the step time
+    return st;
 }
 
 Result<bool> Checkpointer::agree(bool ok) {
@@ -555,6 +583,9 @@ Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching) {
 }
 
 void Checkpointer::restored(std::uint64_t version) {
+    // The loop goes on from version: due() starts over.
+    schedule_->restart();
+    have_due_step_ = false;
     committed_version_ = version;
     have_committed_ = true;
     protect_from_.store(version);

@@ -194,11 +194,11 @@ private:
     std::unique_ptr<Worker> worker_;
     std::optional<Fetched> fetched_;
     std::optional<schedule::SaveSchedule> schedule_;
-    double in_save_ms_ = 0;         // time this rank spent in save(), for the step time
+    double in_save_ms_ = 0;         // time this rank spent in save() and wait(), left out of the step time
     std::uint64_t due_step_ = 0;    // the step of the newest due() call
     bool have_due_step_ = false;
-    double last_commit_s_ = 0;
-    std::uint64_t last_logged_steps_ = 0;  // rank 0: the interval it last logged      // the newest committed version: its start to this rank's vote ready
+    double last_commit_s_ = 0;                // the newest committed version: its start to this rank's vote ready
+    std::uint64_t last_logged_steps_ = 0;     // rank 0: the interval it last logged
 
     // Versions (the application's thread; protect_from_ is read by the
     // worker, for the replica slots it may take).

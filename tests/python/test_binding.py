@@ -446,3 +446,14 @@ def test_due_refuses_steps_that_go_back(store):
         assert not c.due(7)
         with pytest.raises(tierckpt.TierckptError, match="steps must not go back"):
             c.due(6)
+
+
+def test_due_starts_over_after_a_restore(store):
+    state = {"w": np.zeros(1024, dtype=np.float32)}
+    with open_ck(store, ckpt_interval=4) as c:
+        for s in range(1, 10):
+            c.save_if_due(s, state)
+        c.wait()
+        assert c.restore(state) == 8
+        # The loop goes on from step 9 again (no "steps must not go back").
+        assert [s for s in range(9, 13) if c.due(s)] == [12]

@@ -159,3 +159,29 @@ TEST_CASE("a decision's line names its inputs and outputs", "[save-schedule]") {
     CHECK(line.find("stall_s=0.6 ") != std::string::npos);
     CHECK(line.find("job_mtbf_s=1200 ") != std::string::npos);
 }
+
+TEST_CASE("a restore in the same process starts due() over", "[save-schedule]") {
+    SaveSchedule s(auto_config(3600, 3));
+    first_step(s, 0.5);
+    (void)s.decide(11, {0.5, 0.6, 2.0, 0});
+    (void)s.due(40, 20000, 0);
+    s.restart();  // the job went back to step 11
+    CHECK_FALSE(s.due(12, 30000, 0));
+    CHECK(s.due(13, 30500, 0));  // one step measured: due, as at a start
+    CHECK(s.local_step_s() == Approx(0.5));
+}
+
+TEST_CASE("extreme inputs stay defined: at most 10^18 steps, never past the last step", "[save-schedule]") {
+    SaveSchedule s(auto_config(1e300, 1));
+    first_step(s, 1e-9);
+    const Decision &d = s.decide(11, {1e-9, 1, 0, 0});
+    CHECK(d.steps == 1000000000000000000ull);
+    CHECK(d.next_due == 11 + d.steps);
+    const Decision &late = s.decide(SaveSchedule::kNever - 5, {1e-9, 1, 0, 0});
+    CHECK(late.next_due == SaveSchedule::kNever);
+    RunConfig c;
+    c.interval.kind = CkptInterval::Kind::steps;
+    c.interval.steps = 1000;
+    SaveSchedule t(c);
+    CHECK(t.decide(SaveSchedule::kNever - 10, {}).next_due == SaveSchedule::kNever);
+}

@@ -131,7 +131,7 @@ tierckpt_status_t tierckpt_save(tierckpt_t *ckpt, uint64_t version);
  *     and within TIERCKPT_MAX_OVERHEAD; the first save is due one step
  *     after the first call, and the interval is decided again at every
  *     save;
- *   a number of steps N: due when step is a multiple of N;
+ *   a number of steps N: due when step > 0 is a multiple of N;
  *   a duration ("10m"): every duration's worth of measured steps.
  * Not collective and never communicates: it answers from a decision taken
  * inside tierckpt_save from values reduced over the job, so every rank
@@ -146,8 +146,8 @@ tierckpt_status_t tierckpt_due(tierckpt_t *ckpt, uint64_t step, int *due);
 typedef struct tierckpt_schedule {
     char mode[16];              /* "auto", "steps" or "duration" */
     char bound[16];             /* what set steps: optimum, commit (no shorter than a commit), overhead-cap,
-                                 * one-step, no-failures (an infinite MTBF: never), given (steps or
-                                 * duration), no-step-time (no step measured yet) */
+                                 * no-failures (an infinite MTBF: never), given (steps or duration),
+                                 * no-step-time (no step measured yet) */
     uint64_t decisions;         /* decisions since open */
     uint64_t steps;             /* steps between saves (0: never) */
     uint64_t next_due_step;     /* the step at which tierckpt_due turns 1 (UINT64_MAX: never) */

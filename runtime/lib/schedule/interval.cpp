@@ -115,7 +115,9 @@ Schedule choose(const Costs &c, const Failures &f, const Limits &l) {
         s.bound = "no-failures";
     } else {
         // Whole steps: the better of the two neighbours, then the bounds.
-        std::uint64_t lo = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::floor(opt / step)));
+        // At most 10^18 steps (a huge MTBF, a tiny step): the cast stays defined.
+        const double whole = std::min(std::floor(opt / step), 1e18);
+        std::uint64_t lo = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(whole));
         std::uint64_t hi = lo + 1;
         auto w_at = [&](std::uint64_t n) {
             double iv = static_cast<double>(n) * step;

@@ -20,7 +20,10 @@ const char *mode_name(CkptInterval::Kind k) {
 }
 
 // The first multiple of n above step.
-std::uint64_t next_multiple(std::uint64_t step, std::uint64_t n) { return (step / n + 1) * n; }
+std::uint64_t next_multiple(std::uint64_t step, std::uint64_t n) {
+    const std::uint64_t k = step / n + 1;
+    return k > SaveSchedule::kNever / n ? SaveSchedule::kNever : k * n;
+}
 
 }  // namespace
 
@@ -49,6 +52,12 @@ bool SaveSchedule::due(std::uint64_t step, double now_ms, double in_save_ms) {
     return step >= next_due_;
 }
 
+void SaveSchedule::restart() {
+    started_ = false;
+    sum_ms_ = 0;
+    counted_ = 0;
+}
+
 double SaveSchedule::local_step_s() const {
     return counted_ ? sum_ms_ / 1000.0 / static_cast<double>(counted_) : 0;
 }
@@ -71,8 +80,8 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
         d.sched.bound = "given";
         break;
     case CkptInterval::Kind::duration:
-        d.steps = step_s_ > 0 ? std::max<std::uint64_t>(1, static_cast<std::uint64_t>(
-                                                              std::llround(cfg_.interval.seconds / step_s_)))
+        d.steps = step_s_ > 0 ? std::max<std::uint64_t>(
+                                    1, static_cast<std::uint64_t>(std::min(std::round(cfg_.interval.seconds / step_s_), 1e18)))
                               : 1;
         d.sched.bound = step_s_ > 0 ? "given" : "no-step-time";
         break;
@@ -105,7 +114,7 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
         break;
     }
     if (cfg_.interval.kind != CkptInterval::Kind::steps) {
-        d.next_due = d.steps == 0 ? kNever : step + d.steps;
+        d.next_due = d.steps == 0 || d.steps >= kNever - step ? kNever : step + d.steps;
         next_due_ = d.next_due;
     }
     d.sched.steps = d.steps;

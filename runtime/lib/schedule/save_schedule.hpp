@@ -7,7 +7,7 @@
 //   due(step) ... due(step) = true -> [the save] -> decide(step, job) -> due(...)
 //
 // Modes (--ckpt-interval, TIERCKPT_CKPT_INTERVAL):
-//   steps N     due when step is a multiple of N (as `step % N == 0` always did)
+//   steps N     due when step > 0 is a multiple of N (as `step % N == 0` always did)
 //   duration D  due every round(D / step time) steps, the step time measured
 //   auto        due every choose(...).steps steps (interval.hpp): the interval
 //               that minimises the expected time lost to saving and to
@@ -71,6 +71,11 @@ public:
     // spent in save() so far (left out of the step time). True when a
     // save is due at this step.
     bool due(std::uint64_t step, double now_ms, double in_save_ms);
+
+    // The job went back to an earlier step (a restore in this process):
+    // the next due() call is a first call again (a save one step later),
+    // the step it gives need not follow the previous one.
+    void restart();
 
     // This rank's step time since the previous decision (0: none measured),
     // for the job's reduction.
