@@ -83,8 +83,12 @@ Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions 
         return Status::ok();
     }
     case Opt::persist_every: {
+        if (arg == "auto") {  // chosen by the runtime's schedule (kPersistEveryAuto)
+            opts.persist_every = kPersistEveryAuto;
+            return Status::ok();
+        }
         auto n = parse_uint(name, arg, 1, kMaxPersistEvery);
-        if (!n) return n.status();
+        if (!n) return error(n.status().code(), "{} (or auto: chosen by the checkpoint schedule)", n.status().message());
         opts.persist_every = *n;
         return Status::ok();
     }
@@ -153,7 +157,8 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
     if (opts.persist_every && !opts.persist_dir) {
         return error(TIERCKPT_ERR_INVALID,
                      "--ckpt-persist-every={} needs --ckpt-persist=DIR, the directory to flush checkpoints to",
-                     *opts.persist_every);
+                     *opts.persist_every == kPersistEveryAuto ? std::string("auto")
+                                                              : std::to_string(*opts.persist_every));
     }
     if (opts.persist_keep && !opts.persist_dir) {
         return error(TIERCKPT_ERR_INVALID,
@@ -174,7 +179,10 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
     if (opts.max_overhead) s.max_overhead = *opts.max_overhead;
     if (opts.persist_dir) {
         s.persist_dir = *opts.persist_dir;
-        s.persist_every = opts.persist_every ? *opts.persist_every : kDefaultPersistEvery;
+        s.persist_every_auto = opts.persist_every == kPersistEveryAuto;
+        s.persist_every = !opts.persist_every                      ? kDefaultPersistEvery
+                          : *opts.persist_every == kPersistEveryAuto ? 1
+                                                                     : *opts.persist_every;
         s.persist_keep = opts.persist_keep ? *opts.persist_keep : kDefaultPersistKeep;
     }
     if (s.mem.is_percent == cfg.max_mem.is_percent) {

@@ -49,6 +49,7 @@ struct Settings {
     unsigned replicas = 1;
     std::string persist_dir;          // empty: no persistent tier
     std::uint64_t persist_every = 0;  // 0 when persist_dir is empty
+    bool persist_every_auto = false;  // --ckpt-persist-every=auto: TIERCKPT_PERSIST_EVERY=auto
     std::uint32_t persist_keep = 0;   // 0 when persist_dir is empty
     std::string transport = "auto";   // ucx, ofi or auto
     // The schedule's TIERCKPT_* values, normalized so that the runtime reads
@@ -64,6 +65,8 @@ struct Settings {
 };
 
 inline constexpr std::uint64_t kDefaultPersistEvery = defaults::kPersistEvery;
+// UserOptions::persist_every for --ckpt-persist-every=auto.
+inline constexpr std::uint64_t kPersistEveryAuto = 0;
 inline constexpr std::uint32_t kDefaultPersistKeep = defaults::kPersistKeep;
 
 // A number of seconds (or a percentage) as the tasks get it: the shortest

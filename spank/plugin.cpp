@@ -81,7 +81,8 @@ spank_option g_options[] = {
      const_cast<char *>("Also flush checkpoints to the directory DIR [tierckpt]"), 1, static_cast<int>(Opt::persist),
      option_cb},
     {const_cast<char *>("ckpt-persist-every"), const_cast<char *>("N"),
-     const_cast<char *>("Flush every Nth committed checkpoint to --ckpt-persist (default 10) [tierckpt]"), 1,
+     const_cast<char *>("Flush every Nth committed checkpoint to --ckpt-persist (default 10), or auto (chosen "
+                        "with the checkpoint schedule) [tierckpt]"), 1,
      static_cast<int>(Opt::persist_every), option_cb},
     {const_cast<char *>("ckpt-persist-keep"), const_cast<char *>("K"),
      const_cast<char *>("Keep the newest K checkpoints in --ckpt-persist (default 3) [tierckpt]"), 1,

@@ -119,7 +119,8 @@ Status setup_store(spank_t sp, PluginState &s) {
              {env::kReplicas, std::to_string(settings->replicas)},
              {env::kTransport, settings->transport},
              {env::kPersistDir, settings->persist_dir},
-             {env::kPersistEvery, std::to_string(settings->persist_every)},
+             {env::kPersistEvery, settings->persist_every_auto ? std::string("auto")
+                                                               : std::to_string(settings->persist_every)},
              {env::kPersistKeep, std::to_string(settings->persist_keep)},
              {env::kJobId, std::to_string(job_id)},
              {env::kRestartCount, std::to_string(restarts)},

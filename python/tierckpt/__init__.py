@@ -447,6 +447,8 @@ class Schedule:
     overhead: float            # expected share of time lost: saving, recomputation, restarts
     save_overhead: float       # the share spent saving
     lost_per_failure_s: float
+    persist_every: int = 0     # flush every this many committed versions (0: no persistent tier)
+    persist_bound: str = ""    # given, optimum, flush-time or none
 
 
 class Checkpointer:
@@ -584,7 +586,8 @@ class Checkpointer:
         never = s.next_due_step == (1 << 64) - 1
         return Schedule(s.mode.decode(), s.bound.decode(), s.decisions, s.steps,
                         None if never else s.next_due_step, s.interval_s, s.step_s, s.stall_s, s.commit_s,
-                        s.flush_s, s.job_mtbf_s, s.optimum_s, s.overhead, s.save_overhead, s.lost_per_failure_s)
+                        s.flush_s, s.job_mtbf_s, s.optimum_s, s.overhead, s.save_overhead, s.lost_per_failure_s,
+                        s.persist_every, s.persist_bound.decode())
 
     def restore(self, state: Mapping) -> Optional[int]:
         """Collective. Fills state with the newest checkpoint complete across

@@ -69,6 +69,8 @@ class CSchedule(ctypes.Structure):
         ("overhead", ctypes.c_double),
         ("save_overhead", ctypes.c_double),
         ("lost_per_failure_s", ctypes.c_double),
+        ("persist_every", ctypes.c_uint64),
+        ("persist_bound", ctypes.c_char * 16),
     ]
 
 

@@ -154,6 +154,9 @@ tierckpt_status_t tierckpt_get_schedule(const tierckpt_t *ckpt, tierckpt_schedul
         schedule->overhead = d.sched.overhead;
         schedule->save_overhead = d.sched.save_overhead;
         schedule->lost_per_failure_s = d.sched.lost_per_failure_s;
+        schedule->persist_every = d.sched.persist_every;
+        std::snprintf(schedule->persist_bound, sizeof schedule->persist_bound, "%s",
+                      d.count ? d.sched.persist_bound.c_str() : "");
         return tck::Status::ok();
     });
 }

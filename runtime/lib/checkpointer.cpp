@@ -90,12 +90,15 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     if (!opts.persist_dir.empty() && job.node_rank == 0) {
         // Recorded in the store, for the flush at the end of the job.
         std::uint32_t keep = opts.persist_keep ? opts.persist_keep : persist::kDefaultKeep;
-        auto every = static_cast<std::uint32_t>(opts.persist_every ? opts.persist_every : 1);
+        auto every = static_cast<std::uint32_t>(opts.persist_every_auto || !opts.persist_every ? 1 : opts.persist_every);
         Status pst = store.set_persist_info({opts.persist_dir, keep, every});
         if (!pst) log::warn("{}: the flush at job end will not find it", pst.message());
     }
     c->regions_ = std::make_unique<RegionSet>(store.base(), store.size(), opts.cuda, job.rank);
-    c->flusher_ = std::make_unique<Flusher>(job, store, opts.persist_dir, opts.persist_every, opts.persist_keep,
+    // With the cadence chosen by the schedule: every committed version the
+    // flusher can take until the first decision.
+    c->flusher_ = std::make_unique<Flusher>(job, store, opts.persist_dir,
+                                            opts.persist_every_auto ? 1 : opts.persist_every, opts.persist_keep,
                                             opts.job_id);
     Checkpointer *self = c.get();
     Replicator::Hooks hooks{[self] { return self->protect_from(); },
@@ -111,7 +114,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::open(MPI_Comm comm, const Op
     sc.max_overhead = opts.max_overhead;
     sc.replicas = opts.replicas > 0;
     sc.persistent_tier = !opts.persist_dir.empty();
-    sc.persist_every = opts.persist_every;
+    sc.persist_every = opts.persist_every_auto ? 0 : opts.persist_every;
     sc.restart_s = defaults::kRestartS;
     // Every rank must hold the same schedule, or due() would differ and a
     // save hang: rank 0's settings (each rank read its own node's
@@ -477,7 +480,8 @@ Result<bool> Checkpointer::due(std::uint64_t step) {
 // measurement and skip it (the mode is the job's: every rank skips).
 Status Checkpointer::decide_schedule(std::uint64_t version) {
     const schedule::RunConfig &cfg = schedule_->config();
-    const bool measured = cfg.interval.kind != CkptInterval::Kind::steps;
+    const bool persist_auto = cfg.persistent_tier && cfg.persist_every == 0;
+    const bool measured = cfg.interval.kind != CkptInterval::Kind::steps || persist_auto;
     const std::uint64_t step = have_due_step_ ? due_step_ : version;
     schedule::Measured job;
     double used = schedule_->used() ? 1 : 0;
@@ -499,6 +503,7 @@ Status Checkpointer::decide_schedule(std::uint64_t version) {
     }
     if (used == 0) return Status::ok();  // no rank asks due(): nothing to decide
     const schedule::Decision &d = schedule_->decide(step, job);
+    if (persist_auto) flusher_->set_every(d.sched.persist_every);
     if (job_.rank == 0 && (d.count == 1 || d.steps != last_logged_steps_)) {
         // A new interval: said once, not at every save (the run report
         // has every decision).

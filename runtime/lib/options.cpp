@@ -96,7 +96,10 @@ Status Options::set(const std::string &key, const std::string &value) {
             if (!p) return p.status();
             persist_dir = *p;
         }
+    } else if (key == "persist_every" && value == "auto") {
+        persist_every_auto = true;
     } else if (key == "persist_every") {
+        persist_every_auto = false;
         auto n = parse_uint(key, value, 1, 1000000);
         if (!n) return n.status();
         persist_every = *n;

@@ -23,6 +23,7 @@ struct Options {
     int replica_timeout_ms = defaults::kReplicaTimeoutMs;        // TIERCKPT_REPLICA_TIMEOUT_MS
     std::string persist_dir;                                     // TIERCKPT_PERSIST_DIR: the persistent tier ("" : none)
     std::uint64_t persist_every = defaults::kPersistEvery;       // TIERCKPT_PERSIST_EVERY: flush every Nth committed version
+    bool persist_every_auto = false;                             // TIERCKPT_PERSIST_EVERY=auto: the schedule chooses N
     std::uint32_t persist_keep = defaults::kPersistKeep;         // TIERCKPT_PERSIST_KEEP: persistent versions to keep
     int peer_timeout_ms = defaults::kPeerTimeoutMs;  // TIERCKPT_PEER_TIMEOUT_MS (0: do not watch peers)
     std::string failure_domain;      // TIERCKPT_FAILURE_DOMAIN: this node's (rack, switch...); "": its own

@@ -4,8 +4,9 @@
 # replica): every decision is Daly's interval from the costs the job
 # measured, in whole steps, never shorter than a commit; when the state
 # grows eightfold the interval grows with it; no save waits for a commit;
-# and a run whose rank is killed resumes from memory to the straight run's
-# digest.
+# a run whose rank is killed resumes from memory to the straight run's
+# digest; and with --ckpt-persist-every=auto the flush cadence is the
+# fewest saves whose periods cover a flush.
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
@@ -85,3 +86,30 @@ fi
 assert_eq "$(grep -c "^rank=[0-5] restored version=$restored source=local\$" <<<"$out")" 6 \
     "every rank restores version $restored from its node's memory"
 assert_match "$out" "^final steps=120 digest=$digest$" "the digest after the kill"
+
+step "--ckpt-persist-every=auto: flush every k-th version, k periods covering a flush"
+work=$(ck mktemp -d "$STATE/jobs/schedule.XXXXXX")
+# shellcheck disable=SC2086  # TRAIN is a command line
+out=$(ck srun --mpi=pmix -N3 -n6 -w n1,n2,n3 "${MEM[@]}" --ckpt-node-mtbf=$NODE_MTBF \
+    --ckpt-persist="$work/run" --ckpt-persist-every=auto --export=ALL,TIERCKPT_RUN_REPORT=1 $TRAIN 2>&1)
+grep -E '^(saved|committed|final|tierckpt: schedule)' <<<"$out"
+assert_match "$out" "^final steps=120 digest=$digest$" "the digest with a persistent tier"
+python3 - "$out" <<'EOF' || fail "the flush cadence"
+import math, sys
+lines = [l for l in sys.argv[1].splitlines() if l.startswith("tierckpt-report schedule ")]
+assert len(lines) >= 3, f"only {len(lines)} decisions"
+flushed = False
+for l in lines:
+    d = dict(kv.split("=", 1) for kv in l.split()[2:])
+    k, flush = int(d["persist_every"]), float(d["flush_s"])
+    period = float(d["interval_s"]) + float(d["stall_s"])
+    # One replica: memory recovers every single-node failure, so the model
+    # gives the persistent tier no reason but keeping up.
+    assert d["persist_bound"] == "flush-time", l
+    ratio = flush / period  # printed to 4 digits: allow the rounding
+    assert k == max(1, math.ceil(ratio - 1e-9)) or abs(ratio - round(ratio)) < 1e-2, l
+    flushed = flushed or flush > 0
+assert flushed, "no flush was measured"
+EOF
+last=$(grep '^committed version=' <<<"$out")
+assert_no_match "$last" ' persisted=0 ' "a version reached the persistent tier"

@@ -185,3 +185,34 @@ TEST_CASE("extreme inputs stay defined: at most 10^18 steps, never past the last
     SaveSchedule t(c);
     CHECK(t.decide(SaveSchedule::kNever - 10, {}).next_due == SaveSchedule::kNever);
 }
+
+TEST_CASE("the flush cadence: given, or the fewest saves whose periods cover a flush", "[save-schedule]") {
+    RunConfig c;
+    c.interval.kind = CkptInterval::Kind::duration;
+    c.interval.seconds = 10;
+    c.persistent_tier = true;
+    SaveSchedule s(c);  // persist_every 0: chosen
+    first_step(s, 0.5);
+    // Period 20 steps * 0.5 s + 0.5 s stall = 10.5 s; a 30 s flush: 3 periods.
+    const Decision &d = s.decide(11, {0.5, 0.5, 1.0, 30});
+    CHECK(d.sched.persist_every == 3);
+    CHECK(d.sched.persist_bound == "flush-time");
+    CHECK(describe(d, s.config()).find("persist_every=3 persist_bound=flush-time") != std::string::npos);
+    // No flush measured yet: every version.
+    CHECK(s.decide(31, {0.5, 0.5, 1.0, 0}).sched.persist_every == 1);
+    c.persist_every = 10;
+    SaveSchedule given(c);
+    first_step(given, 0.5);
+    CHECK(given.decide(11, {0.5, 0.5, 1.0, 30}).sched.persist_every == 10);
+    CHECK(given.last().sched.persist_bound == "given");
+    // Auto without replicas: every failure needs the persistent tier; the
+    // two-level model chooses (tierckpt(7)).
+    RunConfig a = auto_config(3600, 3);
+    a.persistent_tier = true;
+    a.replicas = false;
+    SaveSchedule two(a);
+    first_step(two, 0.5);
+    const Decision &t = two.decide(11, {0.5, 0.6, 2.0, 5});
+    CHECK(t.sched.persist_every >= 1);
+    CHECK((t.sched.persist_bound == "optimum" || t.sched.persist_bound == "flush-time"));
+}

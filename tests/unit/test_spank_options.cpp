@@ -82,6 +82,7 @@ TEST_CASE("bad option values name the option, the value and the form", "[spank][
     for (const char *bad : {"0", "-3", "x"}) {
         INFO("--ckpt-persist-every=" << bad);
         CHECK(apply_err(Opt::persist_every, bad).find("from 1 to") != std::string::npos);
+        CHECK(apply_err(Opt::persist_every, bad).find("or auto") != std::string::npos);
     }
     for (const char *bad : {"0", "1001", "x", ""}) {
         INFO("--ckpt-persist-keep=" << bad);
@@ -119,6 +120,20 @@ TEST_CASE("options that need --ckpt-mem or --ckpt-persist say so", "[spank][opti
     auto k = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist_keep, "2"}}), cfg);
     REQUIRE_FALSE(k);
     CHECK(k.status().message().find("--ckpt-persist-keep=2 needs --ckpt-persist=DIR") == 0);
+}
+
+TEST_CASE("--ckpt-persist-every=auto: the schedule chooses the flush cadence", "[spank][options]") {
+    Config cfg;
+    auto a = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist, "/lustre/x"}, {Opt::persist_every, "auto"}}), cfg);
+    REQUIRE(a);
+    CHECK(a->persist_every_auto);
+    auto n = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist, "/lustre/x"}, {Opt::persist_every, "7"}}), cfg);
+    REQUIRE(n);
+    CHECK_FALSE(n->persist_every_auto);
+    CHECK(n->persist_every == 7);
+    auto lone = settle(apply_ok({{Opt::mem, "1G"}, {Opt::persist_every, "auto"}}), cfg);
+    REQUIRE_FALSE(lone);
+    CHECK(lone.status().message().find("--ckpt-persist-every=auto needs --ckpt-persist=DIR") == 0);
 }
 
 TEST_CASE("the admin's cap: early when decidable, per node otherwise", "[spank][options]") {

@@ -70,7 +70,7 @@ tierckpt_options_t *tierckpt_options_new(void);
  * "replicas" (0-16), "transport" ("ucx", "ofi", "auto"),
  * "replica_timeout_ms", "peer_timeout_ms" (0: do not watch peers),
  * "failure_domain" (this node's rack: copies go to other domains),
- * "persist_dir", "persist_every", "persist_keep", "cuda" ("yes"/"no": look
+ * "persist_dir", "persist_every" (or "auto"), "persist_keep", "cuda" ("yes"/"no": look
  * for device regions; default yes), "ckpt_interval" ("auto", steps, or a
  * duration such as "10m": tierckpt_due), "node_mtbf" (a duration, "264d"),
  * "max_overhead" (a percentage, "2"). */
@@ -161,6 +161,9 @@ typedef struct tierckpt_schedule {
     double overhead;            /* auto: the expected share of time lost (saving, recomputation, restarts) */
     double save_overhead;       /* auto: the share spent saving */
     double lost_per_failure_s;  /* auto: expected time lost per failure recovered from memory */
+    uint64_t persist_every;     /* the persistent tier: flush every this many committed versions (0: no tier) */
+    char persist_bound[16];     /* what set it: given (TIERCKPT_PERSIST_EVERY), optimum (the two-level model),
+                                 * flush-time (the fewest saves whose periods cover a flush), none */
 } tierckpt_schedule_t;
 tierckpt_status_t tierckpt_get_schedule(const tierckpt_t *ckpt, tierckpt_schedule_t *schedule);
 /* *committed = 1 once the newest save has committed (or none is in

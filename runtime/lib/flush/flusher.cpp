@@ -27,7 +27,8 @@ void Flusher::stop() {
 }
 
 void Flusher::on_commit(std::uint64_t version, std::uint32_t slot) {
-    if (!enabled() || ++commits_ % every_ != 0) return;
+    if (!enabled() || ++commits_ < every_) return;
+    commits_ = 0;
     if (outstanding_) {
         ++stats_.skipped;
         if (job_.rank == 0) {

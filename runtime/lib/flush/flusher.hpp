@@ -58,6 +58,11 @@ public:
     // PersistStats::skipped). Every rank sees the same commits, so every
     // rank decides alike.
     void on_commit(std::uint64_t version, std::uint32_t slot);
+    // Application thread, at a point every rank reaches with the same n
+    // (the schedule's decision): flush every nth committed version from
+    // now on, counted from the last flush started (or skipped).
+    void set_every(std::uint64_t n) { every_ = n ? n : 1; }
+    std::uint64_t every() const { return every_; }
     // Collective when a flush is outstanding (which every rank knows
     // alike): learns whether every rank's shard is written; then rank 0
     // writes the manifest and applies retention. block: wait for this
@@ -88,12 +93,12 @@ private:
     const JobLayout &job_;
     store::StoreFile &store_;
     const std::string dir_;
-    const std::uint64_t every_;
+    std::uint64_t every_;             // the application's thread (set_every)
     const std::uint32_t keep_;
     const std::uint64_t job_id_;
 
     // The application's thread only.
-    std::uint64_t commits_ = 0;       // versions committed by this run
+    std::uint64_t commits_ = 0;       // versions committed since the last flush started or was skipped
     bool outstanding_ = false;        // started and not yet settled collectively (same on every rank)
     Job current_;                     // the outstanding flush (bytes and crc as the manifest lists them)
     PersistStats stats_;

@@ -117,6 +117,22 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
         d.next_due = d.steps == 0 || d.steps >= kNever - step ? kNever : step + d.steps;
         next_due_ = d.next_due;
     }
+    if (cfg_.interval.kind != CkptInterval::Kind::automatic) {
+        // choose() did not run: the flush cadence as given, or (auto) the
+        // fewest saves whose periods cover a flush, so flushes keep up.
+        if (!cfg_.persistent_tier) {
+            d.sched.persist_every = 0;
+            d.sched.persist_bound = "none";
+        } else if (cfg_.persist_every) {
+            d.sched.persist_every = cfg_.persist_every;
+            d.sched.persist_bound = "given";
+        } else {
+            const double period = static_cast<double>(d.steps) * step_s_ + job.stall_s;
+            const double k = period > 0 ? std::ceil(job.flush_s / period - 1e-9) : 1;
+            d.sched.persist_every = static_cast<std::uint64_t>(std::clamp(k, 1.0, 1e6));
+            d.sched.persist_bound = "flush-time";
+        }
+    }
     d.sched.steps = d.steps;
     d.sched.interval_s = static_cast<double>(d.steps) * step_s_;
     last_ = d;
@@ -128,6 +144,9 @@ std::string describe(const Decision &d, const RunConfig &c) {
     s += d.next_due == SaveSchedule::kNever ? std::string("never") : std::to_string(d.next_due);
     s += fmt::format(" bound={} interval_s={:.4g} step_s={:.4g} stall_s={:.4g} commit_s={:.4g} flush_s={:.4g}",
                      d.sched.bound, d.sched.interval_s, d.in.step_s, d.in.stall_s, d.in.commit_s, d.in.flush_s);
+    if (c.persistent_tier) {
+        s += fmt::format(" persist_every={} persist_bound={}", d.sched.persist_every, d.sched.persist_bound);
+    }
     if (c.interval.kind == CkptInterval::Kind::automatic) {
         s += fmt::format(" job_mtbf_s={:.6g} optimum_s={:.4g} max_overhead={:.4g} overhead={:.4g} "
                          "save_overhead={:.4g} lost_per_failure_s={:.4g}",

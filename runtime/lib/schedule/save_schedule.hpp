@@ -45,7 +45,7 @@ struct RunConfig {
     double max_overhead = 0;        // cap on the share of time saving, (0, 1); 0: none
     bool replicas = true;           // copies on other nodes: a node failure is recovered from memory
     bool persistent_tier = false;   // a persistent directory is configured
-    std::uint64_t persist_every = 0;  // its flush cadence (as configured)
+    std::uint64_t persist_every = 0;  // its flush cadence as configured; 0: chosen here (auto)
     double restart_s = 0;           // failure to relaunched, before the restore
 };
 
