@@ -37,6 +37,6 @@ set -e
 echo "$out"
 [ "$rc" -ne 0 ] || fail "srun ran with a broken plugstack.conf"
 assert_match "$out" "tierckpt: plugstack.conf: unknown key 'sotre_dir'" "error naming the key"
-assert_match "$out" 'known keys: default_mem, default_replicas, failure_domains, flush_seconds, keep_seconds, log, max_mem, persist_dirs, prefault, store_dir' \
+assert_match "$out" 'known keys: default_mem, default_replicas, failure_domains, flush_seconds, keep_seconds, log, max_mem, node_mtbf, persist_dirs, prefault, store_dir' \
     "error listing the known keys"
 assert_match "$out" 'see spank-tierckpt\(8\)' "error pointing to the man page"
