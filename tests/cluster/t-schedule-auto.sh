@@ -2,7 +2,8 @@
 # shellcheck disable=SC2016  # single-quoted scripts run in the allocation
 # The automatic checkpoint schedule on the cluster (3 nodes x 2 ranks, one
 # replica): every decision is Daly's interval from the costs the job
-# measured, in whole steps, never shorter than a commit; when the state
+# measured (the median of the last three saves'), in whole steps, never
+# shorter than a commit; when the state
 # grows eightfold the interval grows with it; no save waits for a commit;
 # a run whose rank is killed resumes from memory to the straight run's
 # digest; and with --ckpt-persist-every=auto the flush cadence is the
@@ -18,7 +19,8 @@ MEM=(--ckpt-mem=1200M --ckpt-replicas=1)
 step "auto: the interval follows the measured cost as the state grows from 8 to 64 MiB a rank"
 out=$(ck srun --mpi=pmix -N3 -n6 -w n1,n2,n3 "${MEM[@]}" --ckpt-interval=auto --ckpt-node-mtbf=$NODE_MTBF \
     --export=ALL,TIERCKPT_RUN_REPORT=1 \
-    tierckpt-synth-train --ckpt-every auto --state-mib 8 --grow-at 100 --grow-mib 64 --steps 300 --step-ms 40 2>&1)
+    tierckpt-synth-train --ckpt-every auto --state-mib 8 --grow-at 100 --grow-mib 64 --steps 300 --step-ms 40 2>&1) ||
+    fail "the run ended with status $?: $out"
 grep -E '^(saved|committed|final|tierckpt: schedule)' <<<"$out"
 assert_match "$out" '^final steps=300 digest=' "the run finished"
 assert_match "$out" '^tierckpt: schedule: mode=auto step=2 ' "the first save one step after the first"
@@ -55,12 +57,14 @@ for l in lines:
         assert lo <= math.ceil(f["commit_s"] / f["step_s"]) + 1, l
     else:
         raise AssertionError(f"unexpected bound: {l}")
-    # The decision after a save of the grown state (its stall measured).
+    # Saves from step 100 on hold the grown state; a decision takes the
+    # median stall of the last three saves.
     (after if step >= 100 else before).append(f["interval_s"])
+after = after[1:]  # the first decision after the growth has one grown save of three
 assert before and len(after) >= 2, (before, after)
 b, a = sum(before[1:] or before) / len(before[1:] or before), sum(after) / len(after)
 print(f"interval before growth {b:.2f} s, after {a:.2f} s")
-assert a > 1.5 * b, f"the interval did not follow the cost: {b:.2f} s -> {a:.2f} s"
+assert a > 1.3 * b, f"the interval did not follow the cost: {b:.2f} s -> {a:.2f} s"
 EOF
 last=$(grep '^saved version=' <<<"$out" | tail -n 1)
 assert_match "$last" ' room_waits=0 ' "saves that waited for room"
@@ -69,7 +73,8 @@ assert_match "$last" ' superseded=0 ' "saves that came before the previous commi
 step "a straight run with auto, and one whose rank 3 is killed: the same digest"
 TRAIN="tierckpt-synth-train --ckpt-every auto --state-mib 32 --steps 120 --step-ms 40"
 # shellcheck disable=SC2086  # TRAIN is a command line
-ref=$(ck srun --mpi=pmix -N3 -n6 -w n1,n2,n3 "${MEM[@]}" --ckpt-node-mtbf=$NODE_MTBF $TRAIN 2>&1)
+ref=$(ck srun --mpi=pmix -N3 -n6 -w n1,n2,n3 "${MEM[@]}" --ckpt-node-mtbf=$NODE_MTBF $TRAIN 2>&1) ||
+    fail "the straight run ended with status $?: $ref"
 grep -E '^(saved|committed|final)' <<<"$ref"
 digest=$(sed -n 's/^final steps=120 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
 [ -n "$digest" ] || fail "no final digest in the straight run"
@@ -91,7 +96,8 @@ step "--ckpt-persist-every=auto: flush every k-th version, k periods covering a 
 work=$(ck mktemp -d "$STATE/jobs/schedule.XXXXXX")
 # shellcheck disable=SC2086  # TRAIN is a command line
 out=$(ck srun --mpi=pmix -N3 -n6 -w n1,n2,n3 "${MEM[@]}" --ckpt-node-mtbf=$NODE_MTBF \
-    --ckpt-persist="$work/run" --ckpt-persist-every=auto --export=ALL,TIERCKPT_RUN_REPORT=1 $TRAIN 2>&1)
+    --ckpt-persist="$work/run" --ckpt-persist-every=auto --export=ALL,TIERCKPT_RUN_REPORT=1 $TRAIN 2>&1) ||
+    fail "the run ended with status $?: $out"
 grep -E '^(saved|committed|final|tierckpt: schedule)' <<<"$out"
 assert_match "$out" "^final steps=120 digest=$digest$" "the digest with a persistent tier"
 python3 - "$out" <<'EOF' || fail "the flush cadence"

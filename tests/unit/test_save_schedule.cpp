@@ -92,8 +92,11 @@ TEST_CASE("auto: Daly's interval from the measured stall and the job's MTBF", "[
     CHECK(s.due(11 + d.steps, 0, 0));
     // Expected loss per failure: half a period, the commit, the restart.
     CHECK(d.sched.lost_per_failure_s == Approx((d.sched.interval_s + 0.6) / 2 + 2.0 + 60));
-    // A larger state costs more: the interval grows as its square root.
-    const Decision &bigger = s.decide(100, {0.5, 2.4, 2.0, 0});
+    // A larger state costs more: the interval grows as its square root,
+    // once the window's median is the new cost (the second save of it).
+    CHECK(s.decide(100, {0.5, 2.4, 2.0, 0}).in.stall_s == Approx(0.6));  // of two, the smaller
+    const Decision &bigger = s.decide(200, {0.5, 2.4, 2.0, 0});
+    CHECK(bigger.in.stall_s == 2.4);
     CHECK(bigger.sched.optimum_s == Approx(std::sqrt(2 * 2.4 * 1200) * (1 + std::sqrt(0.001) / 3 + 0.001 / 9) - 2.4));
     CHECK(bigger.steps > 140);
 }
@@ -199,7 +202,9 @@ TEST_CASE("the flush cadence: given, or the fewest saves whose periods cover a f
     CHECK(d.sched.persist_bound == "flush-time");
     CHECK(describe(d, s.config()).find("persist_every=3 persist_bound=flush-time") != std::string::npos);
     // No flush measured yet: every version.
-    CHECK(s.decide(31, {0.5, 0.5, 1.0, 0}).sched.persist_every == 1);
+    SaveSchedule fresh(c);
+    first_step(fresh, 0.5);
+    CHECK(fresh.decide(11, {0.5, 0.5, 1.0, 0}).sched.persist_every == 1);
     c.persist_every = 10;
     SaveSchedule given(c);
     first_step(given, 0.5);
@@ -215,4 +220,21 @@ TEST_CASE("the flush cadence: given, or the fewest saves whose periods cover a f
     const Decision &t = two.decide(11, {0.5, 0.6, 2.0, 5});
     CHECK(t.sched.persist_every >= 1);
     CHECK((t.sched.persist_bound == "optimum" || t.sched.persist_bound == "flush-time"));
+}
+
+TEST_CASE("one slow save (a pause of the machine) does not move the interval", "[save-schedule]") {
+    SaveSchedule s(auto_config(90, 3));
+    first_step(s, 0.05);
+    const std::uint64_t calm = s.decide(11, {0.05, 0.04, 0.3, 0}).steps;
+    CHECK(s.decide(50, {0.05, 2.8, 0.3, 0}).in.stall_s == 0.04);  // of two saves, the smaller
+    const Decision &d = s.decide(90, {0.05, 0.05, 0.3, 0});
+    CHECK(d.in.stall_s == 0.05);  // the median of 0.04, 2.8, 0.05
+    CHECK(d.steps <= calm + calm / 4);
+    // A commit is counted once: the same newest commit again is not a new one.
+    const Decision &e = s.decide(130, {0.05, 0.05, 0.3, 0});
+    CHECK(e.in.commit_s == 0.3);
+    const Decision &f = s.decide(170, {0.05, 0.05, 3.0, 0});  // one slow commit
+    CHECK(f.in.commit_s == 0.3);  // of 0.3 and 3.0, the smaller
+    const Decision &g = s.decide(210, {0.05, 0.05, 0.31, 0});
+    CHECK(g.in.commit_s == 0.31);  // the median of 0.3, 3.0, 0.31
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -17,6 +18,21 @@ const char *mode_name(CkptInterval::Kind k) {
     case CkptInterval::Kind::duration: return "duration";
     }
     return "?";
+}
+
+// Adds v to the window (the newest kWindow values) and returns its median
+// (of an even count, the lower middle one: of two saves, one paused by the
+// machine must not double the interval); 0 for an empty window.
+double windowed_median(std::deque<double> &w, double v, bool measured) {
+    if (measured) {
+        w.push_back(v);
+        if (w.size() > SaveSchedule::kWindow) w.pop_front();
+    }
+    if (w.empty()) return 0;
+    std::vector<double> s(w.begin(), w.end());
+    std::sort(s.begin(), s.end());
+    const std::size_t n = s.size();
+    return s[(n - 1) / 2];
 }
 
 // The first multiple of n above step.
@@ -67,6 +83,11 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
     d.count = last_.count + 1;
     d.at_step = step;
     d.in = job;
+    d.in.stall_s = windowed_median(stalls_, job.stall_s, true);
+    // A commit or flush is the newest measured: the same one again until the
+    // next completes, so counted only when it changed.
+    d.in.commit_s = windowed_median(commits_, job.commit_s, job.commit_s > 0 && (commits_.empty() || commits_.back() != job.commit_s));
+    d.in.flush_s = windowed_median(flushes_, job.flush_s, job.flush_s > 0 && (flushes_.empty() || flushes_.back() != job.flush_s));
     d.job_mtbf_s = job_mtbf_s();
     if (job.step_s > 0) step_s_ = job.step_s;
     d.in.step_s = step_s_;
@@ -93,11 +114,11 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
             break;
         }
         Costs c;
-        c.stall_s = job.stall_s;
-        c.commit_s = job.commit_s;
-        c.flush_s = job.flush_s;
+        c.stall_s = d.in.stall_s;
+        c.commit_s = d.in.commit_s;
+        c.flush_s = d.in.flush_s;
         c.restart_s = cfg_.restart_s;
-        c.restart_persist_s = cfg_.restart_s + job.flush_s;
+        c.restart_persist_s = cfg_.restart_s + d.in.flush_s;
         Failures f;
         f.job_mtbf_s = d.job_mtbf_s;
         // Without replicas a lost node's shards are only in the persistent
@@ -127,8 +148,8 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
             d.sched.persist_every = cfg_.persist_every;
             d.sched.persist_bound = "given";
         } else {
-            const double period = static_cast<double>(d.steps) * step_s_ + job.stall_s;
-            const double k = period > 0 ? std::ceil(job.flush_s / period - 1e-9) : 1;
+            const double period = static_cast<double>(d.steps) * step_s_ + d.in.stall_s;
+            const double k = period > 0 ? std::ceil(d.in.flush_s / period - 1e-9) : 1;
             d.sched.persist_every = static_cast<std::uint64_t>(std::clamp(k, 1.0, 1e6));
             d.sched.persist_bound = "flush-time";
         }

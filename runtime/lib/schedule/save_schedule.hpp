@@ -15,13 +15,16 @@
 //
 // In the two measured modes the first save is due one step after the
 // first due() call (the first step measured): before it no cost is known.
-// Each later save's decision uses that save's stall and the newest commit
-// measured by then; until a commit has been measured no commit bound
+// Each later save's decision uses the median of the last kWindow saves'
+// stalls, commits and flushes as measured by then (of two, the smaller) (a pause of the machine
+// in one save does not move the interval; a lasting change, such as a
+// state that grew, does within kWindow - 1 saves); until a commit has been measured no commit bound
 // applies (a save arriving before the previous commit is decided waits
 // behind it, pending, where the store has room: see Checkpointer::save).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <string>
 
@@ -62,6 +65,8 @@ struct Decision {
 class SaveSchedule {
 public:
     static constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
+    // Saves whose costs are taken together (their median).
+    static constexpr std::size_t kWindow = 3;
 
     explicit SaveSchedule(const RunConfig &c) : cfg_(c) {}
 
@@ -81,8 +86,10 @@ public:
     // for the job's reduction.
     double local_step_s() const;
 
-    // After a save at step: the next due step from the job's measurements.
-    // Collective in effect: every rank passes the same values.
+    // After a save at step: the next due step from the job's measurements
+    // (job.stall_s this save's; commit_s and flush_s the newest, 0 while
+    // none is measured). Collective in effect: every rank passes the same
+    // values. The decision's inputs (Decision::in) are the medians used.
     const Decision &decide(std::uint64_t step, const Measured &job);
 
     const Decision &last() const { return last_; }
@@ -101,6 +108,7 @@ private:
     double sum_ms_ = 0;           // step time measured since the last decision
     std::uint64_t counted_ = 0;   // steps it covers
     double step_s_ = 0;           // the job's step time at the last decision
+    std::deque<double> stalls_, commits_, flushes_;  // the last kWindow measured
     Decision last_;
 };
 
