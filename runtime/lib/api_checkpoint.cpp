@@ -136,10 +136,7 @@ tierckpt_status_t tierckpt_get_schedule(const tierckpt_t *ckpt, tierckpt_schedul
         const tck::schedule::Decision &d = ckpt->impl->schedule_decision();
         const tck::schedule::RunConfig &c = ckpt->impl->schedule_config();
         *schedule = tierckpt_schedule_t{};
-        const char *mode = c.interval.kind == tck::CkptInterval::Kind::automatic ? "auto"
-                           : c.interval.kind == tck::CkptInterval::Kind::steps   ? "steps"
-                                                                                 : "duration";
-        std::snprintf(schedule->mode, sizeof schedule->mode, "%s", mode);
+        std::snprintf(schedule->mode, sizeof schedule->mode, "%s", tck::schedule::mode_name(c.interval.kind));
         std::snprintf(schedule->bound, sizeof schedule->bound, "%s", d.count ? d.sched.bound.c_str() : "");
         schedule->decisions = d.count;
         schedule->steps = d.steps;

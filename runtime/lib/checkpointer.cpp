@@ -504,17 +504,18 @@ Status Checkpointer::decide_schedule(std::uint64_t version) {
     if (used == 0) return Status::ok();  // no rank asks due(): nothing to decide
     const schedule::Decision &d = schedule_->decide(step, job);
     if (persist_auto) flusher_->set_every(d.sched.persist_every);
-    if (job_.rank == 0 && (d.count == 1 || d.steps != last_logged_steps_)) {
+    if (job_.rank != 0) return Status::ok();
+    const bool new_interval = d.count == 1 || d.steps != last_logged_steps_;
+    if (!new_interval && !run_report_) return Status::ok();
+    const std::string line = schedule::describe(d, cfg);
+    if (new_interval) {
         // A new interval: said once, not at every save (the run report
         // has every decision).
-        std::fprintf(stderr, "tierckpt: schedule: %s\n", schedule::describe(d, cfg).c_str());
-        std::fflush(stderr);
+        std::fprintf(stderr, "tierckpt: schedule: %s\n", line.c_str());
         last_logged_steps_ = d.steps;
     }
-    if (run_report_ && job_.rank == 0) {
-        std::fprintf(stderr, "%s\n", report::format_schedule(schedule::describe(d, cfg)).c_str());
-        std::fflush(stderr);
-    }
+    if (run_report_) std::fprintf(stderr, "%s\n", report::format_schedule(line).c_str());
+    std::fflush(stderr);
     return Status::ok();
 }
 

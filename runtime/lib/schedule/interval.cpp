@@ -22,12 +22,11 @@ std::uint64_t steps_covering(double seconds, double step_s) {
     return n >= 1e18 ? std::uint64_t{1000000000000000000ull} : static_cast<std::uint64_t>(n);
 }
 
-// Smallest k whose k periods cover a flush: flushes keep up with saves.
+}  // namespace
+
 std::uint64_t persist_covering(double flush_s, double period_s) {
     return std::max<std::uint64_t>(1, steps_covering(flush_s, period_s));
 }
-
-}  // namespace
 
 double young_interval(double cost_s, double mtbf_s) {
     if (no_failures(mtbf_s)) return kInf;

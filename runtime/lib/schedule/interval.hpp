@@ -74,6 +74,10 @@ struct Schedule {
 // from its beginning and is left out (it is the same for every interval).
 double expected_overhead(const Costs &c, const Failures &f, double interval_s, std::uint64_t persist_every);
 
+// The smallest k (at least 1, at most 10^18) whose k periods cover a
+// flush, so that flushes keep up with saves. period_s > 0.
+std::uint64_t persist_covering(double flush_s, double period_s);
+
 // The schedule: the interval from Daly's estimate for the memory tier
 // alone (f = 0 or no persistent tier), or, with a persistent tier and
 // f > 0, from the first-order two-level optimum (the waste above minimised

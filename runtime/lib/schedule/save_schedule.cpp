@@ -9,8 +9,6 @@
 
 namespace tck::schedule {
 
-namespace {
-
 const char *mode_name(CkptInterval::Kind k) {
     switch (k) {
     case CkptInterval::Kind::automatic: return "auto";
@@ -19,6 +17,8 @@ const char *mode_name(CkptInterval::Kind k) {
     }
     return "?";
 }
+
+namespace {
 
 // Adds v to the window (the newest kWindow values) and returns its median
 // (of an even count, the lower middle one: of two saves, one paused by the
@@ -149,8 +149,8 @@ const Decision &SaveSchedule::decide(std::uint64_t step, const Measured &job) {
             d.sched.persist_bound = "given";
         } else {
             const double period = static_cast<double>(d.steps) * step_s_ + d.in.stall_s;
-            const double k = period > 0 ? std::ceil(d.in.flush_s / period - 1e-9) : 1;
-            d.sched.persist_every = static_cast<std::uint64_t>(std::clamp(k, 1.0, 1e6));
+            d.sched.persist_every =
+                period > 0 ? std::min<std::uint64_t>(persist_covering(d.in.flush_s, period), 1000000) : 1;
             d.sched.persist_bound = "flush-time";
         }
     }

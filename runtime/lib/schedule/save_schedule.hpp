@@ -112,6 +112,10 @@ private:
     Decision last_;
 };
 
+// "auto", "steps" or "duration": the mode's name in decisions and
+// tierckpt_schedule_t.
+const char *mode_name(CkptInterval::Kind k);
+
 // The line a decision prints (rank 0, and tierckpt-report schedule): the
 // mode, the chosen steps and what bound them, the inputs, the expected
 // overhead and lost work per failure.
