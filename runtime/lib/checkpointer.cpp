@@ -283,14 +283,20 @@ Status Checkpointer::save_and_stage(std::uint64_t version) {
         }
     }
     Status staged = stage(version, std::move(slot), now_ms() - t0, !save_.active());
+    // A rank that could not stage (no room in its node store, a region it
+    // could not read) says why here, and its version fails at its vote, on
+    // every rank alike. Returning the failure from this rank alone would
+    // part the ranks: a program that stops on an error would leave the
+    // others waiting for it in their next collective (seen as a hang).
+    if (!staged) log::warn("rank {}: {}; version {} will not commit", job_.rank, staged.message(), version);
     // Every rank decides, whatever its staging did: the decision is collective.
     Status scheduled = decide_schedule(version);
-    if (!staged) return staged;
     if (!scheduled) return previous ? scheduled : error(scheduled.code(), "{}; {}", previous.message(), scheduled.message());
     if (!previous) {
         // This version is staged; the application still learns, with the
         // previous one's status, that that one did not commit.
-        return error(previous.code(), "{} (version {} is staged)", previous.message(), version);
+        return error(previous.code(), "{} (version {} {})", previous.message(), version,
+                     staged ? "is staged" : "could not be staged either");
     }
     return Status::ok();
 }
@@ -311,6 +317,10 @@ bool Checkpointer::room_for_pipeline(std::uint64_t need) const {
 // version's (or one a flush reads), never the save in flight's.
 Result<std::uint32_t> Checkpointer::take_slot(std::uint64_t version, std::uint64_t need) {
     const std::optional<std::uint32_t> in_flight = save_.active() ? save_.slot() : std::nullopt;
+    if (no_room_requested(version, job_.rank)) {
+        return error(TIERCKPT_ERR_NO_MEMORY, "no room for rank {}'s shard of version {} (TIERCKPT_TEST_NO_ROOM)",
+                     job_.rank, version);
+    }
     Status why;
     for (int attempt = 0; attempt < 2; ++attempt) {
         {

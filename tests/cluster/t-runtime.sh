@@ -43,6 +43,22 @@ assert_match "$out" '^/dev/shm/tierckpt/job\.[0-9]+/store +[0-9]+ +3 +6 +12 .* w
 assert_eq "$(grep -c '^rank=[0-5] restored version=8 source=local$' <<<"$out")" 6 "every rank restores version 8"
 assert_match "$out" "^final steps=20 digest=$digest$" "digest after the crash"
 
+step "rank 3 finds no room for version 12: every rank learns it at the next save, none is left waiting"
+# Without --wait-commit: the failure reaches the ranks at save 16. A save
+# that failed on rank 3 alone would send rank 3 to its exit while the
+# others wait for it in the step's all-reduce (a hang, cut by timeout).
+out=$(in_allocation "TIERCKPT_TEST_NO_ROOM=12:3 timeout 120 srun -K --mpi=pmix -n6 ${TRAIN% --wait-commit} --steps 20
+                     echo step1-exit=\$?
+                     srun --mpi=pmix -n6 $TRAIN --steps 20")
+echo "$out"
+assert_match "$out" '^step1-exit=75$' "the step's exit status (a version that did not commit; not 124, a hang)"
+assert_match "$out" 'rank 3: no room for rank 3.s shard of version 12 .*; version 12 will not commit' "rank 3 says why"
+# Every rank prints it, but the first to exit may abort the others first.
+assert_match "$out" '^tierckpt-synth-train: rank [0-24-5]: version 12 did not commit' \
+    "a rank other than rank 3 learns that version 12 did not commit"
+assert_no_match "$out" '^rank=[0-5] restored version=12 ' "nobody restores version 12"
+assert_match "$out" "^final steps=20 digest=$digest$" "digest after the failed version"
+
 step "a byte flipped in rank 4's shard of version 12: caught, version 8 used"
 out=$(in_allocation "srun --mpi=pmix -n6 $TRAIN --steps 12
     srun -N1 -n1 -w n3 bash -c '
