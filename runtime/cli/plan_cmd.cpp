@@ -67,7 +67,8 @@ The schedule:
   --job-mtbf DURATION     the whole job's, instead of --mtbf / nodes
   --persist-fraction F    share of failures memory cannot recover from (default 0
                           with replicas, 1 without)
-  --persist-every K       flush every Kth committed version (default: chosen)
+  --persist-every K|auto  flush every Kth committed version (default auto: chosen,
+                          as --ckpt-persist-every=auto does in a job)
   --max-overhead PCT      at most PCT % of the time spent saving
 Output:
   --json                  one JSON object
@@ -240,7 +241,9 @@ Result<Args> parse_args(const std::vector<std::string> &argv, bool &help) {
             }
             a.persist_fraction = f;
         } else if (opt == "--persist-every") {
-            st = set_u(a.persist_every, 1, 1000000);
+            // auto: chosen, as the runtime's --ckpt-persist-every=auto does.
+            if (val == "auto") a.persist_every = 0;
+            else if (!(st = set_u(a.persist_every, 1, 1000000))) st = error(st.code(), "{}, or auto", st.message());
         } else if (opt == "--max-overhead") {
             auto p = parse_percent(opt, val);
             if (!p) return p.status();

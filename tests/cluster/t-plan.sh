@@ -47,6 +47,7 @@ check_refused "an unknown dtype" "unknown dtype 'fp12'; use one of" --params 7B 
 check_refused "zero nodes" "--nodes=0: a job runs on at least one node" --params 7B --nodes 0
 check_refused "more replicas than nodes" "--replicas=3 needs at least 4 nodes" --params 7B --nodes 3 --replicas 3
 check_refused "no model" "no model given" --nodes 3
+check_refused "a flush cadence that is no number" "--persist-every=x: .*, or auto" --params 7B --nodes 4 --persist-every x
 
 # Saves every step, no compute between them: faster than the copies commit.
 TRAIN="tierckpt-synth-train --state-mib 32 --steps 30 --ckpt-every 1"
