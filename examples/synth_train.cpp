@@ -41,6 +41,7 @@ struct Args {
     int kill_rank = -1;
     std::uint64_t step_ms = 0;
     bool wait_commit = false;  // every save waits for its commit
+    bool sliced = false;       // --layout sliced: the state is a slice of one global array
     std::string store;        // without Slurm: a store path
     std::string store_bytes;  // and its size
     std::string persist;      // without Slurm: a persistent directory
@@ -51,7 +52,7 @@ struct Args {
     std::fprintf(rc ? stderr : stdout,
                  "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K|auto|DURATION]\n"
                  "                            [--node-mtbf DURATION] [--step-ms T] [--grow-at STEP --grow-mib M]\n"
-                 "                            [--kill-at STEP:RANK]\n"
+                 "                            [--kill-at STEP:RANK] [--layout opaque|sliced]\n"
                  "                            [--wait-commit] [--store PATH --store-bytes SIZE]\n"
                  "                            [--persist DIR [--persist-every N] [--persist-keep K]]\n"
                  "Run under srun --mpi=pmix --ckpt-mem=SIZE (or mpirun with --store). See tierckpt-synth-train(1).\n");
@@ -94,6 +95,8 @@ Args parse(int argc, char **argv) {
         else if (o == "--grow-mib") a.grow_mib = number("--grow-mib", v), ++i;
         else if (o == "--step-ms") a.step_ms = number("--step-ms", v), ++i;
         else if (o == "--wait-commit") a.wait_commit = true;
+        else if (o == "--layout" && v && (std::strcmp(v, "opaque") == 0 || std::strcmp(v, "sliced") == 0))
+            a.sliced = std::strcmp(v, "sliced") == 0, ++i;
         else if (o == "--store" && v) a.store = v, ++i;
         else if (o == "--store-bytes" && v) a.store_bytes = v, ++i;
         else if (o == "--persist" && v) a.persist = v, ++i;
@@ -106,6 +109,10 @@ Args parse(int argc, char **argv) {
     }
     if (a.state_mib == 0 || a.ckpt_every == 0) {
         std::fprintf(stderr, "tierckpt-synth-train: --state-mib and --ckpt-every must be at least 1\n");
+        usage(2);
+    }
+    if (a.sliced && a.grow_at) {
+        std::fprintf(stderr, "tierckpt-synth-train: --grow-at works with --layout opaque only\n");
         usage(2);
     }
     if ((a.grow_at == 0) != (a.grow_mib == 0) || (a.grow_mib && a.grow_mib < a.state_mib)) {
@@ -135,9 +142,24 @@ void init_state(std::vector<std::uint64_t> &w, std::size_t from, int rank) {
     for (std::size_t i = from; i < w.size(); ++i) w[i] = splitmix((static_cast<std::uint64_t>(rank) << 40) + i);
 }
 
+// --layout sliced: word i of this rank's slice is word first + i of the
+// global array, whose start values depend on the global index alone.
+void init_slice(std::vector<std::uint64_t> &w, std::uint64_t first) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = splitmix((std::uint64_t{1} << 60) + first + i);
+}
+
 std::uint64_t digest(const std::vector<std::uint64_t> &w) {
     std::uint64_t h = 0xcbf29ce484222325ull;
     for (auto x : w) h = (h ^ x) * 0x100000001b3ull;
+    return h;
+}
+
+// --layout sliced: the slice's part of a digest of the global array that
+// does not depend on how it is cut (a sum over the global words, each mixed
+// with its index; the ranks' parts add up).
+std::uint64_t slice_digest(const std::vector<std::uint64_t> &w, std::uint64_t first) {
+    std::uint64_t h = 0;
+    for (std::size_t i = 0; i < w.size(); ++i) h += splitmix(w[i] ^ splitmix(first + i));
     return h;
 }
 
@@ -166,7 +188,23 @@ int main(int argc, char **argv) {
         std::uint64_t rank;
     } meta{0, static_cast<std::uint64_t>(rank)};
     std::vector<std::uint64_t> state(a.state_mib * (1ull << 20) / sizeof(std::uint64_t));
-    init_state(state, 0, rank);
+    // --layout sliced: rank r holds words [r * n, (r + 1) * n) of a global
+    // array of size * n words, as a tensor cut evenly over the ranks.
+    const std::uint64_t first_word = static_cast<std::uint64_t>(rank) * state.size();
+    const std::uint64_t slice_bytes = state.size() * sizeof(std::uint64_t);
+    if (a.sliced) init_slice(state, first_word);
+    else init_state(state, 0, rank);
+    auto register_state = [&](tierckpt::Checkpointer &ckpt) {
+        if (a.sliced) {
+            // The step is the same on every rank: replicated.
+            ckpt.add_replicated("step", &meta.step, sizeof meta.step);
+            ckpt.add_slice("state", state.data(), slice_bytes, first_word * sizeof(std::uint64_t),
+                           static_cast<std::uint64_t>(size) * slice_bytes);
+        } else {
+            ckpt.add("meta", &meta, sizeof meta);
+            ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));
+        }
+    };
     auto grow = [&](std::uint64_t mib) {
         const std::size_t old = state.size();
         state.resize(mib * (1ull << 20) / sizeof(std::uint64_t));
@@ -202,12 +240,11 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        ckpt.add("meta", &meta, sizeof meta);
-        ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));
+        register_state(ckpt);
 
         if (auto v = ckpt.restore()) {
             std::printf("rank=%d restored version=%" PRIu64 " source=%s\n", rank, *v, ckpt.restore_source().c_str());
-            if (meta.step != *v || meta.rank != static_cast<std::uint64_t>(rank)) {
+            if (meta.step != *v || (!a.sliced && meta.rank != static_cast<std::uint64_t>(rank))) {
                 std::fprintf(stderr, "rank %d: restored meta step=%" PRIu64 " rank=%" PRIu64 " does not match\n",
                              rank, meta.step, meta.rank);
                 MPI_Abort(MPI_COMM_WORLD, 3);
@@ -223,8 +260,7 @@ int main(int argc, char **argv) {
                 // The model grows (a layer added, say): the next save holds more.
                 grow(a.grow_mib);
                 ckpt.unregister_all();
-                ckpt.add("meta", &meta, sizeof meta);
-                ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));
+                register_state(ckpt);
             }
             if (s == a.kill_step && rank == a.kill_rank) {
                 std::printf("rank=%d killed at step=%" PRIu64 "\n", rank, s);
@@ -275,12 +311,16 @@ int main(int argc, char **argv) {
     }
     if (rc) MPI_Abort(MPI_COMM_WORLD, rc);
 
-    std::uint64_t mine = digest(state);
+    std::uint64_t mine = a.sliced ? slice_digest(state, first_word) : digest(state);
     std::vector<std::uint64_t> all(static_cast<std::size_t>(size));
     MPI_Gather(&mine, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     if (rank == 0) {
         std::uint64_t h = 0;
-        for (auto d : all) h = splitmix(h ^ d);
+        if (a.sliced) {
+            for (auto d : all) h += d;  // the same sum however the array is cut
+        } else {
+            for (auto d : all) h = splitmix(h ^ d);
+        }
         std::printf("final steps=%" PRIu64 " digest=%016" PRIx64 "\n", meta.step, h);
         std::fflush(stdout);
     }

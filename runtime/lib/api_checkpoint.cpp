@@ -92,6 +92,23 @@ tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *pt
     });
 }
 
+tierckpt_status_t tierckpt_register_slice(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes,
+                                          uint64_t global_offset, uint64_t global_bytes) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(name, "name"); !st) return st;
+        return ckpt->impl->add_region(name, ptr, bytes, {tck::store::RegionKind::slice, global_offset, global_bytes});
+    });
+}
+
+tierckpt_status_t tierckpt_register_replicated(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(name, "name"); !st) return st;
+        return ckpt->impl->add_region(name, ptr, bytes, {tck::store::RegionKind::replicated, 0, bytes});
+    });
+}
+
 tierckpt_status_t tierckpt_unregister_all(tierckpt_t *ckpt) {
     return guarded([&] {
         if (auto st = need(ckpt, "ckpt"); !st) return st;

@@ -18,6 +18,7 @@
 #include "common/random.hpp"
 #include "common/run_report.hpp"
 #include "lib/collectives.hpp"
+#include "lib/save/layout.hpp"
 #include "lib/test_hooks.hpp"
 
 namespace tck {
@@ -198,9 +199,10 @@ Status Checkpointer::close() {
 
 // ---- regions -----------------------------------------------------------------
 
-Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t bytes) {
+Status Checkpointer::add_region(const std::string &name, void *ptr, std::size_t bytes,
+                                const store::RegionLayout &layout) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
-    return regions_->add(name, ptr, bytes);
+    return regions_->add(name, ptr, bytes, layout);
 }
 
 void Checkpointer::clear_regions() {
@@ -237,6 +239,11 @@ Status Checkpointer::save_and_stage(std::uint64_t version) {
     if (have_last_ && version <= last_version_) {
         return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
                      last_version_);
+    }
+    // Before anything is staged: a layout the ranks do not agree on saves
+    // nothing, on every rank alike.
+    if (Status st = check_layout(); !st) {
+        return error(st.code(), "save({}): {}; nothing was saved", version, st.message());
     }
     fetched_.reset();  // its slot may be taken now
     const double t0 = now_ms();
@@ -484,6 +491,21 @@ Result<bool> Checkpointer::due(std::uint64_t step) {
     return schedule_->due(step, now_ms(), in_save_ms_);
 }
 
+// Collective: whether any rank registered anew since the job last agreed
+// on the layout (one all-reduce of an int, every save), and if one did,
+// the job-wide check of the slices and replicated regions (an all-gather
+// of their layouts): every rank gets the same status.
+Status Checkpointer::check_layout() {
+    const bool changed = regions_->generation() != layout_checked_;
+    int mine = changed ? 1 : 0, any = 0;
+    int rc = MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, job_.comm);
+    if (rc != MPI_SUCCESS) return mpi_error("the regions' layout (MPI_Allreduce)", rc);
+    if (!any) return Status::ok();
+    Status st = agree_layout(job_.comm, regions_->layouts());
+    if (st) layout_checked_ = regions_->generation();
+    return st;
+}
+
 // Collective: one all-reduce (MAX) of what this rank measured, so that
 // every rank takes the same decision: the slowest rank's step, stall,
 // commit and flush set the interval. Saves with fixed steps need no
@@ -575,7 +597,7 @@ Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching) {
     if (fetching) {
         req.use = [this](Shard &shard) {
             Fetched f;
-            std::uint64_t off = store::manifest_bytes(shard.regions.size());
+            std::uint64_t off = store::manifest_bytes_for(shard.regions);
             f.regions.reserve(shard.regions.size());
             for (auto &e : shard.regions) {
                 f.by_name.emplace(e.name, f.regions.size());

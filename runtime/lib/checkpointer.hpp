@@ -57,7 +57,9 @@ public:
     // the store before it returns), so the set may change between saves:
     // each save's manifest lists the regions it holds. Names are unique;
     // the check is a hash lookup, so registering n regions costs O(n).
-    Status add_region(const std::string &name, void *ptr, std::size_t bytes);
+    // layout: a slice of a global array, or replicated (tierckpt(3),
+    // tierckpt_register_slice); checked across the job at the next save.
+    Status add_region(const std::string &name, void *ptr, std::size_t bytes, const store::RegionLayout &layout = {});
     void clear_regions();
 
     // Collective: every rank calls it with the same, increasing version.
@@ -179,6 +181,7 @@ private:
     // Collective (inside save): the job's measurements, reduced, and the
     // next due step.
     Status decide_schedule(std::uint64_t version);
+    Status check_layout();
     bool room_for_pipeline(std::uint64_t need) const;
 
     JobLayout job_;
@@ -199,6 +202,7 @@ private:
     bool have_due_step_ = false;
     double last_commit_s_ = 0;                // the newest committed version: its start to this rank's vote ready
     std::uint64_t last_logged_steps_ = 0;     // rank 0: the interval it last logged
+    std::uint64_t layout_checked_ = ~std::uint64_t{0};  // the regions' generation the job last agreed on
 
     // Versions (the application's thread; protect_from_ is read by the
     // worker, for the replica slots it may take).

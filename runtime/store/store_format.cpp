@@ -41,8 +41,42 @@ const char *state_name(SlotState s) {
     return "invalid";
 }
 
-std::size_t manifest_bytes(std::size_t nregions) {
-    return sizeof(ManifestHead) + nregions * sizeof(ManifestEntry);
+std::size_t manifest_bytes(std::size_t nregions, bool layout) {
+    return sizeof(ManifestHead) + nregions * (layout ? sizeof(LayoutEntry) : sizeof(ManifestEntry));
+}
+
+std::size_t manifest_bytes_for(const std::vector<RegionEntry> &entries) {
+    bool layout = false;
+    for (const auto &e : entries) layout = layout || e.layout.kind != RegionKind::opaque;
+    return manifest_bytes(entries.size(), layout);
+}
+
+const char *region_kind_name(RegionKind k) {
+    switch (k) {
+    case RegionKind::opaque: return "opaque";
+    case RegionKind::slice: return "slice";
+    case RegionKind::replicated: return "replicated";
+    }
+    return "invalid";
+}
+
+std::string layout_problem(const RegionLayout &l, std::uint64_t bytes) {
+    switch (l.kind) {
+    case RegionKind::opaque:
+        if (l.global_offset != 0 || l.global_bytes != 0) return "an opaque region has no global offset or size";
+        return "";
+    case RegionKind::slice:
+        if (l.global_bytes == 0) return "a slice of a global array of 0 bytes";
+        if (l.global_offset > l.global_bytes || bytes > l.global_bytes - l.global_offset) {
+            return fmt::format("a slice of {} bytes at offset {} does not lie within a global array of {} bytes",
+                               bytes, l.global_offset, l.global_bytes);
+        }
+        return "";
+    case RegionKind::replicated:
+        if (l.global_offset != 0 || l.global_bytes != bytes) return "a replicated region is the whole array";
+        return "";
+    }
+    return "an unknown region kind";
 }
 
 std::uint64_t slot_bytes(std::uint64_t payload_bytes) { return align_up(payload_bytes, kSlotAlign); }
@@ -64,26 +98,51 @@ Result<std::uint64_t> store_bytes_for(const std::vector<std::uint64_t> &own_payl
 }
 
 Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payload, std::uint64_t bytes) {
-    auto bad = [](const char *why) { return error(TIERCKPT_ERR_CORRUPT, "shard manifest: {}", why); };
+    auto bad = [](const std::string &why) { return error(TIERCKPT_ERR_CORRUPT, "shard manifest: {}", why); };
     if (bytes < sizeof(ManifestHead)) return bad("the shard is shorter than its manifest's header");
     ManifestHead head;
     std::memcpy(&head, payload, sizeof head);
-    if (std::memcmp(head.magic, kManifestMagic, sizeof head.magic) != 0) return bad("no manifest (wrong magic)");
+    const bool layout = std::memcmp(head.magic, kManifestMagicLayout, sizeof head.magic) == 0;
+    if (!layout && std::memcmp(head.magic, kManifestMagic, sizeof head.magic) != 0) {
+        return bad("no manifest (wrong magic)");
+    }
+    const std::size_t entry_bytes = layout ? sizeof(LayoutEntry) : sizeof(ManifestEntry);
     // Every region needs its entry: the count is bounded by the bytes.
-    if (head.nregions > (bytes - sizeof(ManifestHead)) / sizeof(ManifestEntry)) {
+    if (head.nregions > (bytes - sizeof(ManifestHead)) / entry_bytes) {
         return bad("more regions than the shard can hold");
     }
     std::vector<RegionEntry> out;
     out.reserve(head.nregions);
-    std::uint64_t total = manifest_bytes(head.nregions);
+    std::uint64_t total = manifest_bytes(head.nregions, layout);
+    bool any_layout = false;
     const std::uint8_t *p = payload + sizeof(ManifestHead);
-    for (std::uint32_t i = 0; i < head.nregions; ++i, p += sizeof(ManifestEntry)) {
-        ManifestEntry e;
-        std::memcpy(&e, p, sizeof e);
-        if (e.bytes > bytes - total) return bad("its regions add up to more than the shard");
-        total += e.bytes;
-        out.push_back({std::string(e.name, ::strnlen(e.name, sizeof e.name)), e.bytes});
+    for (std::uint32_t i = 0; i < head.nregions; ++i, p += entry_bytes) {
+        RegionEntry r;
+        if (layout) {
+            LayoutEntry e;
+            std::memcpy(&e, p, sizeof e);
+            r.name.assign(e.name, ::strnlen(e.name, sizeof e.name));
+            r.bytes = e.bytes;
+            if (e.kind > static_cast<std::uint32_t>(RegionKind::replicated)) {
+                return bad(fmt::format("region {}: unknown kind {}", i, e.kind));
+            }
+            r.layout = {static_cast<RegionKind>(e.kind), e.global_offset, e.global_bytes};
+            if (std::string why = layout_problem(r.layout, r.bytes); !why.empty()) {
+                return bad(fmt::format("region {}: {}", i, why));
+            }
+            any_layout = any_layout || r.layout.kind != RegionKind::opaque;
+        } else {
+            ManifestEntry e;
+            std::memcpy(&e, p, sizeof e);
+            r.name.assign(e.name, ::strnlen(e.name, sizeof e.name));
+            r.bytes = e.bytes;
+        }
+        if (r.bytes > bytes - total) return bad("its regions add up to more than the shard");
+        total += r.bytes;
+        out.push_back(std::move(r));
     }
+    // Written only with a layout: its size must follow from its entries.
+    if (layout && !any_layout) return bad("a layout manifest whose regions have no layout");
     if (total != bytes) return bad("the shard's size does not match its manifest");
     return out;
 }

@@ -133,10 +133,14 @@ struct SessionInfo {
 static_assert(sizeof(Header) <= kSessionInfoOffset);
 static_assert(kSessionInfoOffset + sizeof(SessionInfo) <= kPersistInfoOffset);
 
-// The payload starts with this, then nregions ManifestEntry, then the
-// regions' bytes back to back in the same order.
+// The payload starts with this, then nregions ManifestEntry (magic
+// "TCKSHRD1") or nregions LayoutEntry ("TCKSHRD2"), then the regions'
+// bytes back to back in the same order. The second form is written when at
+// least one region has a layout (a slice of a global array, or replicated);
+// shards of opaque regions alone keep the first, so their sizes and older
+// readers do not change.
 struct ManifestHead {
-    char magic[8];  // "TCKSHRD1"
+    char magic[8];
     std::uint32_t nregions;
     std::uint32_t pad;
 };
@@ -146,7 +150,40 @@ struct ManifestEntry {
 };
 inline constexpr char kManifestMagic[8] = {'T', 'C', 'K', 'S', 'H', 'R', 'D', '1'};
 
-std::size_t manifest_bytes(std::size_t nregions);
+// What a region is to the job (tierckpt(3)): opaque (this rank's own bytes,
+// restored only onto the same rank), a slice of a global array named like
+// the region (this rank holds bytes [offset, offset + bytes) of its
+// global_bytes), or replicated (the same bytes on every rank).
+enum class RegionKind : std::uint32_t { opaque = 0, slice = 1, replicated = 2 };
+const char *region_kind_name(RegionKind k);
+
+struct RegionLayout {
+    RegionKind kind = RegionKind::opaque;
+    std::uint64_t global_offset = 0;  // slice: where this rank's bytes start in the global array
+    std::uint64_t global_bytes = 0;   // slice: the global array's size; replicated: the region's; opaque: 0
+    bool operator==(const RegionLayout &o) const {
+        return kind == o.kind && global_offset == o.global_offset && global_bytes == o.global_bytes;
+    }
+    bool operator!=(const RegionLayout &o) const { return !(*this == o); }
+};
+struct LayoutEntry {
+    char name[kRegionNameBytes];
+    std::uint64_t bytes;
+    std::uint32_t kind;  // RegionKind
+    std::uint32_t pad;
+    std::uint64_t global_offset;
+    std::uint64_t global_bytes;
+};
+inline constexpr char kManifestMagicLayout[8] = {'T', 'C', 'K', 'S', 'H', 'R', 'D', '2'};
+
+// The manifest of nregions regions; layout: in the second form.
+std::size_t manifest_bytes(std::size_t nregions, bool layout = false);
+
+// Whether a region of `bytes` bytes may have layout l: a slice lies within
+// a global array of at least one byte (overflow-safe); a replicated
+// region's global size is its own, at offset 0; an opaque one has neither.
+// The reason otherwise ("" when it may).
+std::string layout_problem(const RegionLayout &l, std::uint64_t bytes);
 
 // Bytes a slot takes for a shard whose payload (manifest + regions) is
 // `payload_bytes`: rounded up to kSlotAlign, as StoreFile::allocate hands
@@ -166,11 +203,17 @@ Result<std::uint64_t> store_bytes_for(const std::vector<std::uint64_t> &own_payl
 struct RegionEntry {
     std::string name;
     std::uint64_t bytes = 0;
+    RegionLayout layout;
 };
+// The size of the manifest that describes these entries (the second form
+// when one has a layout): where the first region's bytes start.
+std::size_t manifest_bytes_for(const std::vector<RegionEntry> &entries);
 // Reads the manifest at the start of a shard's payload of `bytes` bytes
-// (the regions' names and sizes), checked before anything is used: the
-// magic, a region count the payload can hold, and manifest plus regions
-// adding up to exactly `bytes` (overflow-safe). TIERCKPT_ERR_CORRUPT with
+// (the regions' names, sizes and layouts), checked before anything is
+// used: the magic, a region count the payload can hold, every layout
+// possible (layout_problem), a second-form manifest with at least one
+// layout, and manifest plus regions adding up to exactly `bytes`
+// (overflow-safe). TIERCKPT_ERR_CORRUPT with
 // the reason otherwise. The payload may come from anyone (a peer, a
 // persistent file, a store its user rewrote).
 Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payload, std::uint64_t bytes);

@@ -25,8 +25,11 @@ bool check(tierckpt_status_t rc, const char *what) {
     return false;
 }
 
-// One store: `versions` saves of a 3-region state; persist_dir optional.
-bool make(const std::string &out, const std::string &name, int versions, const std::string &persist_dir) {
+// One store: `versions` saves of a 3-region state; persist_dir optional;
+// layout: the weights a slice (the whole array, one rank) and the step
+// replicated, so that shards carry the manifest's second form.
+bool make(const std::string &out, const std::string &name, int versions, const std::string &persist_dir,
+          bool layout = false) {
     std::string store = "/dev/shm/tck-seed-" + std::to_string(::getpid()) + "-" + name;
     tierckpt_options_t *o = tierckpt_options_new();
     bool ok = check(tierckpt_options_set(o, "store", store.c_str()), "store") &&
@@ -44,8 +47,14 @@ bool make(const std::string &out, const std::string &name, int versions, const s
     std::vector<float> weights(200);
     std::uint64_t step = 0;
     char tag[24] = "seed";
-    ok = ok && check(tierckpt_register(ck, "weights", weights.data(), weights.size() * sizeof(float)), "register") &&
-         check(tierckpt_register(ck, "step", &step, sizeof step), "register") &&
+    const std::size_t wbytes = weights.size() * sizeof(float);
+    ok = ok &&
+         check(layout ? tierckpt_register_slice(ck, "weights", weights.data(), wbytes, 0, wbytes)
+                      : tierckpt_register(ck, "weights", weights.data(), wbytes),
+               "register") &&
+         check(layout ? tierckpt_register_replicated(ck, "step", &step, sizeof step)
+                      : tierckpt_register(ck, "step", &step, sizeof step),
+               "register") &&
          check(tierckpt_register(ck, "tag", tag, sizeof tag), "register");
     for (int v = 1; ok && v <= versions; ++v) {
         for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<float>(i * v) * 0.5f;
@@ -72,7 +81,8 @@ int main(int argc, char **argv) {
     std::string out = argv[1];
     char tmpl[] = "/dev/shm/tck-seed-persist-XXXXXX";
     bool ok = ::mkdtemp(tmpl) != nullptr;
-    ok = ok && make(out, "fresh", 0, "") && make(out, "two-versions", 2, "") && make(out, "persist", 1, tmpl);
+    ok = ok && make(out, "fresh", 0, "") && make(out, "two-versions", 2, "") && make(out, "persist", 1, tmpl) &&
+         make(out, "layout", 2, "", true);
     if (ok) (void)!std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
     MPI_Finalize();
     return ok ? 0 : 1;

@@ -97,6 +97,25 @@ tierckpt_status_t tierckpt_open(const tierckpt_options_t *opts, tierckpt_t **ckp
  * region must be host memory. */
 tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes);
 
+/* Registers bytes at ptr as this rank's slice of the global array `name`:
+ * bytes [global_offset, global_offset + bytes) of an array of global_bytes
+ * bytes (all in bytes, not elements), as in a tensor sharded over ranks.
+ * Every rank that holds part of the array registers its slice under the
+ * same name and global_bytes; together the slices must cover the array
+ * exactly, no byte twice (a rank may hold none, or an empty slice).
+ * tierckpt_register_replicated registers a region every rank holds alike
+ * (the same name and size on every rank; a step counter, an RNG seed).
+ * Otherwise as tierckpt_register. TIERCKPT_ERR_INVALID here for a slice
+ * that does not lie within its array (global_bytes 0, or offset + bytes
+ * past it); the job-wide rules are checked by the next tierckpt_save,
+ * which returns TIERCKPT_ERR_INVALID on every rank, naming the array, the
+ * ranks and the bytes, and saves nothing when they are broken. The layout
+ * is recorded in every shard; a restore needs the same layout (and, today,
+ * the same number of ranks). */
+tierckpt_status_t tierckpt_register_slice(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes,
+                                          uint64_t global_offset, uint64_t global_bytes);
+tierckpt_status_t tierckpt_register_replicated(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes);
+
 /* Forgets every registered region (not collective; the memory is not
  * touched). Saves and restores need regions registered again. */
 tierckpt_status_t tierckpt_unregister_all(tierckpt_t *ckpt);

@@ -70,6 +70,16 @@ public:
     void add(const std::string &name, void *ptr, std::size_t bytes) {
         check(tierckpt_register(h_, name.c_str(), ptr, bytes));
     }
+    // This rank's slice of the global array name: bytes [global_offset,
+    // global_offset + bytes) of global_bytes (see tierckpt_register_slice).
+    void add_slice(const std::string &name, void *ptr, std::size_t bytes, std::uint64_t global_offset,
+                   std::uint64_t global_bytes) {
+        check(tierckpt_register_slice(h_, name.c_str(), ptr, bytes, global_offset, global_bytes));
+    }
+    // The same bytes on every rank (see tierckpt_register_replicated).
+    void add_replicated(const std::string &name, void *ptr, std::size_t bytes) {
+        check(tierckpt_register_replicated(h_, name.c_str(), ptr, bytes));
+    }
     // Forgets every registered region (see tierckpt_unregister_all).
     void unregister_all() { check(tierckpt_unregister_all(h_)); }
     void save(std::uint64_t version) { check(tierckpt_save(h_, version)); }

@@ -10,18 +10,36 @@
 
 namespace tck {
 
+namespace {
+
+std::string describe_layout(const store::RegionLayout &l, std::uint64_t bytes) {
+    switch (l.kind) {
+    case store::RegionKind::slice:
+        return fmt::format("bytes [{}, {}) of a global array of {}", l.global_offset, l.global_offset + bytes,
+                           l.global_bytes);
+    case store::RegionKind::replicated: return "replicated";
+    case store::RegionKind::opaque: break;
+    }
+    return "opaque";
+}
+
+}  // namespace
+
 RegionSet::RegionSet(std::uint8_t *store_base, std::uint64_t store_bytes, bool cuda, int rank)
     : store_base_(store_base), store_bytes_(store_bytes), cuda_enabled_(cuda), rank_(rank) {
     if (const char *p = std::getenv("TIERCKPT_TEST_STAGE_PIECES")) stage_pieces_ = std::strcmp(p, "1") == 0;
 }
 
-Status RegionSet::add(const std::string &name, void *ptr, std::size_t bytes) {
+Status RegionSet::add(const std::string &name, void *ptr, std::size_t bytes, const store::RegionLayout &layout) {
     if (name.empty() || name.size() >= store::kRegionNameBytes) {
         return error(TIERCKPT_ERR_INVALID, "region name '{}': give 1 to {} characters", name,
                      store::kRegionNameBytes - 1);
     }
     if (!ptr && bytes) return error(TIERCKPT_ERR_INVALID, "region '{}': null pointer", name);
     if (names_.count(name)) return error(TIERCKPT_ERR_INVALID, "region '{}' is registered already", name);
+    if (std::string why = store::layout_problem(layout, bytes); !why.empty()) {
+        return error(TIERCKPT_ERR_INVALID, "region '{}': {}", name, why);
+    }
     cuda::PtrInfo mem;
     if (cuda_enabled_ && bytes) mem = cuda::classify(ptr);
     if (mem.device && !stager_) {
@@ -39,14 +57,28 @@ Status RegionSet::add(const std::string &name, void *ptr, std::size_t bytes) {
                       rank_, stager_->fallback_reason());
         }
     }
-    regions_.push_back({name, ptr, bytes, mem});
+    regions_.push_back({name, ptr, bytes, mem, layout});
     names_.insert(name);
+    if (layout.kind != store::RegionKind::opaque) {
+        ++with_layout_;
+        ++generation_;
+    }
     return Status::ok();
 }
 
 void RegionSet::clear() {
     regions_.clear();
     names_.clear();
+    if (with_layout_) ++generation_;
+    with_layout_ = 0;
+}
+
+std::vector<store::RegionEntry> RegionSet::layouts() const {
+    std::vector<store::RegionEntry> out;
+    for (const auto &r : regions_) {
+        if (r.layout.kind != store::RegionKind::opaque) out.push_back({r.name, r.bytes, r.layout});
+    }
+    return out;
 }
 
 cuda::Path RegionSet::stage_path() const {
@@ -54,23 +86,34 @@ cuda::Path RegionSet::stage_path() const {
 }
 
 std::uint64_t RegionSet::payload_bytes() const {
-    std::uint64_t n = store::manifest_bytes(regions_.size());
+    std::uint64_t n = store::manifest_bytes(regions_.size(), has_layout());
     for (const auto &r : regions_) n += r.bytes;
     return n;
 }
 
 std::uint64_t RegionSet::write_manifest(std::uint8_t *dst) const {
     store::ManifestHead head{};
-    std::memcpy(head.magic, store::kManifestMagic, sizeof head.magic);
+    std::memcpy(head.magic, has_layout() ? store::kManifestMagicLayout : store::kManifestMagic, sizeof head.magic);
     head.nregions = static_cast<std::uint32_t>(regions_.size());
     std::memcpy(dst, &head, sizeof head);
     std::uint64_t off = sizeof head;
     for (const auto &r : regions_) {
-        store::ManifestEntry e{};
-        std::memcpy(e.name, r.name.data(), r.name.size());
-        e.bytes = r.bytes;
-        std::memcpy(dst + off, &e, sizeof e);
-        off += sizeof e;
+        if (has_layout()) {
+            store::LayoutEntry e{};
+            std::memcpy(e.name, r.name.data(), r.name.size());
+            e.bytes = r.bytes;
+            e.kind = static_cast<std::uint32_t>(r.layout.kind);
+            e.global_offset = r.layout.global_offset;
+            e.global_bytes = r.layout.global_bytes;
+            std::memcpy(dst + off, &e, sizeof e);
+            off += sizeof e;
+        } else {
+            store::ManifestEntry e{};
+            std::memcpy(e.name, r.name.data(), r.name.size());
+            e.bytes = r.bytes;
+            std::memcpy(dst + off, &e, sizeof e);
+            off += sizeof e;
+        }
     }
     return off;
 }
@@ -127,12 +170,16 @@ Status RegionSet::match(const std::vector<store::RegionEntry> &entries) const {
                          "the checkpoint's region '{}' ({} bytes) does not match the registered region '{}' ({} bytes)",
                          e.name, e.bytes, r.name, r.bytes);
         }
+        if (e.layout != r.layout) {
+            return error(TIERCKPT_ERR_INVALID, "the checkpoint's region '{}' is {}; the registered one is {}", e.name,
+                         describe_layout(e.layout, e.bytes), describe_layout(r.layout, r.bytes));
+        }
     }
     return Status::ok();
 }
 
 Status RegionSet::copy_into(const std::uint8_t *payload) {
-    std::uint64_t off = store::manifest_bytes(regions_.size());
+    std::uint64_t off = store::manifest_bytes(regions_.size(), has_layout());
     Status st;
     for (const auto &r : regions_) {
         if (r.mem.device) {

@@ -30,10 +30,19 @@ public:
 
     // Names are unique (a hash lookup: n regions cost O(n)), 1 to
     // store::kRegionNameBytes - 1 bytes; ptr may be null only with 0 bytes.
-    Status add(const std::string &name, void *ptr, std::size_t bytes);
+    // layout: a slice of the global array of this name, or replicated
+    // (store::layout_problem says which are possible). TIERCKPT_ERR_INVALID
+    // with the reason.
+    Status add(const std::string &name, void *ptr, std::size_t bytes, const store::RegionLayout &layout = {});
     void clear();
     bool empty() const { return regions_.empty(); }
     std::size_t count() const { return regions_.size(); }
+    // The regions that have a layout, as a manifest lists them (for the
+    // job-wide check at save, lib/save/layout.hpp).
+    std::vector<store::RegionEntry> layouts() const;
+    // Counts the changes to the regions that have a layout (opaque regions
+    // have no rule across ranks): the job-wide check runs again after one.
+    std::uint64_t generation() const { return generation_; }
     // A shard of these regions: its manifest and the regions back to back.
     std::uint64_t payload_bytes() const;
 
@@ -48,8 +57,9 @@ public:
     // the process exits.
     Status stage(std::uint8_t *dst, bool crash, const std::function<void(std::uint64_t)> &staged);
 
-    // Whether these are the regions a shard's manifest lists (names and
-    // sizes, in order). TIERCKPT_ERR_INVALID naming the first difference.
+    // Whether these are the regions a shard's manifest lists (names, sizes
+    // and layouts, in order). TIERCKPT_ERR_INVALID naming the first
+    // difference.
     Status match(const std::vector<store::RegionEntry> &entries) const;
     // Copies a matching shard's payload (manifest first) into the regions.
     Status copy_into(const std::uint8_t *payload);
@@ -66,7 +76,11 @@ private:
         void *ptr;
         std::size_t bytes;
         cuda::PtrInfo mem;  // device memory, and on which device
+        store::RegionLayout layout;
     };
+    bool has_layout() const { return with_layout_ > 0; }
+    std::size_t with_layout_ = 0;  // regions that have one
+    std::uint64_t generation_ = 0;
     std::uint8_t *store_base_;
     std::uint64_t store_bytes_;
     bool cuda_enabled_;

@@ -1,0 +1,184 @@
+// The job-wide check of sliced and replicated regions (lib/save/layout.hpp)
+// on layouts as the ranks would register them, and the layouts a region
+// may have at all (store::layout_problem).
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+
+#include "lib/save/layout.hpp"
+#include "lib/save/regions.hpp"
+
+using namespace tck;
+using store::RegionEntry;
+using store::RegionKind;
+
+namespace {
+
+RegionEntry slice(const std::string &name, std::uint64_t offset, std::uint64_t bytes, std::uint64_t global) {
+    return {name, bytes, {RegionKind::slice, offset, global}};
+}
+RegionEntry replicated(const std::string &name, std::uint64_t bytes) {
+    return {name, bytes, {RegionKind::replicated, 0, bytes}};
+}
+std::string message(const Status &st) { return st ? std::string("ok") : st.message(); }
+
+}  // namespace
+
+TEST_CASE("layouts a region may have", "[layout]") {
+    using store::layout_problem;
+    using store::RegionLayout;
+    CHECK(layout_problem({}, 100).empty());
+    CHECK(layout_problem({RegionKind::slice, 0, 100}, 100).empty());
+    CHECK(layout_problem({RegionKind::slice, 60, 100}, 40).empty());
+    CHECK(layout_problem({RegionKind::slice, 100, 100}, 0).empty());  // an empty slice at the end
+    CHECK(layout_problem({RegionKind::slice, 61, 100}, 40) ==
+          "a slice of 40 bytes at offset 61 does not lie within a global array of 100 bytes");
+    CHECK(layout_problem({RegionKind::slice, 101, 100}, 0) != "");
+    // offset + bytes would wrap around: still refused.
+    CHECK(layout_problem({RegionKind::slice, 10, UINT64_MAX}, UINT64_MAX - 5) != "");
+    CHECK(layout_problem({RegionKind::slice, 0, 0}, 0) == "a slice of a global array of 0 bytes");
+    CHECK(layout_problem({RegionKind::replicated, 0, 100}, 100).empty());
+    CHECK(layout_problem({RegionKind::replicated, 0, 99}, 100) == "a replicated region is the whole array");
+    CHECK(layout_problem({RegionKind::opaque, 0, 5}, 100) != "");
+    CHECK(layout_problem({static_cast<RegionKind>(7), 0, 0}, 1) == "an unknown region kind");
+}
+
+TEST_CASE("slices that tile their global arrays pass, in any rank order", "[layout]") {
+    // 3 ranks; "w" cut unevenly, "b" held by ranks 0 and 2 only (rank 1
+    // holds none of it), "step" replicated.
+    std::vector<std::vector<RegionEntry>> job{
+        {slice("w", 0, 40, 100), slice("b", 8, 8, 16), replicated("step", 8)},
+        {slice("w", 40, 35, 100), replicated("step", 8)},
+        {replicated("step", 8), slice("w", 75, 25, 100), slice("b", 0, 8, 16)},
+    };
+    CHECK(message(check_job_layout(job)) == "ok");
+    // No layout anywhere (opaque regions only): nothing to check.
+    CHECK(message(check_job_layout({{}, {}, {}})) == "ok");
+    // Empty slices are allowed anywhere they lie within the array.
+    job[1].push_back(slice("e", 3, 0, 4));
+    job[0].push_back(slice("e", 0, 4, 4));
+    CHECK(message(check_job_layout(job)) == "ok");
+}
+
+TEST_CASE("a layout the ranks do not agree on is refused with the array, ranks and bytes", "[layout]") {
+    SECTION("a gap") {
+        std::vector<std::vector<RegionEntry>> job{{slice("w", 0, 40, 100)}, {slice("w", 50, 50, 100)}};
+        CHECK(message(check_job_layout(job)) ==
+              "bytes [40, 50) of the global array 'w' (100 bytes) are in no rank's slice");
+    }
+    SECTION("the end missing") {
+        std::vector<std::vector<RegionEntry>> job{{slice("w", 0, 40, 100)}, {slice("w", 40, 50, 100)}};
+        CHECK(message(check_job_layout(job)) ==
+              "bytes [90, 100) of the global array 'w' (100 bytes) are in no rank's slice");
+    }
+    SECTION("an overlap") {
+        std::vector<std::vector<RegionEntry>> job{{slice("w", 0, 60, 100)}, {slice("w", 50, 50, 100)}};
+        CHECK(message(check_job_layout(job)) ==
+              "ranks 0 and 1 both hold bytes [50, 60) of the global array 'w'; slices must not overlap");
+    }
+    SECTION("the same slice twice") {
+        std::vector<std::vector<RegionEntry>> job{
+            {slice("w", 0, 50, 100)}, {slice("w", 50, 50, 100)}, {slice("w", 50, 50, 100)}};
+        CHECK(message(check_job_layout(job)) ==
+              "ranks 1 and 2 both hold bytes [50, 100) of the global array 'w'; slices must not overlap");
+    }
+    SECTION("global sizes that differ") {
+        std::vector<std::vector<RegionEntry>> job{{slice("w", 0, 50, 100)}, {slice("w", 50, 70, 120)}};
+        CHECK(message(check_job_layout(job)) ==
+              "the global array 'w' has 100 bytes on rank 0 and 120 on rank 1; every slice must give the same "
+              "global size");
+    }
+    SECTION("kinds that differ") {
+        std::vector<std::vector<RegionEntry>> job{{slice("x", 0, 8, 8)}, {replicated("x", 8)}};
+        CHECK(message(check_job_layout(job)) == "region 'x' is slice on rank 0 and replicated on rank 1");
+    }
+    SECTION("a replicated region missing on a rank") {
+        std::vector<std::vector<RegionEntry>> job{{replicated("step", 8)}, {}, {replicated("step", 8)}};
+        CHECK(message(check_job_layout(job)) ==
+              "replicated region 'step' is registered on 2 of 3 ranks (not on rank 1); register it on every rank, "
+              "or as a slice");
+    }
+    SECTION("a replicated region of another size") {
+        std::vector<std::vector<RegionEntry>> job{{replicated("step", 8)}, {replicated("step", 16)}};
+        CHECK(message(check_job_layout(job)) == "replicated region 'step' has 8 bytes on rank 0 and 16 on rank 1");
+    }
+    SECTION("the first problem by name, whatever the rank order") {
+        std::vector<std::vector<RegionEntry>> job{{slice("z", 0, 1, 2), slice("a", 0, 1, 2)}, {}};
+        CHECK(message(check_job_layout(job)) == "bytes [1, 2) of the global array 'a' (2 bytes) are in no rank's slice");
+    }
+}
+
+TEST_CASE("a shard with layouts: the second manifest form, read back and matched", "[layout]") {
+    std::vector<std::uint8_t> store(1 << 16);
+    std::vector<std::uint8_t> w(40, 7), step(8, 1), own(5, 3);
+    RegionSet regions(store.data(), store.size(), false, 0);
+    REQUIRE(regions.add("w", w.data(), w.size(), {RegionKind::slice, 60, 100}));
+    REQUIRE(regions.add("step", step.data(), step.size(), {RegionKind::replicated, 0, 8}));
+    REQUIRE(regions.add("own", own.data(), own.size()));
+    // Refused at registration: a slice beyond its array.
+    Status beyond = regions.add("v", w.data(), w.size(), {RegionKind::slice, 70, 100});
+    CHECK(message(beyond) == "region 'v': a slice of 40 bytes at offset 70 does not lie within a global array of 100 "
+                             "bytes");
+    CHECK(regions.layouts().size() == 2);
+
+    const std::uint64_t payload = regions.payload_bytes();
+    CHECK(payload == store::manifest_bytes(3, true) + 53);
+    CHECK(store::manifest_bytes(3, true) == 16 + 3 * 88);
+    std::vector<std::uint8_t> shard(payload);
+    const std::uint64_t m = regions.write_manifest(shard.data());
+    CHECK(m == store::manifest_bytes(3, true));
+    CHECK(std::memcmp(shard.data(), "TCKSHRD2", 8) == 0);
+    auto parsed = store::parse_shard_manifest(shard.data(), shard.size());
+    REQUIRE(parsed);
+    REQUIRE(parsed->size() == 3);
+    CHECK((*parsed)[0].layout == store::RegionLayout{RegionKind::slice, 60, 100});
+    CHECK((*parsed)[1].layout.kind == RegionKind::replicated);
+    CHECK((*parsed)[2].layout.kind == RegionKind::opaque);
+    CHECK(store::manifest_bytes_for(*parsed) == m);
+    CHECK(message(regions.match(*parsed)) == "ok");
+
+    // Another cut of "w" at restore: refused, naming both.
+    RegionSet other(store.data(), store.size(), false, 0);
+    REQUIRE(other.add("w", w.data(), w.size(), {RegionKind::slice, 20, 100}));
+    REQUIRE(other.add("step", step.data(), step.size(), {RegionKind::replicated, 0, 8}));
+    REQUIRE(other.add("own", own.data(), own.size()));
+    CHECK(message(other.match(*parsed)) ==
+          "the checkpoint's region 'w' is bytes [60, 100) of a global array of 100; the registered one is bytes "
+          "[20, 60) of a global array of 100");
+
+    // What a peer or a rewritten store may hand over: an unknown kind, a
+    // slice beyond its array, a layout manifest with no layout.
+    // Rewrites entry i of a copy of the shard.
+    auto edit = [](std::vector<std::uint8_t> &copy, std::size_t i, auto change) {
+        std::uint8_t *at = copy.data() + sizeof(store::ManifestHead) + i * sizeof(store::LayoutEntry);
+        store::LayoutEntry e;
+        std::memcpy(&e, at, sizeof e);
+        change(e);
+        std::memcpy(at, &e, sizeof e);
+    };
+    auto parse_error = [](const std::vector<std::uint8_t> &c) {
+        return message(store::parse_shard_manifest(c.data(), c.size()).status());
+    };
+    auto bad_kind = shard;
+    edit(bad_kind, 0, [](store::LayoutEntry &e) { e.kind = 9; });
+    CHECK(store::parse_shard_manifest(bad_kind.data(), bad_kind.size()).status().code() == TIERCKPT_ERR_CORRUPT);
+    CHECK(parse_error(bad_kind) == "shard manifest: region 0: unknown kind 9");
+    auto beyond_array = shard;
+    edit(beyond_array, 0, [](store::LayoutEntry &e) { e.global_offset = 61; });
+    CHECK(parse_error(beyond_array) ==
+          "shard manifest: region 0: a slice of 40 bytes at offset 61 does not lie within a global array of 100 bytes");
+    auto no_layout = shard;
+    for (std::size_t i : {0, 1}) {
+        edit(no_layout, i, [](store::LayoutEntry &e) { e.kind = 0, e.global_offset = 0, e.global_bytes = 0; });
+    }
+    CHECK(parse_error(no_layout) == "shard manifest: a layout manifest whose regions have no layout");
+
+    // Opaque regions alone keep the first form (and its size).
+    RegionSet plain(store.data(), store.size(), false, 0);
+    REQUIRE(plain.add("own", own.data(), own.size()));
+    CHECK(plain.payload_bytes() == store::manifest_bytes(1) + 5);
+    std::vector<std::uint8_t> p(plain.payload_bytes());
+    plain.write_manifest(p.data());
+    CHECK(std::memcmp(p.data(), "TCKSHRD1", 8) == 0);
+}
