@@ -24,6 +24,7 @@ digest=$(sed -n 's/^final steps=20 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
 [ -n "$digest" ] || fail "no final digest in the reference run"
 # The digest is the global array's, whatever the cut: 3 ranks of twice
 # the state hold the same array.
+# shellcheck disable=SC2086  # a command line
 out=$(ck srun --mpi=pmix -N3 -n3 "${MEM[@]}" ${TRAIN/--state-mib 8/--state-mib 16} --steps 20)
 assert_match "$out" "^final steps=20 digest=$digest$" "the digest of the same array cut over 3 ranks"
 
