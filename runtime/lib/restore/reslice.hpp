@@ -1,0 +1,52 @@
+// Elastic restore's planner: which bytes of which saved shards make up this
+// rank's regions when the checkpoint was saved by another number of ranks
+// (or with another cut). Pure: no MPI, no store; every rank runs it on the
+// checkpoint's manifests and its own registered regions. Unit-tested in
+// tests/unit/test_reslice.cpp.
+//
+// Only regions with a layout can move between ranks: a slice of a global
+// array takes its bytes from the saved slices it overlaps, a replicated
+// region from one saved rank's copy. An opaque region is refused, with the
+// fix.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.hpp"
+#include "store/store_format.hpp"
+
+namespace tck {
+
+// bytes bytes of saved rank old_rank's region old_region (its index in that
+// shard's manifest), from offset from in that region, go to this rank's
+// region new_region (its index in registration order) at offset to.
+struct SliceCopy {
+    std::uint32_t old_rank = 0;
+    std::uint32_t old_region = 0;
+    std::uint64_t from = 0;
+    std::uint32_t new_region = 0;
+    std::uint64_t to = 0;
+    std::uint64_t bytes = 0;
+    bool operator==(const SliceCopy &o) const {
+        return old_rank == o.old_rank && old_region == o.old_region && from == o.from && new_region == o.new_region &&
+               to == o.to && bytes == o.bytes;
+    }
+};
+
+struct ReslicePlan {
+    std::vector<SliceCopy> copies;      // by new region, then by offset in it
+    std::vector<std::uint32_t> shards;  // the saved ranks whose shards this rank reads, ascending
+};
+
+// saved[r]: saved rank r's manifest (every region, in order); mine: this
+// rank's registered regions, in order; my_rank: this rank in the new job
+// (a replicated region is read from saved rank my_rank % saved.size(), to
+// spread the reads). TIERCKPT_ERR_INVALID when a registered region cannot
+// be filled (opaque, not in the checkpoint, another kind or global size);
+// TIERCKPT_ERR_CORRUPT when the saved layout itself is broken (slices that
+// overlap or leave a gap: check_job_layout's rules).
+Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntry>> &saved,
+                                 const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank);
+
+}  // namespace tck

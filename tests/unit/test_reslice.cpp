@@ -1,0 +1,118 @@
+// Elastic restore's planner (lib/restore/reslice.hpp): the bytes of saved
+// slices that make up a rank's regions in a job of another size, and what
+// it refuses.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "lib/restore/reslice.hpp"
+
+using namespace tck;
+using store::RegionEntry;
+using store::RegionKind;
+
+namespace {
+
+RegionEntry slice(const std::string &name, std::uint64_t offset, std::uint64_t bytes, std::uint64_t global) {
+    return {name, bytes, {RegionKind::slice, offset, global}};
+}
+RegionEntry replicated(const std::string &name, std::uint64_t bytes) {
+    return {name, bytes, {RegionKind::replicated, 0, bytes}};
+}
+RegionEntry opaque(const std::string &name, std::uint64_t bytes) { return {name, bytes, {}}; }
+
+// N saved ranks: "step" replicated (region 0), "w" cut evenly (region 1),
+// and an opaque region of each rank's own (region 2).
+std::vector<std::vector<RegionEntry>> saved_even(std::uint32_t n, std::uint64_t global) {
+    std::vector<std::vector<RegionEntry>> s(n);
+    for (std::uint32_t r = 0; r < n; ++r) {
+        s[r] = {replicated("step", 8), slice("w", r * global / n, global / n, global), opaque("own", 4)};
+    }
+    return s;
+}
+
+std::string message(const Status &st) { return st ? std::string("ok") : st.message(); }
+
+}  // namespace
+
+TEST_CASE("6 saved ranks restored on 4: each new slice from the saved ones it overlaps", "[reslice]") {
+    const auto saved = saved_even(6, 600);  // saved slices of 100 bytes
+    // New rank 1 of 4 holds bytes [150, 300): half of saved rank 1's and all of rank 2's.
+    auto p = plan_reslice(saved, {replicated("step", 8), slice("w", 150, 150, 600)}, 1);
+    REQUIRE(p);
+    REQUIRE(p->copies.size() == 3);
+    CHECK(p->copies[0] == SliceCopy{1, 0, 0, 0, 0, 8});        // step from saved rank 1 % 6
+    CHECK(p->copies[1] == SliceCopy{1, 1, 50, 1, 0, 50});      // saved rank 1's bytes [50, 100)
+    CHECK(p->copies[2] == SliceCopy{2, 1, 0, 1, 50, 100});     // saved rank 2's whole slice
+    CHECK(p->shards == std::vector<std::uint32_t>{1, 2});
+    // The last new rank: bytes [450, 600), to the end of the array.
+    auto last = plan_reslice(saved, {slice("w", 450, 150, 600), replicated("step", 8)}, 3);
+    REQUIRE(last);
+    REQUIRE(last->copies.size() == 3);
+    CHECK(last->copies[0] == SliceCopy{4, 1, 50, 0, 0, 50});
+    CHECK(last->copies[1] == SliceCopy{5, 1, 0, 0, 50, 100});
+    CHECK(last->copies[2] == SliceCopy{3, 0, 0, 1, 0, 8});
+    CHECK(last->shards == std::vector<std::uint32_t>{3, 4, 5});
+}
+
+TEST_CASE("4 saved ranks restored on 6, and uneven cuts", "[reslice]") {
+    const auto saved = saved_even(4, 600);  // saved slices of 150 bytes
+    // New rank 5 of 6 holds [500, 600): inside saved rank 3's [450, 600).
+    auto p = plan_reslice(saved, {slice("w", 500, 100, 600)}, 5);
+    REQUIRE(p);
+    REQUIRE(p->copies.size() == 1);
+    CHECK(p->copies[0] == SliceCopy{3, 1, 50, 0, 0, 100});
+    // An uneven saved cut with an empty slice in the middle, and a new
+    // slice that starts exactly where a saved one does.
+    std::vector<std::vector<RegionEntry>> uneven{
+        {slice("w", 0, 10, 100)}, {slice("w", 10, 0, 100)}, {slice("w", 10, 85, 100)}, {slice("w", 95, 5, 100)}};
+    auto q = plan_reslice(uneven, {slice("w", 10, 90, 100)}, 0);
+    REQUIRE(q);
+    REQUIRE(q->copies.size() == 2);
+    CHECK(q->copies[0] == SliceCopy{2, 0, 0, 0, 0, 85});
+    CHECK(q->copies[1] == SliceCopy{3, 0, 0, 0, 85, 5});
+    // An empty new slice reads nothing.
+    auto e = plan_reslice(uneven, {slice("w", 100, 0, 100)}, 0);
+    REQUIRE(e);
+    CHECK(e->copies.empty());
+    CHECK(e->shards.empty());
+    // Every byte of the array, once, whatever the new cut: 7 ranks of the 4 saved.
+    std::uint64_t total = 0;
+    for (std::uint32_t r = 0; r < 7; ++r) {
+        const std::uint64_t b = r * 600 / 7, end = (r + 1) * 600 / 7;
+        auto c = plan_reslice(saved, {slice("w", b, end - b, 600)}, r);
+        REQUIRE(c);
+        std::uint64_t to = 0;
+        for (const auto &x : c->copies) {
+            CHECK(x.to == to);  // contiguous in the new region
+            CHECK(x.old_rank * 150 + x.from == b + x.to);  // the same global bytes
+            to += x.bytes;
+        }
+        CHECK(to == end - b);
+        total += to;
+    }
+    CHECK(total == 600);
+}
+
+TEST_CASE("what elastic restore refuses, with the fix", "[reslice]") {
+    const auto saved = saved_even(6, 600);
+    CHECK(message(plan_reslice(saved, {opaque("own", 4)}, 0).status()) ==
+          "region 'own' is opaque: it restores only onto the rank that saved it, in a job of as many ranks; register "
+          "it with tierckpt_register_slice or tierckpt_register_replicated");
+    CHECK(message(plan_reslice(saved, {slice("v", 0, 10, 10)}, 0).status()) ==
+          "the checkpoint has no sliced or replicated region 'v'");
+    CHECK(message(plan_reslice(saved, {slice("step", 0, 8, 8)}, 0).status()) ==
+          "region 'step' was saved as replicated; it is registered as slice");
+    CHECK(message(plan_reslice(saved, {slice("w", 0, 100, 700)}, 0).status()) ==
+          "the global array 'w' was saved with 600 bytes; it is registered with 700");
+    CHECK(message(plan_reslice(saved, {replicated("step", 16)}, 0).status()) ==
+          "replicated region 'step' was saved with 8 bytes; 16 are registered");
+    // A saved layout that overlaps (a manifest someone rewrote): corrupt.
+    auto broken = saved;
+    broken[2][1] = slice("w", 150, 100, 600);
+    auto r = plan_reslice(broken, {slice("w", 0, 600, 600)}, 0);
+    REQUIRE_FALSE(r);
+    CHECK(r.status().code() == TIERCKPT_ERR_CORRUPT);
+    CHECK(message(r.status()) == "the checkpoint's layout: ranks 1 and 2 both hold bytes [150, 200) of the global "
+                                 "array 'w'; slices must not overlap");
+}
