@@ -113,6 +113,8 @@ def _declare(lib):
         # integer handle mpi4py gives (MPI._handleof).
         "tierckpt_open_comm": (c_int, [c_void_p, c_void_p, p(c_void_p)]),
         "tierckpt_register": (c_int, [c_void_p, c_char_p, c_void_p, ctypes.c_size_t]),
+        "tierckpt_register_slice": (c_int, [c_void_p, c_char_p, c_void_p, ctypes.c_size_t, c_uint64, c_uint64]),
+        "tierckpt_register_replicated": (c_int, [c_void_p, c_char_p, c_void_p, ctypes.c_size_t]),
         "tierckpt_save": (c_int, [c_void_p, c_uint64]),
         "tierckpt_test": (c_int, [c_void_p, p(c_int)]),
         "tierckpt_wait": (c_int, [c_void_p]),

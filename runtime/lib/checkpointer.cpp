@@ -235,13 +235,12 @@ Status Checkpointer::save(std::uint64_t version) {
 
 Status Checkpointer::save_and_stage(std::uint64_t version) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
-    if (regions_->empty()) return error(TIERCKPT_ERR_INVALID, "save({}): no region is registered", version);
     if (have_last_ && version <= last_version_) {
         return error(TIERCKPT_ERR_INVALID, "save({}): versions must increase; the last one was {}", version,
                      last_version_);
     }
-    // Before anything is staged: a layout the ranks do not agree on saves
-    // nothing, on every rank alike.
+    // Before anything is staged: a rank without regions, or a layout the
+    // ranks do not agree on, saves nothing, on every rank alike.
     if (Status st = check_layout(); !st) {
         return error(st.code(), "save({}): {}; nothing was saved", version, st.message());
     }
@@ -497,11 +496,14 @@ Result<bool> Checkpointer::due(std::uint64_t step) {
 // of their layouts): every rank gets the same status.
 Status Checkpointer::check_layout() {
     const bool changed = regions_->generation() != layout_checked_;
-    int mine = changed ? 1 : 0, any = 0;
-    int rc = MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, job_.comm);
+    // Whether any rank changed its layout, and the last rank with no
+    // region at all (+1): one all-reduce.
+    int mine[2] = {changed ? 1 : 0, regions_->empty() ? job_.rank + 1 : 0}, all[2] = {0, 0};
+    int rc = MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, job_.comm);
     if (rc != MPI_SUCCESS) return mpi_error("the regions' layout (MPI_Allreduce)", rc);
-    if (!any) return Status::ok();
-    Status st = agree_layout(job_.comm, regions_->layouts());
+    if (all[1]) return error(TIERCKPT_ERR_INVALID, "rank {} has no region registered", all[1] - 1);
+    if (!all[0]) return Status::ok();
+    Status st = agree_layout(job_.comm, regions_->entries());
     if (st) layout_checked_ = regions_->generation();
     return st;
 }
@@ -591,7 +593,14 @@ Result<bool> Checkpointer::agree(bool ok) {
 Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (save_.active()) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
-    if (regions_->empty() && !fetching) return error(TIERCKPT_ERR_INVALID, "restore: no region is registered");
+    if (!fetching) {
+        // Every rank learns it (restore is collective: a rank returning
+        // alone would leave the others waiting in the inventory).
+        int mine = regions_->empty() ? job_.rank + 1 : 0, last = 0;
+        int rc = MPI_Allreduce(&mine, &last, 1, MPI_INT, MPI_MAX, job_.comm);
+        if (rc != MPI_SUCCESS) return mpi_error("restore (MPI_Allreduce)", rc);
+        if (last) return error(TIERCKPT_ERR_INVALID, "restore: rank {} has no region registered", last - 1);
+    }
     RestoreRequest req;
     req.expect_version = expect_version_;
     if (fetching) {

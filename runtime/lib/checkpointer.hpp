@@ -202,7 +202,7 @@ private:
     bool have_due_step_ = false;
     double last_commit_s_ = 0;                // the newest committed version: its start to this rank's vote ready
     std::uint64_t last_logged_steps_ = 0;     // rank 0: the interval it last logged
-    std::uint64_t layout_checked_ = ~std::uint64_t{0};  // the regions' generation the job last agreed on
+    std::uint64_t layout_checked_ = 0;  // the regions' generation the job last agreed on (0: none had a layout)
 
     // Versions (the application's thread; protect_from_ is read by the
     // worker, for the replica slots it may take).

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <unordered_set>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -113,6 +114,7 @@ Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payloa
     }
     std::vector<RegionEntry> out;
     out.reserve(head.nregions);
+    std::unordered_set<std::string> names;  // registration keeps them unique
     std::uint64_t total = manifest_bytes(head.nregions, layout);
     bool any_layout = false;
     const std::uint8_t *p = payload + sizeof(ManifestHead);
@@ -138,6 +140,7 @@ Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payloa
             r.bytes = e.bytes;
         }
         if (r.bytes > bytes - total) return bad("its regions add up to more than the shard");
+        if (!names.insert(r.name).second) return bad(fmt::format("region {}: a second region named '{}'", i, r.name));
         total += r.bytes;
         out.push_back(std::move(r));
     }

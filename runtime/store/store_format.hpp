@@ -7,7 +7,8 @@
 //   data_offset     slot data, each slot kSlotAlign-aligned
 //
 // A slot holds one shard: the state of one rank at one version, as a
-// manifest (the regions' names and sizes) followed by the regions' bytes.
+// manifest (the regions' names, sizes and layouts) followed by the
+// regions' bytes.
 // Its SlotRecord says whose shard it is, which version, its size, its
 // CRC32C and its state; the record carries its own CRC, so a record torn
 // by a process killed while writing it reads as invalid, and a shard whose
@@ -210,10 +211,10 @@ struct RegionEntry {
 std::size_t manifest_bytes_for(const std::vector<RegionEntry> &entries);
 // Reads the manifest at the start of a shard's payload of `bytes` bytes
 // (the regions' names, sizes and layouts), checked before anything is
-// used: the magic, a region count the payload can hold, every layout
-// possible (layout_problem), a second-form manifest with at least one
-// layout, and manifest plus regions adding up to exactly `bytes`
-// (overflow-safe). TIERCKPT_ERR_CORRUPT with
+// used: the magic, a region count the payload can hold, names that are
+// unique, every layout possible (layout_problem), a second-form manifest
+// with at least one layout, and manifest plus regions adding up to exactly
+// `bytes` (overflow-safe). TIERCKPT_ERR_CORRUPT with
 // the reason otherwise. The payload may come from anyone (a peer, a
 // persistent file, a store its user rewrote).
 Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payload, std::uint64_t bytes);

@@ -383,6 +383,26 @@ def test_fetch_then_restore_writes_nothing_when_one_rank_does_not_match(store):
         r.stdout + r.stderr
 
 
+def test_a_save_whose_layout_or_regions_a_rank_breaks_fails_on_every_rank(store):
+    r = run_two_ranks("two_ranks_layout.py", store)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = sorted(re.findall(r"^rank \d .*$", r.stdout, re.M))
+    overlap = ("save(2): ranks 0 and 1 both hold bytes [40, 48) of the global array 'w'; slices must not overlap; "
+               "nothing was saved")
+    assert lines == [
+        "rank 0 empty rc=1 save(1): rank 1 has no region registered; nothing was saved",
+        f"rank 0 overlap rc=1 {overlap}",
+        "rank 0 restored rc=0 version=3 same=True step=41",
+        "rank 0 tiled rc=0 ",
+        "rank 0 wait rc=0 ",
+        "rank 1 empty rc=1 save(1): rank 1 has no region registered; nothing was saved",
+        f"rank 1 overlap rc=1 {overlap}",
+        "rank 1 restored rc=0 version=3 same=True step=41",
+        "rank 1 tiled rc=0 ",
+        "rank 1 wait rc=0 ",
+    ], r.stdout + r.stderr
+
+
 def test_pyproject_version_is_the_projects():
     tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib")
     here = os.path.dirname(os.path.abspath(__file__))

@@ -103,6 +103,26 @@ TEST_CASE("a layout the ranks do not agree on is refused with the array, ranks a
         std::vector<std::vector<RegionEntry>> job{{replicated("step", 8)}, {replicated("step", 16)}};
         CHECK(message(check_job_layout(job)) == "replicated region 'step' has 8 bytes on rank 0 and 16 on rank 1");
     }
+    SECTION("an opaque region and slices under one name") {
+        std::vector<std::vector<RegionEntry>> job{{{"w", 50, {}}}, {slice("w", 50, 50, 100)}};
+        CHECK(message(check_job_layout(job)) == "region 'w' is opaque on rank 0 and slice on rank 1");
+        // Opaque on every rank: each rank's own, no rule across ranks.
+        std::vector<std::vector<RegionEntry>> own{{{"w", 50, {}}}, {{"w", 70, {}}}};
+        CHECK(message(check_job_layout(own)) == "ok");
+    }
+    SECTION("a replicated region twice on one rank and missing on another (a rewritten manifest)") {
+        std::vector<std::vector<RegionEntry>> job{{replicated("step", 8), replicated("step", 8)}, {}};
+        CHECK(message(check_job_layout(job)) ==
+              "replicated region 'step' is registered on 1 of 2 ranks (not on rank 1); register it on every rank, "
+              "or as a slice");
+    }
+    SECTION("a slice whose end wraps around (a rewritten manifest)") {
+        std::vector<std::vector<RegionEntry>> job{{slice("w", 0, 50, 100)},
+                                                  {slice("w", 50, UINT64_MAX - 49, 100)}};
+        CHECK(message(check_job_layout(job)) ==
+              "rank 1: region 'w': a slice of 18446744073709551566 bytes at offset 50 does not lie within a global "
+              "array of 100 bytes");
+    }
     SECTION("the first problem by name, whatever the rank order") {
         std::vector<std::vector<RegionEntry>> job{{slice("z", 0, 1, 2), slice("a", 0, 1, 2)}, {}};
         CHECK(message(check_job_layout(job)) == "bytes [1, 2) of the global array 'a' (2 bytes) are in no rank's slice");
@@ -120,7 +140,8 @@ TEST_CASE("a shard with layouts: the second manifest form, read back and matched
     Status beyond = regions.add("v", w.data(), w.size(), {RegionKind::slice, 70, 100});
     CHECK(message(beyond) == "region 'v': a slice of 40 bytes at offset 70 does not lie within a global array of 100 "
                              "bytes");
-    CHECK(regions.layouts().size() == 2);
+    CHECK(regions.entries().size() == 3);
+    CHECK(regions.entries()[0].layout == store::RegionLayout{RegionKind::slice, 60, 100});
 
     const std::uint64_t payload = regions.payload_bytes();
     CHECK(payload == store::manifest_bytes(3, true) + 53);
@@ -173,6 +194,9 @@ TEST_CASE("a shard with layouts: the second manifest form, read back and matched
         edit(no_layout, i, [](store::LayoutEntry &e) { e.kind = 0, e.global_offset = 0, e.global_bytes = 0; });
     }
     CHECK(parse_error(no_layout) == "shard manifest: a layout manifest whose regions have no layout");
+    auto twice = shard;
+    edit(twice, 2, [](store::LayoutEntry &e) { std::memcpy(e.name, "step", 5); });
+    CHECK(parse_error(twice) == "shard manifest: region 2: a second region named 'step'");
 
     // Opaque regions alone keep the first form (and its size).
     RegionSet plain(store.data(), store.size(), false, 0);

@@ -102,7 +102,8 @@ tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *pt
  * bytes (all in bytes, not elements), as in a tensor sharded over ranks.
  * Every rank that holds part of the array registers its slice under the
  * same name and global_bytes; together the slices must cover the array
- * exactly, no byte twice (a rank may hold none, or an empty slice).
+ * exactly, no byte twice (a rank may hold none of it, or an empty slice;
+ * every rank still registers at least one region before it saves).
  * tierckpt_register_replicated registers a region every rank holds alike
  * (the same name and size on every rank; a step counter, an RNG seed).
  * Otherwise as tierckpt_register. TIERCKPT_ERR_INVALID here for a slice

@@ -1,6 +1,8 @@
 #include "layout.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
@@ -24,18 +26,20 @@ Status check_replicated(const std::string &name, const std::vector<std::pair<int
                          on.front().second.bytes, on.front().first, e.bytes, rank);
         }
     }
-    if (on.size() != world) {
-        int missing = static_cast<int>(on.size());  // the first rank without it
-        for (std::size_t i = 0; i < on.size(); ++i) {
-            if (on[i].first != static_cast<int>(i)) {
-                missing = static_cast<int>(i);
-                break;
-            }
-        }
+    // Ranks in order, each once (a manifest someone wrote may repeat one):
+    // the first rank missing, if any.
+    std::size_t next = 0;
+    for (const auto &[rank, e] : on) {
+        if (static_cast<std::size_t>(rank) == next) ++next;
+        else if (static_cast<std::size_t>(rank) > next) break;
+    }
+    if (next != world) {
+        std::size_t have = 0;
+        for (std::size_t i = 0; i < on.size(); ++i) have += i == 0 || on[i].first != on[i - 1].first;
         return error(TIERCKPT_ERR_INVALID,
                      "replicated region '{}' is registered on {} of {} ranks (not on rank {}); register it on every "
                      "rank, or as a slice",
-                     name, on.size(), world, missing);
+                     name, have, world, next);
     }
     return Status::ok();
 }
@@ -83,7 +87,12 @@ Status check_job_layout(const std::vector<std::vector<store::RegionEntry>> &by_r
     // the ranks that register it, in rank order.
     std::map<std::string, std::vector<std::pair<int, store::RegionEntry>>> arrays;
     for (std::size_t r = 0; r < by_rank.size(); ++r) {
-        for (const auto &e : by_rank[r]) arrays[e.name].emplace_back(static_cast<int>(r), e);
+        for (const auto &e : by_rank[r]) {
+            if (std::string why = store::layout_problem(e.layout, e.bytes); !why.empty()) {
+                return error(TIERCKPT_ERR_INVALID, "rank {}: region '{}': {}", r, e.name, why);
+            }
+            arrays[e.name].emplace_back(static_cast<int>(r), e);
+        }
     }
     for (const auto &[name, on] : arrays) {
         const store::RegionKind kind = on.front().second.layout.kind;
@@ -94,6 +103,7 @@ Status check_job_layout(const std::vector<std::vector<store::RegionEntry>> &by_r
                              rank);
             }
         }
+        if (kind == store::RegionKind::opaque) continue;
         Status st = kind == store::RegionKind::replicated ? check_replicated(name, on, by_rank.size())
                                                           : check_slices(name, on);
         if (!st) return st;
@@ -102,29 +112,79 @@ Status check_job_layout(const std::vector<std::vector<store::RegionEntry>> &by_r
 }
 
 Status agree_layout(MPI_Comm comm, const std::vector<store::RegionEntry> &mine) {
-    std::vector<store::LayoutEntry> wire(mine.size());
-    for (std::size_t i = 0; i < mine.size(); ++i) {
-        store::LayoutEntry &w = wire[i];
+    int world = 0, rank = 0;
+    MPI_Comm_size(comm, &world);
+    MPI_Comm_rank(comm, &rank);
+    const auto nw = static_cast<std::size_t>(world);
+    // Each name to its owner: FNV-1a of the name, the same on every rank.
+    std::vector<std::vector<store::LayoutEntry>> to(nw);
+    for (const auto &e : mine) {
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        for (unsigned char c : e.name) h = (h ^ c) * 0x100000001b3ull;
+        store::LayoutEntry w;
         std::memset(&w, 0, sizeof w);
-        std::memcpy(w.name, mine[i].name.data(), std::min(mine[i].name.size(), sizeof w.name - 1));
-        w.bytes = mine[i].bytes;
-        w.kind = static_cast<std::uint32_t>(mine[i].layout.kind);
-        w.global_offset = mine[i].layout.global_offset;
-        w.global_bytes = mine[i].layout.global_bytes;
+        std::memcpy(w.name, e.name.data(), std::min(e.name.size(), sizeof w.name - 1));
+        w.bytes = e.bytes;
+        w.kind = static_cast<std::uint32_t>(e.layout.kind);
+        w.global_offset = e.layout.global_offset;
+        w.global_bytes = e.layout.global_bytes;
+        to[h % nw].push_back(w);
     }
-    auto all = allgather_bytes(comm, wire.data(), wire.size() * sizeof(store::LayoutEntry), "the regions' layouts");
-    if (!all) return all.status();
-    std::vector<std::vector<store::RegionEntry>> by_rank(all->size());
-    for (std::size_t r = 0; r < all->size(); ++r) {
-        const std::vector<std::uint8_t> &bytes = (*all)[r];
-        for (std::size_t off = 0; off + sizeof(store::LayoutEntry) <= bytes.size(); off += sizeof(store::LayoutEntry)) {
+    constexpr std::size_t kEntry = sizeof(store::LayoutEntry);
+    std::vector<int> send_n(nw), recv_n(nw), send_at(nw), recv_at(nw);
+    std::uint64_t sent = 0;
+    for (std::size_t r = 0; r < nw; ++r) {
+        send_at[r] = static_cast<int>(sent);  // below 2 GiB: a rank's regions are bounded far below that
+        send_n[r] = static_cast<int>(to[r].size() * kEntry);
+        sent += to[r].size() * kEntry;
+    }
+    int rc = MPI_Alltoall(send_n.data(), 1, MPI_INT, recv_n.data(), 1, MPI_INT, comm);
+    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Alltoall)", rc);
+    std::uint64_t received = 0;
+    for (std::size_t r = 0; r < nw; ++r) received += static_cast<std::uint64_t>(recv_n[r]);
+    // MPI counts are ints: every rank gives up alike when one owner would
+    // receive more than they can count.
+    const int too_much = received > static_cast<std::uint64_t>(INT_MAX) ? 1 : 0;
+    int any_too_much = 0;
+    rc = MPI_Allreduce(&too_much, &any_too_much, 1, MPI_INT, MPI_MAX, comm);
+    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Allreduce)", rc);
+    if (any_too_much) {
+        return error(TIERCKPT_ERR_INVALID, "the regions' layouts are too many to check (2 GiB or more for one rank)");
+    }
+    received = 0;
+    for (std::size_t r = 0; r < nw; ++r) {
+        recv_at[r] = static_cast<int>(received);
+        received += static_cast<std::uint64_t>(recv_n[r]);
+    }
+    std::vector<std::uint8_t> out(sent), in(received);
+    for (std::size_t r = 0; r < nw; ++r) {
+        if (!to[r].empty()) std::memcpy(out.data() + send_at[r], to[r].data(), to[r].size() * kEntry);
+    }
+    rc = MPI_Alltoallv(out.data(), send_n.data(), send_at.data(), MPI_BYTE, in.data(), recv_n.data(), recv_at.data(),
+                       MPI_BYTE, comm);
+    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Alltoallv)", rc);
+    std::vector<std::vector<store::RegionEntry>> by_rank(nw);
+    for (std::size_t r = 0; r < nw; ++r) {
+        for (std::size_t off = 0; off + kEntry <= static_cast<std::size_t>(recv_n[r]); off += kEntry) {
             store::LayoutEntry w;
-            std::memcpy(&w, bytes.data() + off, sizeof w);
+            std::memcpy(&w, in.data() + recv_at[r] + off, sizeof w);
             by_rank[r].push_back({std::string(w.name, ::strnlen(w.name, sizeof w.name)), w.bytes,
                                   {static_cast<store::RegionKind>(w.kind), w.global_offset, w.global_bytes}});
         }
     }
-    return check_job_layout(by_rank);
+    // This rank's arrays; then the lowest rank that found a problem says it.
+    const Status here = check_job_layout(by_rank);
+    const int mine_bad = here ? world : rank;
+    int first_bad = world;
+    rc = MPI_Allreduce(&mine_bad, &first_bad, 1, MPI_INT, MPI_MIN, comm);
+    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Allreduce)", rc);
+    if (first_bad == world) return Status::ok();
+    char text[1024] = {};
+    if (rank == first_bad) std::snprintf(text, sizeof text, "%s", here.message().c_str());
+    rc = MPI_Bcast(text, sizeof text, MPI_CHAR, first_bad, comm);
+    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Bcast)", rc);
+    text[sizeof text - 1] = '\0';
+    return error(TIERCKPT_ERR_INVALID, "{}", text);
 }
 
 }  // namespace tck

@@ -16,20 +16,24 @@
 
 namespace tck {
 
-// by_rank[r]: rank r's regions that have a layout (RegionSet::layouts).
-// The rules, per name:
-//   - one kind on every rank that registers it;
+// by_rank[r]: rank r's regions (RegionSet::entries, or a saved shard's
+// manifest); by_rank.size() is the world size. The rules, per name:
+//   - every entry a layout its size allows (store::layout_problem);
+//   - one kind on every rank that registers it (opaque included: a name
+//     opaque on every rank is that rank's own, and has no other rule);
 //   - replicated: registered on every rank, with one size;
 //   - slice: one global size on every rank, and the slices tile it: no
-//     byte in two ranks' slices, none in no rank's.
+//     byte in two slices, none in no slice.
 // TIERCKPT_ERR_INVALID naming the array, the ranks and the bytes of the
 // first problem (names in order), Status::ok() otherwise.
 Status check_job_layout(const std::vector<std::vector<store::RegionEntry>> &by_rank);
 
-// Collective over comm: every rank sends its layout entries to every rank
-// (one all-gather of 88 bytes per region that has a layout), and every
-// rank runs check_job_layout on them, so all return the same status.
-// TIERCKPT_ERR_PEER when MPI fails.
+// Collective over comm; every rank returns the same status. Each name's
+// entries go to one rank (its owner, by a hash of the name) in one
+// all-to-all of 88 bytes per region, so that no rank receives more than the
+// arrays it owns; each owner runs check_job_layout on them, and the lowest
+// owner that found a problem broadcasts it. TIERCKPT_ERR_PEER when MPI
+// fails; TIERCKPT_ERR_INVALID when one owner would receive 2 GiB or more.
 Status agree_layout(MPI_Comm comm, const std::vector<store::RegionEntry> &mine);
 
 }  // namespace tck

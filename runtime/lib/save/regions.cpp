@@ -73,11 +73,10 @@ void RegionSet::clear() {
     with_layout_ = 0;
 }
 
-std::vector<store::RegionEntry> RegionSet::layouts() const {
+std::vector<store::RegionEntry> RegionSet::entries() const {
     std::vector<store::RegionEntry> out;
-    for (const auto &r : regions_) {
-        if (r.layout.kind != store::RegionKind::opaque) out.push_back({r.name, r.bytes, r.layout});
-    }
+    out.reserve(regions_.size());
+    for (const auto &r : regions_) out.push_back({r.name, r.bytes, r.layout});
     return out;
 }
 

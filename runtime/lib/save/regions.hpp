@@ -37,9 +37,9 @@ public:
     void clear();
     bool empty() const { return regions_.empty(); }
     std::size_t count() const { return regions_.size(); }
-    // The regions that have a layout, as a manifest lists them (for the
-    // job-wide check at save, lib/save/layout.hpp).
-    std::vector<store::RegionEntry> layouts() const;
+    // Every region as a manifest lists it (for the job-wide check at
+    // save, lib/save/layout.hpp).
+    std::vector<store::RegionEntry> entries() const;
     // Counts the changes to the regions that have a layout (opaque regions
     // have no rule across ranks): the job-wide check runs again after one.
     std::uint64_t generation() const { return generation_; }

@@ -45,6 +45,7 @@ Reject check_ready(const TransportMsg &m, const std::vector<int> &sources, std::
     // refuses none) and the regions' bytes; nregions is kept in the slot
     // record and read back at restore.
     if (m.nregions == 0) return "ready for a shard without regions";
+    // (The manifest's first form, the smaller: a lower bound for both.)
     if (m.bytes < store::manifest_bytes(m.nregions)) return "ready for a shard shorter than its manifest";
     if (!range_in(m.offset, m.bytes, sender_store_bytes)) return "ready for bytes outside the sender's store";
     if (m.bytes > own_store_bytes) return "ready for a shard larger than this rank's store";
