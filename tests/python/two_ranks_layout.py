@@ -1,7 +1,9 @@
 """Run by test_binding.py under mpirun -n 2: the job-wide checks of a save
 through the C API. A rank with no region, and slices that do not tile
 their array, fail the save on both ranks alike (neither is left waiting in
-a collective) and save nothing; slices that tile it save and restore."""
+a collective) and save nothing; slices that tile it save and restore.
+Each rank writes its lines to OUTDIR/rank<R>.txt (mpirun may splice the
+two ranks' standard outputs mid-line)."""
 import ctypes
 import os
 import sys
@@ -11,14 +13,15 @@ import numpy as np
 import tierckpt
 from tierckpt import _lib
 
-store = sys.argv[1]
+store, outdir = sys.argv[1], sys.argv[2]
 rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMIX_RANK", "0")))
 lib = _lib.get()
+out = open(os.path.join(outdir, f"rank{rank}.txt"), "w")
 
 
 def outcome(what, rc):
     msg = lib.tierckpt_last_error().decode() if rc else ""
-    print(f"rank {rank} {what} rc={rc} {msg}", flush=True)
+    print(f"rank {rank} {what} rc={rc} {msg}", file=out, flush=True)
 
 
 w = np.arange(rank * 6, rank * 6 + 6, dtype=np.float64)  # this rank's half of a 12-element array
@@ -50,4 +53,5 @@ with tierckpt.Checkpointer(store=store) as ck:
     found, version = ctypes.c_int(0), ctypes.c_uint64(0)
     rc = lib.tierckpt_restore(h, ctypes.byref(found), ctypes.byref(version))
     print(f"rank {rank} restored rc={rc} version={version.value} same={bool((back == w).all())} "
-          f"step={int(back_step[0])}", flush=True)
+          f"step={int(back_step[0])}", file=out, flush=True)
+out.close()
