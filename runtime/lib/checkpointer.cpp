@@ -490,10 +490,11 @@ Result<bool> Checkpointer::due(std::uint64_t step) {
     return schedule_->due(step, now_ms(), in_save_ms_);
 }
 
-// Collective: whether any rank registered anew since the job last agreed
-// on the layout (one all-reduce of an int, every save), and if one did,
-// the job-wide check of the slices and replicated regions (an all-gather
-// of their layouts): every rank gets the same status.
+// Collective: whether any rank changed its layout since the job last
+// agreed on it, or has no region at all (one all-reduce of two ints, every
+// save), and if one changed, the job-wide check of the slices and
+// replicated regions (agree_layout: an all-to-all to each name's owner):
+// every rank gets the same status.
 Status Checkpointer::check_layout() {
     const bool changed = regions_->generation() != layout_checked_;
     // Whether any rank changed its layout, and the last rank with no
