@@ -52,6 +52,22 @@ std::size_t manifest_bytes_for(const std::vector<RegionEntry> &entries) {
     return manifest_bytes(entries.size(), layout);
 }
 
+LayoutEntry to_layout_entry(const RegionEntry &r) {
+    LayoutEntry e;
+    std::memset(&e, 0, sizeof e);
+    std::memcpy(e.name, r.name.data(), std::min(r.name.size(), sizeof e.name - 1));
+    e.bytes = r.bytes;
+    e.kind = static_cast<std::uint32_t>(r.layout.kind);
+    e.global_offset = r.layout.global_offset;
+    e.global_bytes = r.layout.global_bytes;
+    return e;
+}
+
+RegionEntry from_layout_entry(const LayoutEntry &e) {
+    return {std::string(e.name, ::strnlen(e.name, sizeof e.name)), e.bytes,
+            {static_cast<RegionKind>(e.kind), e.global_offset, e.global_bytes}};
+}
+
 const char *region_kind_name(RegionKind k) {
     switch (k) {
     case RegionKind::opaque: return "opaque";
@@ -123,12 +139,10 @@ Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payloa
         if (layout) {
             LayoutEntry e;
             std::memcpy(&e, p, sizeof e);
-            r.name.assign(e.name, ::strnlen(e.name, sizeof e.name));
-            r.bytes = e.bytes;
             if (e.kind > static_cast<std::uint32_t>(RegionKind::replicated)) {
                 return bad(fmt::format("region {}: unknown kind {}", i, e.kind));
             }
-            r.layout = {static_cast<RegionKind>(e.kind), e.global_offset, e.global_bytes};
+            r = from_layout_entry(e);
             if (std::string why = layout_problem(r.layout, r.bytes); !why.empty()) {
                 return bad(fmt::format("region {}: {}", i, why));
             }

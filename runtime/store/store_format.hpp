@@ -206,6 +206,11 @@ struct RegionEntry {
     std::uint64_t bytes = 0;
     RegionLayout layout;
 };
+// A region as the manifest's second form writes it (the name cut at
+// kRegionNameBytes - 1 bytes), and back, unchecked (parse_shard_manifest
+// and layout_problem check what comes from outside).
+LayoutEntry to_layout_entry(const RegionEntry &r);
+RegionEntry from_layout_entry(const LayoutEntry &e);
 // The size of the manifest that describes these entries (the second form
 // when one has a layout): where the first region's bytes start.
 std::size_t manifest_bytes_for(const std::vector<RegionEntry> &entries);

@@ -121,14 +121,7 @@ Status agree_layout(MPI_Comm comm, const std::vector<store::RegionEntry> &mine) 
     for (const auto &e : mine) {
         std::uint64_t h = 0xcbf29ce484222325ull;
         for (unsigned char c : e.name) h = (h ^ c) * 0x100000001b3ull;
-        store::LayoutEntry w;
-        std::memset(&w, 0, sizeof w);
-        std::memcpy(w.name, e.name.data(), std::min(e.name.size(), sizeof w.name - 1));
-        w.bytes = e.bytes;
-        w.kind = static_cast<std::uint32_t>(e.layout.kind);
-        w.global_offset = e.layout.global_offset;
-        w.global_bytes = e.layout.global_bytes;
-        to[h % nw].push_back(w);
+        to[h % nw].push_back(store::to_layout_entry(e));
     }
     constexpr std::size_t kEntry = sizeof(store::LayoutEntry);
     std::vector<int> send_n(nw), recv_n(nw), send_at(nw), recv_at(nw);
@@ -168,8 +161,7 @@ Status agree_layout(MPI_Comm comm, const std::vector<store::RegionEntry> &mine) 
         for (std::size_t off = 0; off + kEntry <= static_cast<std::size_t>(recv_n[r]); off += kEntry) {
             store::LayoutEntry w;
             std::memcpy(&w, in.data() + recv_at[r] + off, sizeof w);
-            by_rank[r].push_back({std::string(w.name, ::strnlen(w.name, sizeof w.name)), w.bytes,
-                                  {static_cast<store::RegionKind>(w.kind), w.global_offset, w.global_bytes}});
+            by_rank[r].push_back(store::from_layout_entry(w));
         }
     }
     // This rank's arrays; then the lowest rank that found a problem says it.

@@ -98,12 +98,7 @@ std::uint64_t RegionSet::write_manifest(std::uint8_t *dst) const {
     std::uint64_t off = sizeof head;
     for (const auto &r : regions_) {
         if (has_layout()) {
-            store::LayoutEntry e{};
-            std::memcpy(e.name, r.name.data(), r.name.size());
-            e.bytes = r.bytes;
-            e.kind = static_cast<std::uint32_t>(r.layout.kind);
-            e.global_offset = r.layout.global_offset;
-            e.global_bytes = r.layout.global_bytes;
+            const store::LayoutEntry e = store::to_layout_entry({r.name, r.bytes, r.layout});
             std::memcpy(dst + off, &e, sizeof e);
             off += sizeof e;
         } else {
