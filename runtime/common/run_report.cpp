@@ -10,9 +10,10 @@ std::string format_restore(const Restore &r) {
     const RestoreBreakdown &p = r.parts;
     return fmt::format("tierckpt-report restore rank={} node={} version={} source={} bytes={} ms={:.1f} via={} "
                        "inventory_ms={:.1f} plan_ms={:.1f} move_ms={:.1f} verify_ms={:.1f} copy_ms={:.1f} "
-                       "agree_ms={:.1f}",
+                       "agree_ms={:.1f} saved_world={} local_bytes={} peer_bytes={} persistent_bytes={}",
                        r.rank, r.node, r.version, r.source, r.bytes, r.ms, r.via, p.inventory_ms, p.plan_ms,
-                       p.move_ms, p.verify_ms, p.copy_ms, p.agree_ms);
+                       p.move_ms, p.verify_ms, p.copy_ms, p.agree_ms, p.saved_world, p.local_bytes, p.peer_bytes,
+                       p.persistent_bytes);
 }
 
 std::optional<Restore> parse_restore(const std::string &line) {
@@ -40,6 +41,17 @@ std::optional<Restore> parse_restore(const std::string &line) {
             const std::regex kv(std::string(" ") + key + "=([0-9.]+)");
             std::smatch v;
             if (std::regex_search(rest, v, kv)) *field = std::stod(v[1]);
+        }
+        const std::pair<const char *, std::uint64_t *> counts[] = {
+            {"saved_world", &r.parts.saved_world},
+            {"local_bytes", &r.parts.local_bytes},
+            {"peer_bytes", &r.parts.peer_bytes},
+            {"persistent_bytes", &r.parts.persistent_bytes},
+        };
+        for (const auto &[key, field] : counts) {
+            const std::regex kv(std::string(" ") + key + "=([0-9]+)");
+            std::smatch v;
+            if (std::regex_search(rest, v, kv)) *field = std::stoull(v[1]);
         }
         return r;
     } catch (const std::exception &) {  // out of range: not a line the runtime wrote

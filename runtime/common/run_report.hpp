@@ -21,13 +21,20 @@ namespace tck::report {
 
 // Where one rank's restore spent its time, in milliseconds, summed over the
 // attempts (a bad copy makes another). They add up to about Restore::ms.
-struct RestoreBreakdown {
+struct RestoreBreakdown {  // where a rank's restore spent its time, and where its bytes came from
     double inventory_ms = 0;  // learning what every node store and the persistent tier hold (collectives)
     double plan_ms = 0;       // the plan's collectives: the persistent MANIFEST, the region-count check
     double move_ms = 0;       // bringing the shard into node memory: transport set-up, transfer, waiting for holders
     double verify_ms = 0;     // checksums (behind the transfer, or after it)
     double copy_ms = 0;       // copying into the regions (restore; 0 in a fetch)
     double agree_ms = 0;      // the job's agreement after each attempt: waiting for the slowest rank
+    // Where the bytes of the restored version came from, by source (an
+    // elastic restore reads several saved shards, from anywhere), and the
+    // world size that saved it (0: unknown, a line without the field).
+    std::uint64_t local_bytes = 0;       // this node's store
+    std::uint64_t peer_bytes = 0;        // other nodes' stores, over the transport or MPI
+    std::uint64_t persistent_bytes = 0;  // the persistent tier
+    std::uint64_t saved_world = 0;
 };
 
 // One rank's restore.

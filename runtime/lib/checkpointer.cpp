@@ -625,6 +625,10 @@ Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching) {
             if (Status st = regions_->match(shard.regions); !st) return st;
             return regions_->copy_into(shard.payload);
         };
+        req.layout = regions_->entries();
+        req.place = [this](const Shard &shard, const std::vector<SliceCopy> &copies) {
+            return regions_->copy_slices(shard.payload, shard.regions, copies);
+        };
     }
     TransferContext ctx{job_, *store_, *repl_, *worker_, flusher_->dir()};
     return tck::restore_newest(ctx, req);

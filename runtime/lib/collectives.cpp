@@ -1,5 +1,7 @@
 #include "collectives.hpp"
 
+#include <cstdio>
+
 #include <unistd.h>
 
 #include <string>
@@ -35,6 +37,29 @@ bool any_rank(MPI_Comm comm, bool flag) {
     int v = flag ? 1 : 0, out = 0;
     if (MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) return false;
     return out == 1;
+}
+
+Status first_failure(MPI_Comm comm, const Status &mine, const char *what) {
+    int rank = 0, world = 0;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    const int mine_bad = mine ? world : rank;
+    int first_bad = world;
+    int rc = MPI_Allreduce(&mine_bad, &first_bad, 1, MPI_INT, MPI_MIN, comm);
+    if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    if (first_bad == world) return Status::ok();
+    struct {
+        int code;
+        char text[1024];
+    } verdict{};
+    if (rank == first_bad) {
+        verdict.code = static_cast<int>(mine.code());
+        std::snprintf(verdict.text, sizeof verdict.text, "%s", mine.message().c_str());
+    }
+    rc = MPI_Bcast(&verdict, sizeof verdict, MPI_BYTE, first_bad, comm);
+    if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    verdict.text[sizeof verdict.text - 1] = '\0';
+    return Status(static_cast<tierckpt_status_t>(verdict.code), verdict.text);
 }
 
 Result<std::vector<std::vector<std::uint8_t>>> allgather_bytes(MPI_Comm comm, const void *data, std::size_t len,

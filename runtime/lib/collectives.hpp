@@ -28,6 +28,12 @@ bool all_ranks(MPI_Comm comm, bool ok);
 // MPI_Allreduce. False also when MPI fails.
 bool any_rank(MPI_Comm comm, bool flag);
 
+// The job's verdict on a step every rank took: Status::ok() when every
+// rank's mine is ok, else the lowest failing rank's status (its code, and
+// its message cut to 1023 bytes) on every rank. what names the step in an
+// MPI error.
+Status first_failure(MPI_Comm comm, const Status &mine, const char *what);
+
 // Every rank's bytes (of any length each), indexed by rank.
 Result<std::vector<std::vector<std::uint8_t>>> allgather_bytes(MPI_Comm comm, const void *data, std::size_t len,
                                                                 const char *what);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "lib/restore/elastic.hpp"
 #include "lib/restore/reslice.hpp"
 
 using namespace tck;
@@ -117,4 +118,36 @@ TEST_CASE("what elastic restore refuses, with the fix", "[reslice]") {
     CHECK(r.status().code() == TIERCKPT_ERR_CORRUPT);
     CHECK(message(r.status()) == "the checkpoint's layout: ranks 1 and 2 both hold bytes [150, 200) of the global "
                                  "array 'w'; slices must not overlap");
+}
+
+TEST_CASE("an elastic restore reads each saved shard's copies, its own node's first", "[reslice]") {
+    // Version 12 of 3 saved ranks: rank 0 on node 0 with a copy on node 2,
+    // rank 1 on node 2 only, rank 2 on node 4 with a damaged copy on node 0;
+    // and version 8 (older) and a version 12 of another world size.
+    auto e = [](std::uint64_t v, std::uint32_t rank, std::uint32_t holder, std::uint32_t world) {
+        InventoryEntry x{};
+        x.version = v;
+        x.rank = rank;
+        x.holder = holder;
+        x.world = world;
+        return x;
+    };
+    const std::vector<InventoryEntry> inv{e(12, 0, 0, 3), e(12, 0, 2, 3), e(12, 1, 2, 3), e(12, 2, 4, 3),
+                                          e(12, 2, 0, 3), e(8, 1, 0, 3),  e(12, 1, 0, 5)};
+    std::vector<char> bad(inv.size(), 0);
+    bad[4] = 1;
+    const auto copies = saved_copies(inv, bad, 12, 3);
+    REQUIRE(copies.size() == 3);
+    CHECK(copies[0] == std::vector<int>{0, 1});
+    CHECK(copies[1] == std::vector<int>{2});
+    CHECK(copies[2] == std::vector<int>{3});  // the damaged copy is left out
+    // A reader on node 2 takes node 2's copy of rank 0; one on node 4 has
+    // none there and the copies are spread by reader rank.
+    CHECK(pick_copy(inv, copies[0], 2, 5) == 1);
+    CHECK(pick_copy(inv, copies[0], 4, 4) == 0);
+    CHECK(pick_copy(inv, copies[0], 4, 5) == 1);
+    CHECK(pick_copy(inv, copies[2], 0, 0) == 3);
+    bad[3] = 1;
+    CHECK(saved_copies(inv, bad, 12, 3)[2].empty());  // rank 2's shard has no good copy: the version is out
+    CHECK(pick_copy(inv, {}, 0, 0) == -1);
 }

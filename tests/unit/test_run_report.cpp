@@ -15,10 +15,11 @@ TEST_CASE("a restore line reads back as it was written", "[run_report]") {
     r.bytes = 16777376;
     r.ms = 41.5;
     r.via = "ucx";
-    r.parts = {2.5, 0.5, 30.25, 6.0, 1.5, 0.75};
+    r.parts = {2.5, 0.5, 30.25, 6.0, 1.5, 0.75, 4096, 16773280, 0, 6};
     const std::string line = format_restore(r);
     CHECK(line == "tierckpt-report restore rank=3 node=n4 version=12 source=peer bytes=16777376 ms=41.5 via=ucx "
-                  "inventory_ms=2.5 plan_ms=0.5 move_ms=30.2 verify_ms=6.0 copy_ms=1.5 agree_ms=0.8");
+                  "inventory_ms=2.5 plan_ms=0.5 move_ms=30.2 verify_ms=6.0 copy_ms=1.5 agree_ms=0.8 saved_world=6 "
+                  "local_bytes=4096 peer_bytes=16773280 persistent_bytes=0");
     auto back = parse_restore("3: " + line + "\n");  // as srun -l relays it
     REQUIRE(back);
     CHECK(back->rank == 3);
@@ -34,10 +35,16 @@ TEST_CASE("a restore line reads back as it was written", "[run_report]") {
     CHECK(back->parts.verify_ms == Approx(6.0));
     CHECK(back->parts.copy_ms == Approx(1.5));
     CHECK(back->parts.agree_ms == Approx(0.8));
+    CHECK(back->parts.saved_world == 6);
+    CHECK(back->parts.local_bytes == 4096);
+    CHECK(back->parts.peer_bytes == 16773280);
+    CHECK(back->parts.persistent_bytes == 0);
     // A line without the breakdown (a runtime before it) reads with zeros.
     auto bare = parse_restore("tierckpt-report restore rank=1 node=n2 version=4 source=local bytes=10 ms=3.0 via=store");
     REQUIRE(bare);
     CHECK(bare->parts.move_ms == 0);
+    CHECK(bare->parts.saved_world == 0);
+    CHECK(bare->parts.local_bytes == 0);
     CHECK(bare->via == "store");
     Restore none;
     none.rank = 0;

@@ -13,21 +13,21 @@ Result<Inventory> take_inventory(const JobLayout &job, store::StoreFile &store, 
     std::uint64_t other_world = 0;
     if (job.node_rank == 0) {
         for (const auto &s : store.shards()) {
-            if (s.rec.world != static_cast<std::uint32_t>(job.world)) {
-                other_world = s.rec.world;
-                continue;
-            }
+            if (s.rec.world != static_cast<std::uint32_t>(job.world)) other_world = s.rec.world;
             bool committed = s.rec.state == static_cast<std::uint32_t>(store::SlotState::committed);
             mine.push_back({s.rec.version, s.rec.payload_bytes, s.rec.rank, static_cast<std::uint32_t>(job.rank),
-                            s.slot, s.rec.payload_crc, committed ? 1u : 0u, s.rec.nregions, s.rec.offset});
+                            s.slot, s.rec.payload_crc, committed ? 1u : 0u, s.rec.nregions, s.rec.offset,
+                            s.rec.world, 0});
         }
     }
     auto gathered = allgather_bytes(job.comm, mine.data(), mine.size() * sizeof(InventoryEntry), "restore (inventory)");
     if (!gathered) return gathered.status();
     for (const auto &part : *gathered) {
-        std::size_t at = out.entries.size();
-        out.entries.resize(at + part.size() / sizeof(InventoryEntry));
-        std::memcpy(out.entries.data() + at, part.data(), part.size());
+        for (std::size_t at = 0; at + sizeof(InventoryEntry) <= part.size(); at += sizeof(InventoryEntry)) {
+            InventoryEntry e;
+            std::memcpy(&e, part.data() + at, sizeof e);
+            (e.world == static_cast<std::uint32_t>(job.world) ? out.entries : out.other).push_back(e);
+        }
     }
     MPI_Allreduce(&other_world, &out.store_other_world, 1, MPI_UINT64_T, MPI_MAX, job.comm);
 

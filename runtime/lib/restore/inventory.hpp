@@ -29,10 +29,13 @@ struct InventoryEntry {
     std::uint32_t committed;  // the owner marked this version committed
     std::uint32_t nregions;   // regions in the shard
     std::uint64_t offset;     // where the payload lies in the holder's store (for transport reads)
+    std::uint32_t world = 0;  // ranks of the job that saved it
+    std::uint32_t pad = 0;
 };
 
 struct Inventory {
     std::vector<InventoryEntry> entries;  // shards of a job of this world size, every node's
+    std::vector<InventoryEntry> other;    // shards of jobs of other world sizes (elastic restore)
     std::uint64_t store_other_world = 0;  // some store holds shards of a job of this many ranks (0: none)
     std::set<std::uint64_t> persistent;   // versions complete in the persistent tier, of this world size
     std::uint64_t persist_other_version = 0;  // the newest complete one of another world size there

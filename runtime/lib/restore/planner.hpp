@@ -22,6 +22,7 @@ namespace tck {
 
 struct Plan {
     static constexpr int kFromPersistent = -1;
+    static constexpr int kNothing = -2;  // a round of an elastic restore in which the rank reads no shard
     std::uint64_t version = 0;
     // For every rank: the index of the inventory entry it reads, or
     // kFromPersistent.

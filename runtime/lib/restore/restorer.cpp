@@ -2,11 +2,16 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "lib/collectives.hpp"
+#include "lib/restore/elastic.hpp"
 #include "lib/restore/planner.hpp"
 
 namespace tck {
@@ -27,8 +32,33 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     lap(parts.inventory_ms);
     Planner planner(inventory->entries, inventory->persistent, job.leader_of);
     const std::optional<std::uint64_t> newest_committed = planner.newest_committed();
+    // The versions to try, newest first: this world size's, and (when the
+    // registered regions can move between ranks) those other world sizes
+    // saved in the node stores, restored elastically.
+    std::set<std::pair<std::uint64_t, std::uint32_t>, std::greater<>> candidates;
+    for (std::uint64_t v : planner.candidates()) candidates.emplace(v, static_cast<std::uint32_t>(job.world));
+    const bool elastic = std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
+        return e.layout.kind != store::RegionKind::opaque;
+    });
+    if (elastic) {
+        for (const auto &e : inventory->other) candidates.emplace(e.version, e.world);
+    }
+    std::vector<char> other_bad(inventory->other.size(), 0);
     Status last_error;
-    for (std::uint64_t v : planner.candidates()) {
+    for (const auto &[v, world] : candidates) {
+        if (world != static_cast<std::uint32_t>(job.world)) {
+            auto done = restore_resliced(ctx, req, inventory->other, other_bad, v, world, out);
+            if (!done) return done.status();
+            if (*done) {
+                if (newest_committed && v < *newest_committed && job.rank == 0) {
+                    log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
+                              "store; restored the older version {}",
+                              *newest_committed, planner.lost_ranks(*newest_committed), v);
+                }
+                return out;
+            }
+            continue;
+        }
         for (int attempt = 0; attempt < 8; ++attempt) {
             std::optional<Plan> plan = planner.plan(v);
             if (!plan) break;  // incomplete: older version
@@ -89,6 +119,8 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
                               *newest_committed, planner.lost_ranks(*newest_committed), v);
                 }
                 out.result = RestoreResult{true, v, moved.source};
+                count_bytes(parts, moved.source, moved.bytes);
+                parts.saved_world = static_cast<std::uint64_t>(job.world);
                 return out;
             }
             if (!st) {

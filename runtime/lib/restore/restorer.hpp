@@ -11,9 +11,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/run_report.hpp"
 #include "common/status.hpp"
+#include "lib/restore/reslice.hpp"
 #include "lib/restore/shard.hpp"
 #include "lib/restore/transfer.hpp"
 
@@ -30,6 +32,13 @@ struct RestoreRequest {
     // the attempt: restore matches and copies it into the regions
     // (TIERCKPT_ERR_INVALID: they do not match), fetch holds it.
     std::function<Status(Shard &)> use;
+    // Elastic restore of a version saved by another number of ranks
+    // (lib/restore/elastic.hpp). layout: the registered regions as a
+    // manifest lists them; empty (a fetch), or with no sliced or replicated
+    // region, and such versions are not tried. place: copies the planned
+    // bytes of a verified saved shard into the regions.
+    std::vector<store::RegionEntry> layout;
+    std::function<Status(const Shard &, const std::vector<SliceCopy> &)> place;
 };
 
 struct RestoreOutcome {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/run_report.hpp"
 #include "store/store_format.hpp"
 
 namespace tck {
@@ -14,6 +15,8 @@ namespace tck {
 // Where a rank's shard came from.
 enum class Source { none, local, peer, persistent };
 const char *source_name(Source s);
+// Adds bytes to the breakdown's count for source (none: nothing).
+void count_bytes(report::RestoreBreakdown &parts, Source source, std::uint64_t bytes);
 
 struct RestoreResult {
     bool found = false;

@@ -20,6 +20,15 @@ const char *source_name(Source s) {
     return "?";
 }
 
+void count_bytes(report::RestoreBreakdown &parts, Source source, std::uint64_t bytes) {
+    switch (source) {
+    case Source::none: break;
+    case Source::local: parts.local_bytes += bytes; break;
+    case Source::peer: parts.peer_bytes += bytes; break;
+    case Source::persistent: parts.persistent_bytes += bytes; break;
+    }
+}
+
 namespace {
 
 constexpr int kTagHeader = 7101;
@@ -60,10 +69,11 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     const std::uint64_t version = plan.version;
     const int my_plan = plan.entry[static_cast<std::size_t>(job.rank)];
     const bool from_disk = my_plan == Plan::kFromPersistent;
+    const bool nothing = my_plan == Plan::kNothing;  // a round of an elastic restore with nothing for this rank
     static const InventoryEntry kNone{};
-    const InventoryEntry &mine = from_disk ? kNone : inv[static_cast<std::size_t>(my_plan)];
+    const InventoryEntry &mine = my_plan < 0 ? kNone : inv[static_cast<std::size_t>(my_plan)];
     out.bytes = from_disk ? pentry.bytes : mine.payload_bytes;
-    const bool local = !from_disk && static_cast<int>(mine.holder) == job.leader();
+    const bool local = nothing || (!from_disk && static_cast<int>(mine.holder) == job.leader());
     out.source = from_disk ? Source::persistent : local ? Source::local : Source::peer;
     out.via = from_disk ? "file" : local ? "store" : "mpi";
     out.shard.version = version;
@@ -77,9 +87,11 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     // transport (no replicas) or room, the holder sends the shard over MPI.
     std::optional<std::uint32_t> pull_slot;
     if (ctx.repl.has_transport() && !local && !from_disk) {
+        // Recorded as a copy of the saved rank's shard (in an elastic
+        // restore, another rank's of another world size than this job's).
         auto guard = store.lock();
-        auto s = store.allocate(static_cast<std::uint32_t>(job.rank), static_cast<std::uint32_t>(job.world),
-                                mine.version, mine.payload_bytes, 0, mine.nregions, store::kReplica, job.rank);
+        auto s = store.allocate(mine.rank, mine.world, mine.version, mine.payload_bytes, 0, mine.nregions,
+                                store::kReplica, job.rank);
         if (s) {
             pull_slot = *s;
         } else {
@@ -128,7 +140,7 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     std::vector<int> send_to;
     for (int r = 0; r < job.world; ++r) {
         const int e_index = plan.entry[static_cast<std::size_t>(r)];
-        if (e_index == Plan::kFromPersistent) continue;   // reads the persistent tier
+        if (e_index < 0) continue;                         // reads the persistent tier, or nothing
         if (pulls[static_cast<std::size_t>(r)]) continue;  // reads over the transport
         const InventoryEntry &e = inv[static_cast<std::size_t>(e_index)];
         if (static_cast<int>(e.holder) != job.rank || job.leader_of[static_cast<std::size_t>(r)] == job.rank) continue;
@@ -213,6 +225,12 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     }
 
     Status st;
+    if (nothing) {
+        out.source = Source::none;
+        out.via = "none";
+        out.bytes = 0;
+        return out;
+    }
     if (from_disk) {
         out.where = "the persistent tier";
         auto dir = persist::Dir::open(ctx.persist_dir, false);
@@ -250,7 +268,7 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
                    job.rank, mine.payload_bytes, mine.holder, out.via, t_moved - t_begin);
         if (st) {
             // Intact (the checksum matched): this node keeps the copy.
-            out.shard.slot = HeldSlot{*pull_slot, mine.version, static_cast<std::uint32_t>(job.rank)};
+            out.shard.slot = HeldSlot{*pull_slot, mine.version, mine.rank};
             store::SlotRecord rec = store.read_record(*pull_slot);
             rec.payload_crc = mine.crc;
             rec.state = static_cast<std::uint32_t>(store::SlotState::complete);

@@ -165,18 +165,7 @@ Status agree_layout(MPI_Comm comm, const std::vector<store::RegionEntry> &mine) 
         }
     }
     // This rank's arrays; then the lowest rank that found a problem says it.
-    const Status here = check_job_layout(by_rank);
-    const int mine_bad = here ? world : rank;
-    int first_bad = world;
-    rc = MPI_Allreduce(&mine_bad, &first_bad, 1, MPI_INT, MPI_MIN, comm);
-    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Allreduce)", rc);
-    if (first_bad == world) return Status::ok();
-    char text[1024] = {};
-    if (rank == first_bad) std::snprintf(text, sizeof text, "%s", here.message().c_str());
-    rc = MPI_Bcast(text, sizeof text, MPI_CHAR, first_bad, comm);
-    if (rc != MPI_SUCCESS) return mpi_error("the regions' layouts (MPI_Bcast)", rc);
-    text[sizeof text - 1] = '\0';
-    return error(TIERCKPT_ERR_INVALID, "{}", text);
+    return first_failure(comm, check_job_layout(by_rank), "the regions' layouts (the verdict)");
 }
 
 }  // namespace tck

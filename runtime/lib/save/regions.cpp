@@ -194,4 +194,41 @@ Status RegionSet::copy_into(const std::uint8_t *payload) {
     return st;
 }
 
+Status RegionSet::copy_slices(const std::uint8_t *payload, const std::vector<store::RegionEntry> &shard_regions,
+                              const std::vector<SliceCopy> &copies) {
+    // Where each saved region's bytes start in the payload.
+    std::vector<std::uint64_t> at(shard_regions.size());
+    std::uint64_t off = store::manifest_bytes_for(shard_regions);
+    for (std::size_t i = 0; i < shard_regions.size(); ++i) {
+        at[i] = off;
+        off += shard_regions[i].bytes;
+    }
+    Status st;
+    for (const SliceCopy &c : copies) {
+        if (c.old_region >= shard_regions.size() || c.new_region >= regions_.size() ||
+            c.from > shard_regions[c.old_region].bytes || c.bytes > shard_regions[c.old_region].bytes - c.from ||
+            c.to > regions_[c.new_region].bytes || c.bytes > regions_[c.new_region].bytes - c.to) {
+            st = error(TIERCKPT_ERR_INTERNAL, "restore: a planned copy of {} bytes lies outside its regions", c.bytes);
+            break;
+        }
+        const Region &r = regions_[c.new_region];
+        const std::uint8_t *src = payload + at[c.old_region] + c.from;
+        void *dst = static_cast<std::uint8_t *>(r.ptr) + c.to;
+        if (r.mem.device) {
+            st = stager_->to_device(dst, src, c.bytes, r.mem.device_id);
+            if (!st) {
+                st = error(st.code(), "region '{}' (device {}): {}", r.name, r.mem.device_id, st.message());
+                break;
+            }
+        } else {
+            std::memcpy(dst, src, c.bytes);
+        }
+    }
+    if (stager_) {
+        Status fin = stager_->finish();
+        if (st && !fin) st = fin;
+    }
+    return st;
+}
+
 }  // namespace tck

@@ -17,6 +17,7 @@
 
 #include "common/status.hpp"
 #include "lib/cuda_stage.hpp"
+#include "lib/restore/reslice.hpp"
 #include "store/store_format.hpp"
 
 namespace tck {
@@ -63,6 +64,13 @@ public:
     Status match(const std::vector<store::RegionEntry> &entries) const;
     // Copies a matching shard's payload (manifest first) into the regions.
     Status copy_into(const std::uint8_t *payload);
+    // An elastic restore's copies out of one verified saved shard: payload
+    // (manifest first) lists shard_regions; each copy's old_region indexes
+    // them, its new_region these regions (registration order), and its
+    // offsets and size are bytes (plan_reslice, lib/restore/reslice.hpp).
+    // TIERCKPT_ERR_INTERNAL for a copy that does not lie within both.
+    Status copy_slices(const std::uint8_t *payload, const std::vector<store::RegionEntry> &shard_regions,
+                       const std::vector<SliceCopy> &copies);
 
     // How regions reach the store: host (no device region), cuda-direct or
     // cuda-bounce (see cuda_stage.hpp).

@@ -1,0 +1,238 @@
+#include "elastic.hpp"
+
+#include <mpi.h>
+
+#include <cstring>
+#include <limits>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "lib/collectives.hpp"
+#include "lib/restore/reslice.hpp"
+
+namespace tck {
+
+std::vector<std::vector<int>> saved_copies(const std::vector<InventoryEntry> &inv, const std::vector<char> &bad,
+                                           std::uint64_t version, std::uint32_t saved_world) {
+    std::vector<std::vector<int>> out(saved_world);
+    for (std::size_t i = 0; i < inv.size(); ++i) {
+        const InventoryEntry &e = inv[i];
+        if (e.version != version || e.world != saved_world || e.rank >= saved_world || bad[i]) continue;
+        out[e.rank].push_back(static_cast<int>(i));
+    }
+    return out;
+}
+
+int pick_copy(const std::vector<InventoryEntry> &inv, const std::vector<int> &copies, int my_leader, int my_rank) {
+    if (copies.empty()) return -1;
+    for (int c : copies) {
+        if (static_cast<int>(inv[static_cast<std::size_t>(c)].holder) == my_leader) return c;
+    }
+    return copies[static_cast<std::size_t>(my_rank) % copies.size()];
+}
+
+namespace {
+
+// What a holder sends of each saved manifest it read: this header, then
+// count entries (none when it could not read it).
+struct ManifestHeader {
+    std::uint32_t rank;   // the saved rank
+    std::uint32_t count;  // regions
+    std::int32_t entry;   // the inventory entry read
+    std::uint32_t ok;
+};
+
+// A saved shard's manifest, read from this node's store: its record must
+// still be the one the inventory listed.
+Result<std::vector<store::RegionEntry>> read_manifest(store::StoreFile &store, const InventoryEntry &e) {
+    store::SlotRecord rec = store.read_record(e.slot);
+    if (!store::StoreFile::record_valid(rec) || rec.version != e.version || rec.rank != e.rank ||
+        rec.world != e.world || rec.payload_bytes != e.payload_bytes || rec.offset != e.offset) {
+        return error(TIERCKPT_ERR_CORRUPT, "the slot changed under restore");
+    }
+    return store::parse_shard_manifest(store.base() + rec.offset, e.payload_bytes);
+}
+
+bool same_manifest(const std::vector<store::RegionEntry> &a, const std::vector<store::RegionEntry> &b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto &x = a[i], &y = b[i];
+        if (x.name != y.name || x.bytes != y.bytes || x.layout.kind != y.layout.kind ||
+            x.layout.global_offset != y.layout.global_offset || x.layout.global_bytes != y.layout.global_bytes) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Step 1: every saved rank's manifest, read by the holder of its first copy
+// and gathered everywhere. A manifest that cannot be read marks its copy
+// bad; nullopt on every rank then (the caller tries again without it).
+Result<std::optional<std::vector<std::vector<store::RegionEntry>>>>
+gather_manifests(TransferContext &ctx, const std::vector<InventoryEntry> &inv, std::vector<char> &bad,
+                 const std::vector<std::vector<int>> &copies) {
+    const JobLayout &job = ctx.job;
+    std::vector<std::uint8_t> blob;
+    for (std::uint32_t r = 0; r < copies.size(); ++r) {
+        const int c = copies[r].front();
+        const InventoryEntry &e = inv[static_cast<std::size_t>(c)];
+        if (static_cast<int>(e.holder) != job.rank) continue;
+        auto m = read_manifest(ctx.store, e);
+        if (!m) log::warn("restore: rank {}'s shard of version {} in this node's store: {}", r, e.version,
+                          m.status().message());
+        ManifestHeader h{r, m ? static_cast<std::uint32_t>(m->size()) : 0u, c, m ? 1u : 0u};
+        const std::size_t at = blob.size();
+        blob.resize(at + sizeof h + h.count * sizeof(store::LayoutEntry));
+        std::memcpy(blob.data() + at, &h, sizeof h);
+        for (std::uint32_t i = 0; i < h.count; ++i) {
+            store::LayoutEntry w = store::to_layout_entry((*m)[i]);
+            std::memcpy(blob.data() + at + sizeof h + i * sizeof w, &w, sizeof w);
+        }
+    }
+    auto gathered = allgather_bytes(job.comm, blob.data(), blob.size(), "restore (the saved manifests)");
+    if (!gathered) return gathered.status();
+    std::vector<std::vector<store::RegionEntry>> saved(copies.size());
+    std::vector<char> have(copies.size(), 0);
+    bool any_bad = false;
+    for (const auto &part : *gathered) {
+        std::size_t at = 0;
+        while (at + sizeof(ManifestHeader) <= part.size()) {
+            ManifestHeader h;
+            std::memcpy(&h, part.data() + at, sizeof h);
+            at += sizeof h;
+            if (h.rank >= saved.size() || h.count > (part.size() - at) / sizeof(store::LayoutEntry)) break;
+            if (!h.ok) {
+                bad[static_cast<std::size_t>(h.entry)] = 1;
+                any_bad = true;
+            }
+            for (std::uint32_t i = 0; i < h.count; ++i, at += sizeof(store::LayoutEntry)) {
+                store::LayoutEntry w;
+                std::memcpy(&w, part.data() + at, sizeof w);
+                saved[h.rank].push_back(store::from_layout_entry(w));
+            }
+            have[h.rank] = h.ok ? 1 : 0;
+        }
+    }
+    if (any_bad) return std::optional<std::vector<std::vector<store::RegionEntry>>>();
+    for (char h : have) {
+        if (!h) return error(TIERCKPT_ERR_INTERNAL, "restore: a saved manifest was not sent");
+    }
+    return std::optional<std::vector<std::vector<store::RegionEntry>>>(std::move(saved));
+}
+
+Source farther(Source a, Source b) { return static_cast<int>(b) > static_cast<int>(a) ? b : a; }
+
+}  // namespace
+
+Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, const std::vector<InventoryEntry> &inv,
+                              std::vector<char> &bad, std::uint64_t version, std::uint32_t saved_world,
+                              RestoreOutcome &out) {
+    const JobLayout &job = ctx.job;
+    report::RestoreBreakdown &parts = out.parts;
+    double t = now_ms();
+    auto lap = [&t](double &part) {
+        const double now = now_ms();
+        part += now - t;
+        t = now;
+    };
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        // Every rank sees the same inventory and marks: they agree here
+        // without a collective.
+        const auto copies = saved_copies(inv, bad, version, saved_world);
+        for (const auto &c : copies) {
+            if (c.empty()) return false;  // a saved rank's shard has no good copy left
+        }
+        auto manifests = gather_manifests(ctx, inv, bad, copies);
+        if (!manifests) return manifests.status();
+        if (!*manifests) continue;
+        const auto &saved = **manifests;
+        auto plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank));
+        Status verdict = first_failure(job.comm, plan ? Status::ok() : plan.status(), "restore (the plan)");
+        lap(parts.plan_ms);
+        if (verdict.code() == TIERCKPT_ERR_CORRUPT) {
+            if (job.rank == 0) log::warn("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
+            return false;
+        }
+        if (!verdict) {
+            if (job.rank == 0) log::info("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
+            return error(verdict.code(), "restore: version {} was saved by {} ranks: {}", version, saved_world,
+                         verdict.message());
+        }
+
+        std::uint64_t mine_n = plan->shards.size(), rounds = 0;
+        int rc = MPI_Allreduce(&mine_n, &rounds, 1, MPI_UINT64_T, MPI_MAX, job.comm);
+        if (rc != MPI_SUCCESS) return mpi_error("restore (rounds)", rc);
+        bool retry = false;
+        std::uint64_t bytes = 0;
+        Source source = Source::none;
+        const char *via = "store";
+        for (std::uint64_t k = 0; k < rounds && !retry; ++k) {
+            const std::uint32_t r = k < mine_n ? plan->shards[k] : 0;
+            const int choice = k < mine_n ? pick_copy(inv, copies[r], job.leader(), job.rank) : Plan::kNothing;
+            Plan round;
+            round.version = version;
+            round.entry.assign(static_cast<std::size_t>(job.world), Plan::kNothing);
+            rc = MPI_Allgather(&choice, 1, MPI_INT, round.entry.data(), 1, MPI_INT, job.comm);
+            if (rc != MPI_SUCCESS) return mpi_error("restore (who reads which shard)", rc);
+            lap(parts.plan_ms);
+            TransferOutcome moved = transfer_shard(ctx, inv, round, persist::ShardEntry{0, 0, false}, std::nullopt);
+            lap(parts.move_ms);
+            parts.move_ms -= moved.verify_ms;
+            parts.verify_ms += moved.verify_ms;
+            Status st = moved.status;
+            if (st && choice >= 0 && !same_manifest(moved.shard.regions, saved[r])) {
+                st = error(TIERCKPT_ERR_CORRUPT, "its manifest is not the one the restore was planned from");
+                moved.bad_entry = choice;
+            }
+            if (st && choice >= 0) {
+                std::vector<SliceCopy> from_r;
+                for (const SliceCopy &c : plan->copies) {
+                    if (c.old_rank == r) from_r.push_back(c);
+                }
+                st = req.place(moved.shard, from_r);
+                lap(parts.copy_ms);
+                bytes += moved.bytes;
+                count_bytes(parts, moved.source, moved.bytes);
+                source = farther(source, moved.source);
+                if (moved.source != Source::local) via = moved.via;
+            }
+            if (!st) {
+                st = error(st.code(), "rank {}: saved rank {}'s shard of version {} from {}: {}", job.rank, r, version,
+                           moved.where.empty() ? std::string("?") : moved.where, st.message());
+                log::warn("restore: {}", st.message());
+            }
+            const bool all_ok = all_ranks(job.comm, st.is_ok());
+            if (!all_ok) {
+                std::vector<int> bads(static_cast<std::size_t>(job.world));
+                rc = MPI_Allgather(&moved.bad_entry, 1, MPI_INT, bads.data(), 1, MPI_INT, job.comm);
+                if (rc != MPI_SUCCESS) return mpi_error("restore (copies found bad)", rc);
+                bool any = false;
+                for (int b : bads) {
+                    if (b >= 0 && static_cast<std::size_t>(b) < bad.size()) {
+                        bad[static_cast<std::size_t>(b)] = 1;
+                        any = true;
+                    }
+                }
+                if (!any) return false;  // nothing to leave out: give up on this version
+                retry = true;
+            }
+            lap(parts.agree_ms);
+        }
+        if (retry) {
+            parts.local_bytes = parts.peer_bytes = parts.persistent_bytes = 0;  // counted again in the next attempt
+            continue;
+        }
+        parts.saved_world = saved_world;
+        out.bytes = bytes;
+        out.via = via;
+        out.result = RestoreResult{true, version, source == Source::none ? Source::local : source};
+        if (job.rank == 0) {
+            log::info("restore: version {}, saved by {} ranks, restored onto {} ranks", version, saved_world,
+                      job.world);
+        }
+        return true;
+    }
+    return false;
+}
+
+}  // namespace tck
