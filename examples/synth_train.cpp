@@ -42,6 +42,7 @@ struct Args {
     std::uint64_t step_ms = 0;
     bool wait_commit = false;  // every save waits for its commit
     bool sliced = false;       // --layout sliced: the state is a slice of one global array
+    std::uint64_t global_mib = 0;  // --global-mib: that array's size, cut over however many ranks run (0: state_mib a rank)
     std::string store;        // without Slurm: a store path
     std::string store_bytes;  // and its size
     std::string persist;      // without Slurm: a persistent directory
@@ -52,7 +53,7 @@ struct Args {
     std::fprintf(rc ? stderr : stdout,
                  "Usage: tierckpt-synth-train [--state-mib M] [--steps S] [--ckpt-every K|auto|DURATION]\n"
                  "                            [--node-mtbf DURATION] [--step-ms T] [--grow-at STEP --grow-mib M]\n"
-                 "                            [--kill-at STEP:RANK] [--layout opaque|sliced]\n"
+                 "                            [--kill-at STEP:RANK] [--layout opaque|sliced [--global-mib G]]\n"
                  "                            [--wait-commit] [--store PATH --store-bytes SIZE]\n"
                  "                            [--persist DIR [--persist-every N] [--persist-keep K]]\n"
                  "Run under srun --mpi=pmix --ckpt-mem=SIZE (or mpirun with --store). See tierckpt-synth-train(1).\n");
@@ -97,6 +98,7 @@ Args parse(int argc, char **argv) {
         else if (o == "--wait-commit") a.wait_commit = true;
         else if (o == "--layout" && v && (std::strcmp(v, "opaque") == 0 || std::strcmp(v, "sliced") == 0))
             a.sliced = std::strcmp(v, "sliced") == 0, ++i;
+        else if (o == "--global-mib") a.global_mib = number("--global-mib", v), ++i;
         else if (o == "--store" && v) a.store = v, ++i;
         else if (o == "--store-bytes" && v) a.store_bytes = v, ++i;
         else if (o == "--persist" && v) a.persist = v, ++i;
@@ -109,6 +111,10 @@ Args parse(int argc, char **argv) {
     }
     if (a.state_mib == 0 || a.ckpt_every == 0) {
         std::fprintf(stderr, "tierckpt-synth-train: --state-mib and --ckpt-every must be at least 1\n");
+        usage(2);
+    }
+    if (a.global_mib && !a.sliced) {
+        std::fprintf(stderr, "tierckpt-synth-train: --global-mib needs --layout sliced\n");
         usage(2);
     }
     if (a.sliced && a.grow_at) {
@@ -187,10 +193,16 @@ int main(int argc, char **argv) {
         std::uint64_t step;
         std::uint64_t rank;
     } meta{0, static_cast<std::uint64_t>(rank)};
-    std::vector<std::uint64_t> state(a.state_mib * (1ull << 20) / sizeof(std::uint64_t));
     // --layout sliced: rank r holds words [r * n, (r + 1) * n) of a global
-    // array of size * n words, as a tensor cut evenly over the ranks.
-    const std::uint64_t first_word = static_cast<std::uint64_t>(rank) * state.size();
+    // array of size * n words, as a tensor cut evenly over the ranks; with
+    // --global-mib, words [r * W / size, (r + 1) * W / size) of W, so that
+    // the same array is cut over whatever number of ranks runs.
+    const std::uint64_t per_rank_words = a.state_mib * (1ull << 20) / sizeof(std::uint64_t);
+    const std::uint64_t global_words = a.global_mib ? a.global_mib * (1ull << 20) / sizeof(std::uint64_t)
+                                                    : per_rank_words * static_cast<std::uint64_t>(size);
+    const auto cut = [&](int r) { return global_words * static_cast<std::uint64_t>(r) / static_cast<std::uint64_t>(size); };
+    const std::uint64_t first_word = a.global_mib ? cut(rank) : static_cast<std::uint64_t>(rank) * per_rank_words;
+    std::vector<std::uint64_t> state(a.global_mib ? cut(rank + 1) - cut(rank) : per_rank_words);
     const std::uint64_t slice_bytes = state.size() * sizeof(std::uint64_t);
     if (a.sliced) init_slice(state, first_word);
     else init_state(state, 0, rank);
@@ -199,7 +211,7 @@ int main(int argc, char **argv) {
             // The step is the same on every rank: replicated.
             ckpt.add_replicated("step", &meta.step, sizeof meta.step);
             ckpt.add_slice("state", state.data(), slice_bytes, first_word * sizeof(std::uint64_t),
-                           static_cast<std::uint64_t>(size) * slice_bytes);
+                           global_words * sizeof(std::uint64_t));
         } else {
             ckpt.add("meta", &meta, sizeof meta);
             ckpt.add("state", state.data(), state.size() * sizeof(std::uint64_t));

@@ -30,6 +30,7 @@
 
 #include "common/clock.hpp"
 #include "common/env_names.hpp"
+#include "common/parse.hpp"
 #include "common/run_report.hpp"
 #include "common/size.hpp"
 #include "common/unique_fd.hpp"
@@ -41,7 +42,7 @@ namespace tck::cli {
 
 namespace {
 
-constexpr const char *kRunUsage = R"(Usage: tierckpt run [--spares N] [--max-restarts M] [--probe-timeout S] -- srun [SRUN OPTIONS] PROGRAM [ARGS...]
+constexpr const char *kRunUsage = R"(Usage: tierckpt run [--spares N] [--min-nodes K] [--max-restarts M] [--probe-timeout S] -- srun [SRUN OPTIONS] PROGRAM [ARGS...]
 
 Runs a job step inside an allocation (sbatch --no-kill or salloc --no-kill)
 on all of the allocation's nodes but the last N, and when the step fails
@@ -50,6 +51,10 @@ the program resumes from its checkpoints in node memory.
 
 Options:
   --spares N         keep the allocation's last N nodes as spares (default 0)
+  --min-nodes K      with no spare left, relaunch on the survivors while at
+                     least K nodes remain, with as many tasks a node (the
+                     program must restore on another number of ranks:
+                     sliced and replicated regions); default: never fewer
   --max-restarts M   relaunch at most M times (default 3)
   --probe-timeout S  a node that cannot run a probe step in S seconds counts
                      as failed (default 5)
@@ -180,11 +185,15 @@ void print_account(Attempt &a, int number, std::optional<double> t_decision, std
     if (a.account_printed || a.restores.empty()) return;
     a.account_printed = true;
     std::map<std::string, int> by_source;
-    std::uint64_t bytes = 0, version = 0;
+    std::uint64_t bytes = 0, version = 0, saved_world = 0, local = 0, peer = 0, persistent = 0;
     double ms = 0, restore_start = 1e300;
     for (const auto &r : a.restores) {
         by_source[r.source]++;
         bytes += r.bytes;
+        saved_world = std::max(saved_world, r.parts.saved_world);
+        local += r.parts.local_bytes;
+        peer += r.parts.peer_bytes;
+        persistent += r.parts.persistent_bytes;
         version = std::max(version, r.version);
         ms = std::max(ms, r.ms);
     }
@@ -201,8 +210,15 @@ void print_account(Attempt &a, int number, std::optional<double> t_decision, std
     std::string timing = fmt::format("restore {:.2f} s ({:.2f} GB/s)", ms / 1000.0, ms > 0 ? bytes / ms / 1e6 : 0.0);
     if (t_decision) timing = fmt::format("relaunch {:.1f} s, ", std::max(0.0, restore_start - *t_decision)) + timing;
     if (detect_s) timing = fmt::format("detect {:.1f} s, ", *detect_s) + timing;
-    say(fmt::format("attempt {}: restored version {} on {} ranks, {}: {}; {}", number, version, a.restores.size(),
-                    format_size(bytes), sources, timing));
+    // An elastic restore: the version came from another number of ranks,
+    // each new rank reading the saved shards its slices overlap.
+    std::string elastic;
+    if (saved_world && saved_world != a.restores.size()) {
+        elastic = fmt::format(" (saved by {} ranks; read: {} local, {} from peers, {} from the persistent tier)",
+                              saved_world, format_size(local), format_size(peer), format_size(persistent));
+    }
+    say(fmt::format("attempt {}: restored version {} on {} ranks{}, {}: {}; {}", number, version, a.restores.size(),
+                    elastic, format_size(bytes), sources, timing));
     // Where the slowest rank's restore went.
     const report::Restore &slow = *std::max_element(
         a.restores.begin(), a.restores.end(), [](const report::Restore &x, const report::Restore &y) { return x.ms < y.ms; });
@@ -497,6 +513,18 @@ int cmd_run(const std::vector<std::string> &args) {
     }
     std::vector<std::string> nodes(all.begin(), all.end() - opts->spares);
     std::vector<std::string> spares(all.end() - opts->spares, all.end());
+    const std::size_t first_nodes = nodes.size();
+    if (!opts->ntasks) {
+        // srun's own default when its line gives no count (salloc -n, sbatch -n).
+        if (auto n = parse_uint("SLURM_NTASKS", std::getenv("SLURM_NTASKS") ? std::getenv("SLURM_NTASKS") : "", 1,
+                                10000000)) {
+            opts->ntasks = static_cast<unsigned>(*n);
+        }
+    }
+    if (Status st = check_min_nodes(*opts, first_nodes); !st) {
+        fmt::print(stderr, "tierckpt run: {}\n", st.message());
+        return 2;
+    }
 
     struct sigaction sa {};
     sa.sa_handler = on_signal;
@@ -516,7 +544,8 @@ int cmd_run(const std::vector<std::string> &args) {
         say(fmt::format("attempt {}: step on {}{}", number, join_nodes(nodes),
                         spares.empty() ? std::string() : " (spares: " + join_nodes(spares) + ")"));
         Probes probes(opts->srun[0], nodes);
-        Attempt a = run_step(srun_command(*opts, nodes, restart > 0), number, t_decision, detect_s, probes);
+        Attempt a = run_step(srun_command(*opts, nodes, restart > 0, first_nodes), number, t_decision, detect_s,
+                             probes);
         warmup.check();
         for (const auto &r : a.restores) committed = std::max(committed, r.version);
         committed = std::max(committed, a.committed);
@@ -547,7 +576,7 @@ int cmd_run(const std::vector<std::string> &args) {
             return a.status;
         }
         for (const auto &n : failed) add_unique(failed_all, n);
-        auto next = next_nodes(nodes, spares, failed_all);
+        auto next = next_nodes(nodes, spares, failed_all, opts->min_nodes);
         if (!next) {
             say(next.status().message());
             return a.status;
@@ -561,12 +590,16 @@ int cmd_run(const std::vector<std::string> &args) {
         t_decision = decided;
         std::string seen;
         for (const auto &h : how) seen += (seen.empty() ? "" : "; ") + h;
-        say(fmt::format("restart {}: {} (exit status {}); seen: {}; detected in {:.1f} s; relaunching on {}{}", number,
+        say(fmt::format("restart {}: {} (exit status {}); seen: {}; detected in {:.1f} s; relaunching on {}{}{}", number,
                         failed.empty() ? std::string("a rank lost a peer, every node answers") : "failed: " + join_nodes(failed),
                         a.status, seen.empty() ? "the step's exit status" : seen, *detect_s, join_nodes(*next),
                         replaced_by.empty() ? std::string()
                                             : fmt::format(" (spare{} {} in)", replaced_by.size() > 1 ? "s" : "",
-                                                          join_nodes(replaced_by))));
+                                                          join_nodes(replaced_by)),
+                        next->size() < nodes.size()
+                            ? fmt::format(" (no spare left: {} node(s) instead of {}, --min-nodes={})", next->size(),
+                                          nodes.size(), opts->min_nodes)
+                            : std::string()));
         std::vector<std::string> left;
         for (const auto &n : spares) {
             if (std::find(next->begin(), next->end(), n) == next->end() &&

@@ -38,13 +38,15 @@ Result<RunOptions> parse_run_args(const std::vector<std::string> &args) {
             break;
         }
         auto named = [&](const char *name) { return a == name || a.rfind(std::string(name) + "=", 0) == 0; };
-        if (named("--spares") || named("--max-restarts") || named("--probe-timeout")) {
+        if (named("--spares") || named("--max-restarts") || named("--probe-timeout") || named("--min-nodes")) {
             std::string name = a.substr(0, a.find('='));
             auto v = value(name, i, a);
             if (!v) return v.status();
             auto n = parse_uint(name, *v, 0, name == "--max-restarts" ? 1000 : 100000);
             if (!n) return n.status();
             if (name == "--spares") o.spares = static_cast<unsigned>(*n);
+            else if (name == "--min-nodes" && *n == 0) return error(TIERCKPT_ERR_INVALID, "--min-nodes=0: give at least 1 node");
+            else if (name == "--min-nodes") o.min_nodes = static_cast<unsigned>(*n);
             else if (name == "--max-restarts") o.max_restarts = static_cast<unsigned>(*n);
             else if (*n == 0) return error(TIERCKPT_ERR_INVALID, "--probe-timeout=0: give at least 1 second");
             else o.probe_timeout_s = static_cast<unsigned>(*n);
@@ -73,9 +75,29 @@ Result<RunOptions> parse_run_args(const std::vector<std::string> &args) {
         for (const char *name : {"--nodes", "--nodelist", "--exclude", "--relative", "--nodefile"}) {
             if (named(name)) why = name;
         }
+        std::string count, per_node;  // from -n N, -nN, --ntasks[=]N; --ntasks-per-node[=]P
+        for (auto [name, into] : {std::pair{"--ntasks", &count}, std::pair{"--ntasks-per-node", &per_node}}) {
+            if (!named(name)) continue;
+            if (a.find('=') != std::string::npos) *into = a.substr(a.find('=') + 1);
+            else if (k + 1 < o.srun.size()) *into = o.srun[++k];
+        }
+        if (!per_node.empty()) {
+            auto n = parse_uint("the srun line's --ntasks-per-node", per_node, 1, 100000);
+            if (!n) return n.status();
+            o.ntasks_per_node = static_cast<unsigned>(*n);
+        }
         if (a[1] != '-') {
             if (std::string_view("NwxrF").find(a[1]) != std::string_view::npos) why = a.substr(0, 2);
-            else if (a.size() == 2 && short_takes_value(a[1])) ++k;  // skip its value
+            else if (a[1] == 'n' && a.size() > 2) count = a.substr(2);
+            else if (a.size() == 2 && short_takes_value(a[1]) && k + 1 < o.srun.size()) {
+                if (a[1] == 'n') count = o.srun[k + 1];
+                ++k;  // skip its value
+            }
+        }
+        if (!count.empty()) {
+            auto n = parse_uint("the srun line's task count", count, 1, 10000000);
+            if (!n) return n.status();
+            o.ntasks = static_cast<unsigned>(*n);
         }
         if (!why.empty()) {
             return error(TIERCKPT_ERR_INVALID,
@@ -88,7 +110,8 @@ Result<RunOptions> parse_run_args(const std::vector<std::string> &args) {
     return o;
 }
 
-std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch) {
+std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch,
+                                      std::size_t first_nodes) {
     std::vector<std::string> cmd{o.srun[0], "--nodes=" + std::to_string(nodes.size()),
                                  "--nodelist=" + join_nodes(nodes),
                                  // One dead task ends the step: the rest would wait for it.
@@ -97,8 +120,46 @@ std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std
     // declares the dead node down (SlurmdTimeout); without --overlap the new
     // step would wait for that.
     if (relaunch) cmd.push_back("--overlap");
-    cmd.insert(cmd.end(), o.srun.begin() + 1, o.srun.end());
+    if (!first_nodes || nodes.size() == first_nodes) {
+        cmd.insert(cmd.end(), o.srun.begin() + 1, o.srun.end());
+        return cmd;
+    }
+    // Fewer nodes: as many tasks a node as the first step had
+    // (check_min_nodes made sure they divide evenly; with no count at all,
+    // srun ran one a node).
+    const std::size_t per_node = o.ntasks_per_node ? o.ntasks_per_node : o.ntasks ? o.ntasks / first_nodes : 1;
+    cmd.push_back("--ntasks=" + std::to_string(per_node * nodes.size()));
+    std::size_t k = 1;
+    for (; k < o.srun.size(); ++k) {
+        const std::string &a = o.srun[k];
+        if (a.size() < 2 || a[0] != '-') break;  // the program
+        if (a == "--ntasks" || (a == "-n")) {
+            ++k;  // and its value
+            continue;
+        }
+        if (a.rfind("--ntasks=", 0) == 0 || (a[1] == 'n' && a.size() > 2)) continue;
+        cmd.push_back(a);
+        if (a[1] != '-' && a.size() == 2 && short_takes_value(a[1]) && k + 1 < o.srun.size()) cmd.push_back(o.srun[++k]);
+    }
+    cmd.insert(cmd.end(), o.srun.begin() + static_cast<long>(std::min(k, o.srun.size())), o.srun.end());
     return cmd;
+}
+
+Status check_min_nodes(const RunOptions &o, std::size_t first_nodes) {
+    if (!o.min_nodes) return Status::ok();
+    if (o.min_nodes > first_nodes) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "--min-nodes={} is more than the step's {} node(s): give at most {} (the allocation's nodes "
+                     "but the spares)",
+                     o.min_nodes, first_nodes, first_nodes);
+    }
+    if (o.ntasks && !o.ntasks_per_node && o.ntasks % first_nodes != 0) {
+        return error(TIERCKPT_ERR_INVALID,
+                     "--min-nodes: the srun line's {} tasks do not spread evenly over the step's {} nodes, so the "
+                     "task count of a step on fewer nodes is not known: give --ntasks-per-node instead of -n",
+                     o.ntasks, first_nodes);
+    }
+    return Status::ok();
 }
 
 std::vector<std::string> warmup_command(const RunOptions &o, const std::vector<std::string> &spares) {
@@ -133,7 +194,7 @@ std::vector<std::string> warmup_command(const RunOptions &o, const std::vector<s
 
 Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &current,
                                             const std::vector<std::string> &spares,
-                                            const std::vector<std::string> &failed) {
+                                            const std::vector<std::string> &failed, unsigned min_nodes) {
     std::set<std::string> bad(failed.begin(), failed.end());
     std::vector<std::string> out;
     for (const auto &n : current) {
@@ -143,10 +204,17 @@ Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &curr
         if (out.size() == current.size()) break;
         if (!bad.count(n) && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
     }
-    if (out.size() < current.size()) {
+    if (out.size() < current.size() && !(min_nodes && out.size() >= min_nodes)) {
+        if (min_nodes) {
+            return error(TIERCKPT_ERR_PEER,
+                         "not enough healthy nodes: {} are left ({} failed: {}), fewer than --min-nodes={}; allocate "
+                         "more nodes or spares (sbatch -N, tierckpt run --spares)",
+                         out.size(), failed.size(), join_nodes(failed), min_nodes);
+        }
         return error(TIERCKPT_ERR_PEER,
                      "not enough healthy nodes: the step needs {}, {} are left ({} failed: {}); allocate more spare "
-                     "nodes (sbatch -N, tierckpt run --spares)",
+                     "nodes (sbatch -N, tierckpt run --spares), or let the step go on with fewer (tierckpt run "
+                     "--min-nodes, for programs whose checkpoints restore on another number of ranks)",
                      current.size(), out.size(), failed.size(), join_nodes(failed));
     }
     return out;

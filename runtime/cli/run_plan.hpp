@@ -17,6 +17,15 @@ struct RunOptions {
     unsigned max_restarts = 3;  // relaunches before giving up
     unsigned probe_timeout_s = 5;   // a node that does not run `true` in this time has failed
     std::vector<std::string> srun;  // the srun command line, srun first
+    // --min-nodes: with no spare left, relaunch on the survivors while at
+    // least this many remain (0: never with fewer nodes than the first step).
+    unsigned min_nodes = 0;
+    // The task count of the srun line (-n, --ntasks; or the allocation's,
+    // SLURM_NTASKS, which srun takes when the line has none; 0: neither)
+    // and its --ntasks-per-node (0: none): on fewer nodes the count is
+    // scaled to keep the tasks per node.
+    unsigned ntasks = 0;
+    unsigned ntasks_per_node = 0;
 };
 
 // `tierckpt run [OPTIONS] -- srun ...`. Refuses an srun line that picks
@@ -24,7 +33,16 @@ struct RunOptions {
 Result<RunOptions> parse_run_args(const std::vector<std::string> &args);
 
 // The srun command of one attempt: ours first (after srun), then the user's.
-std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch);
+// first_nodes: the first step's node count; on fewer nodes the task count
+// is given as --ntasks, as many a node as the first step had (the user's -n
+// left out: srun would otherwise take it, or SLURM_NTASKS, as it is).
+std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch,
+                                      std::size_t first_nodes);
+
+// Whether --min-nodes fits the first step of first_nodes nodes: K at most
+// first_nodes, and a task count that spreads evenly over the nodes (else
+// the tasks per node of a smaller step are not known). An error with the fix.
+Status check_min_nodes(const RunOptions &o, std::size_t first_nodes);
 
 // The step that prepares the spares' node stores before any failure: one
 // task of `true` per spare (srun --overlap), with the --ckpt-* options of the
@@ -34,11 +52,12 @@ std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std
 std::vector<std::string> warmup_command(const RunOptions &o, const std::vector<std::string> &spares);
 
 // The nodes of the next attempt: the current ones without the failed ones,
-// topped up from the spares (in allocation order) that have not failed.
-// An error when too few are left.
+// topped up from the spares (in allocation order) that have not failed;
+// with too few spares, the survivors alone when at least min_nodes (> 0)
+// are left. An error when too few are left.
 Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &current,
                                             const std::vector<std::string> &spares,
-                                            const std::vector<std::string> &failed);
+                                            const std::vector<std::string> &failed, unsigned min_nodes = 0);
 
 // From `sinfo -h -N -o '%N %T'`: nodes Slurm calls unusable (down, drained,
 // failing, not responding).

@@ -48,9 +48,9 @@ TEST_CASE("tierckpt run refuses what is not an srun line, and bad numbers", "[ru
 TEST_CASE("each attempt's srun line names its nodes; a relaunch overlaps the failed step", "[run]") {
     auto o = parse_run_args({"--", "srun", "--mpi=pmix", "./train", "--steps", "9"});
     REQUIRE(o);
-    CHECK(srun_command(*o, {"n1", "n2"}, false) ==
+    CHECK(srun_command(*o, {"n1", "n2"}, false, 2) ==
           V{"srun", "--nodes=2", "--nodelist=n1,n2", "--kill-on-bad-exit=1", "--mpi=pmix", "./train", "--steps", "9"});
-    auto again = srun_command(*o, {"n1", "n3"}, true);
+    auto again = srun_command(*o, {"n1", "n3"}, true, 2);
     CHECK(std::find(again.begin(), again.end(), "--overlap") != again.end());
 }
 
@@ -79,6 +79,72 @@ TEST_CASE("the next attempt keeps the survivors in place and takes spares in ord
     auto none = next_nodes({"n1", "n2", "n3"}, {"n4"}, {"n1", "n2"});
     REQUIRE_FALSE(none);
     CHECK(none.status().message().find("needs 3, 2 are left") != std::string::npos);
+    CHECK(none.status().message().find("--min-nodes") != std::string::npos);
+}
+
+TEST_CASE("--min-nodes: with no spare left the survivors go on, with as many tasks a node", "[run]") {
+    // No spare: the survivors alone, while at least K are left.
+    auto two = next_nodes({"n1", "n2", "n3"}, {}, {"n2"}, 2);
+    REQUIRE(two);
+    CHECK(*two == V{"n1", "n3"});
+    auto spare_first = next_nodes({"n1", "n2", "n3"}, {"n4"}, {"n2"}, 2);  // a spare still wins
+    REQUIRE(spare_first);
+    CHECK(*spare_first == V{"n1", "n3", "n4"});
+    auto one = next_nodes({"n1", "n2", "n3"}, {}, {"n2", "n3"}, 2);
+    REQUIRE_FALSE(one);
+    CHECK(one.status().message().find("1 are left (2 failed: n2,n3), fewer than --min-nodes=2") != std::string::npos);
+
+    // -n 6 on 3 nodes is 2 a node: 4 tasks on 2 nodes, the user's count left out.
+    auto o = parse_run_args({"--min-nodes", "2", "--", "srun", "--mpi=pmix", "-n", "6", "-c", "1", "./train", "-n", "3"});
+    REQUIRE(o);
+    CHECK(o->min_nodes == 2);
+    CHECK(o->ntasks == 6);
+    CHECK(check_min_nodes(*o, 3));
+    CHECK(srun_command(*o, {"n1", "n3"}, true, 3) ==
+          V{"srun", "--nodes=2", "--nodelist=n1,n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=4", "--mpi=pmix",
+            "-c", "1", "./train", "-n", "3"});
+    // On as many nodes as the first step: the line as given.
+    CHECK(srun_command(*o, {"n1", "n3", "n4"}, true, 3) ==
+          V{"srun", "--nodes=3", "--nodelist=n1,n3,n4", "--kill-on-bad-exit=1", "--overlap", "--mpi=pmix", "-n", "6",
+            "-c", "1", "./train", "-n", "3"});
+    for (const char *form : {"-n6", "--ntasks=6"}) {
+        auto f = parse_run_args({"--min-nodes=1", "--", "srun", form, "./train"});
+        REQUIRE(f);
+        CHECK(f->ntasks == 6);
+        CHECK(srun_command(*f, {"n2"}, true, 3) ==
+              V{"srun", "--nodes=1", "--nodelist=n2", "--kill-on-bad-exit=1", "--overlap", "--ntasks=2", "./train"});
+    }
+    // --ntasks-per-node kept, and the count given (srun would take the
+    // allocation's SLURM_NTASKS otherwise, too many for fewer nodes).
+    for (const V &line : {V{"srun", "--ntasks-per-node=2", "./train"}, V{"srun", "--ntasks-per-node", "2", "./train"}}) {
+        V args{"--min-nodes=2", "--"};
+        args.insert(args.end(), line.begin(), line.end());
+        auto per = parse_run_args(args);
+        REQUIRE(per);
+        CHECK(per->ntasks_per_node == 2);
+        V expect{"srun", "--nodes=2", "--nodelist=n1,n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=4"};
+        expect.insert(expect.end(), line.begin() + 1, line.end());
+        CHECK(srun_command(*per, {"n1", "n3"}, true, 3) == expect);
+    }
+    // No count at all: srun ran one task a node.
+    auto bare = parse_run_args({"--min-nodes=1", "--", "srun", "./train"});
+    REQUIRE(bare);
+    CHECK(srun_command(*bare, {"n3"}, true, 2) ==
+          V{"srun", "--nodes=1", "--nodelist=n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=1", "./train"});
+
+    // Refused early, with the fix.
+    auto uneven = parse_run_args({"--min-nodes=2", "--", "srun", "-n", "7", "./train"});
+    REQUIRE(uneven);
+    tck::Status st = check_min_nodes(*uneven, 3);
+    REQUIRE_FALSE(st);
+    CHECK(st.message().find("7 tasks do not spread evenly over the step's 3 nodes") != std::string::npos);
+    CHECK(st.message().find("--ntasks-per-node") != std::string::npos);
+    auto many = parse_run_args({"--min-nodes=4", "--", "srun", "./train"});
+    REQUIRE(many);
+    CHECK(check_min_nodes(*many, 3).message().find("--min-nodes=4 is more than the step's 3 node(s)") !=
+          std::string::npos);
+    CHECK_FALSE(parse_run_args({"--min-nodes=0", "--", "srun", "./train"}));
+    CHECK_FALSE(parse_run_args({"--", "srun", "-n", "x", "./train"}));
 }
 
 TEST_CASE("Slurm's unusable node states are recognised", "[run]") {
