@@ -493,6 +493,30 @@ Result<std::vector<std::uint8_t>> Dir::read_shard(std::uint64_t version, std::ui
     return buf;
 }
 
+Result<std::vector<store::RegionEntry>> Dir::read_shard_manifest(std::uint64_t version, std::uint32_t rank,
+                                                                 const ShardEntry &expect) const {
+    std::string shown;
+    auto fd = open_shard(version, rank, expect, shown);
+    if (!fd) return fd.status();
+    store::ManifestHead head{};
+    if (expect.bytes < sizeof head) return error(TIERCKPT_ERR_CORRUPT, "{}: shorter than a shard manifest", shown);
+    if (Status st = read_exact_at(fd->get(), &head, sizeof head, 0, shown); !st) return st;
+    // Its size follows from the count, bounded by the file before anything
+    // is allocated (the parser checks the magic and the entries).
+    const bool layout = std::memcmp(head.magic, store::kManifestMagicLayout, sizeof head.magic) == 0;
+    const std::uint64_t entry = layout ? sizeof(store::LayoutEntry) : sizeof(store::ManifestEntry);
+    if (head.nregions > (expect.bytes - sizeof head) / entry) {
+        return error(TIERCKPT_ERR_CORRUPT, "{}: its manifest claims more regions than the file holds", shown);
+    }
+    std::vector<std::uint8_t> buf(store::manifest_bytes(head.nregions, layout));
+    if (Status st = read_exact_at(fd->get(), buf.data(), buf.size(), 0, shown); !st) return st;
+    // Parsed against the whole shard's size: the regions must fit in it.
+    // The parser reads no further than the entries, which buf holds.
+    auto entries = store::parse_shard_manifest(buf.data(), expect.bytes);
+    if (!entries) return error(entries.status().code(), "{}: {}", shown, entries.status().message());
+    return entries;
+}
+
 Status Dir::verify_shard(std::uint64_t version, std::uint32_t rank, const ShardEntry &expect) const {
     std::string shown;
     auto fd = open_shard(version, rank, expect, shown);

@@ -108,6 +108,12 @@ public:
     // can take (the runtime: its registered regions).
     Result<std::vector<std::uint8_t>> read_shard(std::uint64_t version, std::uint32_t rank,
                                                  const ShardEntry &expect) const;
+    // The manifest at the head of rank `rank`'s shard of `version` (the
+    // file's size checked against expect.bytes; its checksum is not: the
+    // whole shard is read for that), parsed and bounded by
+    // store::parse_shard_manifest. For planning an elastic restore.
+    Result<std::vector<store::RegionEntry>> read_shard_manifest(std::uint64_t version, std::uint32_t rank,
+                                                                const ShardEntry &expect) const;
     // The same check without keeping the bytes: read and checksummed in
     // pieces of kWriteChunk, whatever size the manifest claims.
     Status verify_shard(std::uint64_t version, std::uint32_t rank, const ShardEntry &expect) const;

@@ -7,6 +7,7 @@
 # 4 ranks on n1 and n3 go on, the dead node's slices read from their
 # replicas; 4 ranks that saved grow to 6; a damaged copy is passed over
 # for another, and with no good copy left an older version is restored.
+# A new job on 2 nodes restores what 6 ranks flushed to the persistent tier.
 # Then tierckpt run --min-nodes does the same by itself: n2 dies mid-run in
 # an allocation with no spare, and the step goes on with 4 ranks on 2 nodes.
 # shellcheck source=lib.sh
@@ -87,6 +88,25 @@ assert_eq "$(grep -c '^rank=[0-3] restored version=8 source=\(local\|peer\)$' <<
     "every rank restores version 8"
 assert_match "$out" "^final steps=20 digest=$digest$" "the digest of the straight run"
 "$CLUSTER" revive n2
+
+step "persistent tier only: a new job of 4 ranks on 2 nodes restores what 6 ranks flushed"
+pdir=$(ck mktemp -d "$STATE/jobs/elastic-persist.XXXXXX")/run
+# shellcheck disable=SC2086  # a command line
+out=$(ck srun --mpi=pmix -N3 -n6 --ckpt-mem=256M --ckpt-replicas=0 --ckpt-persist="$pdir" --ckpt-persist-every=1 \
+    $TRAIN --state-mib 8 --steps 12 2>&1)
+assert_match "$out" '^final steps=12 ' "the saving job ran"
+ls_out=$(ck tierckpt ls "$pdir")
+assert_eq "$(grep -cE "^$pdir +12 +6 +[0-5] +8\.0 MiB complete" <<<"$ls_out")" 6 "version 12 of 6 ranks in the persistent tier"
+# A new job: new node stores, nothing in memory.
+# shellcheck disable=SC2086
+out=$(ck srun --mpi=pmix -N2 -n4 -w n1,n3 --ckpt-mem=256M --ckpt-replicas=0 --ckpt-persist="$pdir" \
+    --export=ALL,TIERCKPT_RUN_REPORT=1 $TRAIN --state-mib 12 --steps 20 2>&1)
+echo "$out" | grep -v '^saved'
+assert_eq "$(grep -c '^rank=[0-3] restored version=12 source=persistent$' <<<"$out")" 4 \
+    "every rank of the 4 restores version 12 from the persistent tier"
+assert_eq "$(grep -cE '^tierckpt-report restore rank=[0-3] .* saved_world=6 local_bytes=0 peer_bytes=0 persistent_bytes=[1-9]' <<<"$out")" 4 \
+    "the report: saved by 6 ranks, every byte from the persistent tier"
+assert_match "$out" "^final steps=20 digest=$digest$" "the digest of the straight run"
 
 step "opaque regions on another number of ranks: refused, with the fix"
 out=$(ck salloc -N3 -n6 -w n1,n2,n3 "${OPTS[@]}" bash -c "

@@ -3,11 +3,17 @@
 // may have at all (store::layout_problem).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "lib/save/layout.hpp"
 #include "lib/save/regions.hpp"
+#include "store/crc32c.hpp"
+#include "store/persist.hpp"
 
 using namespace tck;
 using store::RegionEntry;
@@ -205,4 +211,75 @@ TEST_CASE("a shard with layouts: the second manifest form, read back and matched
     std::vector<std::uint8_t> p(plain.payload_bytes());
     plain.write_manifest(p.data());
     CHECK(std::memcmp(p.data(), "TCKSHRD1", 8) == 0);
+}
+
+TEST_CASE("an elastic restore's pieces: a saved manifest read from the persistent tier, planned copies placed",
+          "[layout]") {
+    // Saved rank 1 of 2: bytes [50, 100) of "w" (100 bytes) and "step".
+    std::vector<std::uint8_t> w(50), step(8, 7), store(4096);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<std::uint8_t>(50 + i);  // the global index
+    RegionSet saved(store.data(), store.size(), false, 0);
+    REQUIRE(saved.add("step", step.data(), step.size(), {RegionKind::replicated, 0, 8}));
+    REQUIRE(saved.add("w", w.data(), w.size(), {RegionKind::slice, 50, 100}));
+    std::vector<std::uint8_t> shard(saved.payload_bytes());
+    const std::uint64_t m = saved.write_manifest(shard.data());
+    std::memcpy(shard.data() + m, step.data(), step.size());
+    std::memcpy(shard.data() + m + step.size(), w.data(), w.size());
+
+    // Written as a flush writes it; its manifest read back alone.
+    char tmpl[] = "/dev/shm/tck-elastic-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string root = std::string(tmpl) + "/run";
+    {
+        auto dir = persist::Dir::open(root, true);
+        REQUIRE(dir);
+        persist::ShardMeta meta;
+        meta.rank = 1;
+        meta.world = 2;
+        meta.version = 12;
+        meta.bytes = shard.size();
+        meta.crc = crc32c(shard.data(), shard.size());
+        REQUIRE(dir->write_shard(meta, shard.data(), shard.size(), true));
+        const persist::ShardEntry line{meta.bytes, meta.crc, true};
+        auto entries = dir->read_shard_manifest(12, 1, line);
+        REQUIRE(entries);
+        REQUIRE(entries->size() == 2);
+        CHECK((*entries)[1].name == "w");
+        CHECK((*entries)[1].layout == store::RegionLayout{RegionKind::slice, 50, 100});
+        // A MANIFEST line of another size: refused before reading.
+        auto wrong = dir->read_shard_manifest(12, 1, {meta.bytes + 1, meta.crc, true});
+        REQUIRE_FALSE(wrong);
+        CHECK(wrong.status().code() == TIERCKPT_ERR_CORRUPT);
+        // A count the file cannot hold: refused before anything is sized by it.
+        std::vector<std::uint8_t> lying = shard;
+        const std::uint32_t huge = 1u << 30;
+        std::memcpy(lying.data() + 8, &huge, sizeof huge);
+        meta.version = 13;
+        meta.crc = crc32c(lying.data(), lying.size());
+        REQUIRE(dir->write_shard(meta, lying.data(), lying.size(), true));
+        auto bounded = dir->read_shard_manifest(13, 1, {meta.bytes, meta.crc, true});
+        REQUIRE_FALSE(bounded);
+        CHECK(bounded.status().message().find("more regions than the file holds") != std::string::npos);
+    }
+    (void)!std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
+
+    // A new rank 0 of 3 holds bytes [0, 34) of "w": none from this shard;
+    // new rank 1 holds [34, 67): bytes [50, 67) come from it, at offset 16.
+    std::vector<std::uint8_t> mine(33, 0), my_step(8, 0);
+    RegionSet now(store.data(), store.size(), false, 1);
+    REQUIRE(now.add("step", my_step.data(), my_step.size(), {RegionKind::replicated, 0, 8}));
+    REQUIRE(now.add("w", mine.data(), mine.size(), {RegionKind::slice, 34, 100}));
+    auto parsed = store::parse_shard_manifest(shard.data(), shard.size());
+    REQUIRE(parsed);
+    REQUIRE(now.copy_slices(shard.data(), *parsed, {{1, 0, 0, 0, 0, 8}, {1, 1, 0, 1, 16, 17}}));
+    CHECK(my_step == step);
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+        INFO(i);
+        CHECK(mine[i] == (i < 16 ? 0 : 34 + i));  // global index 34 + i, from the saved slice
+    }
+    // A copy outside either region: refused, nothing read past it.
+    Status outside = now.copy_slices(shard.data(), *parsed, {{1, 1, 40, 1, 0, 17}});
+    CHECK(outside.code() == TIERCKPT_ERR_INTERNAL);
+    CHECK(now.copy_slices(shard.data(), *parsed, {{1, 1, 0, 1, 20, 17}}).code() == TIERCKPT_ERR_INTERNAL);
+    CHECK(now.copy_slices(shard.data(), *parsed, {{1, 2, 0, 1, 0, 1}}).code() == TIERCKPT_ERR_INTERNAL);
 }

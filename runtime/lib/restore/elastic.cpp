@@ -9,6 +9,7 @@
 #include "common/log.hpp"
 #include "lib/collectives.hpp"
 #include "lib/restore/reslice.hpp"
+#include "store/persist.hpp"
 
 namespace tck {
 
@@ -68,18 +69,32 @@ bool same_manifest(const std::vector<store::RegionEntry> &a, const std::vector<s
 // Step 1: every saved rank's manifest, read by the holder of its first copy
 // and gathered everywhere. A manifest that cannot be read marks its copy
 // bad; nullopt on every rank then (the caller tries again without it).
+// Saved ranks with no copy in memory (lines non-empty: their shards are
+// read from the persistent tier) have their manifest read from there, by
+// rank r % world; one that cannot be read clears persistent_ok.
 Result<std::optional<std::vector<std::vector<store::RegionEntry>>>>
 gather_manifests(TransferContext &ctx, const std::vector<InventoryEntry> &inv, std::vector<char> &bad,
-                 const std::vector<std::vector<int>> &copies) {
+                 const std::vector<std::vector<int>> &copies, std::uint64_t version,
+                 const std::vector<persist::ShardEntry> &lines, bool &persistent_ok) {
     const JobLayout &job = ctx.job;
     std::vector<std::uint8_t> blob;
     for (std::uint32_t r = 0; r < copies.size(); ++r) {
-        const int c = copies[r].front();
-        const InventoryEntry &e = inv[static_cast<std::size_t>(c)];
-        if (static_cast<int>(e.holder) != job.rank) continue;
-        auto m = read_manifest(ctx.store, e);
-        if (!m) log::warn("restore: rank {}'s shard of version {} in this node's store: {}", r, e.version,
-                          m.status().message());
+        Result<std::vector<store::RegionEntry>> m = error(TIERCKPT_ERR_INTERNAL, "not read");
+        int c = Plan::kFromPersistent;
+        if (copies[r].empty()) {
+            if (static_cast<int>(r % static_cast<std::uint32_t>(job.world)) != job.rank || r >= lines.size()) continue;
+            auto dir = persist::Dir::open(ctx.persist_dir, false);
+            m = dir ? dir->read_shard_manifest(version, r, lines[r]) : Result<std::vector<store::RegionEntry>>(dir.status());
+            if (!m) log::warn("restore: rank {}'s shard of version {} in the persistent tier: {}", r, version,
+                              m.status().message());
+        } else {
+            c = copies[r].front();
+            const InventoryEntry &e = inv[static_cast<std::size_t>(c)];
+            if (static_cast<int>(e.holder) != job.rank) continue;
+            m = read_manifest(ctx.store, e);
+            if (!m) log::warn("restore: rank {}'s shard of version {} in this node's store: {}", r, e.version,
+                              m.status().message());
+        }
         ManifestHeader h{r, m ? static_cast<std::uint32_t>(m->size()) : 0u, c, m ? 1u : 0u};
         const std::size_t at = blob.size();
         blob.resize(at + sizeof h + h.count * sizeof(store::LayoutEntry));
@@ -102,7 +117,8 @@ gather_manifests(TransferContext &ctx, const std::vector<InventoryEntry> &inv, s
             at += sizeof h;
             if (h.rank >= saved.size() || h.count > (part.size() - at) / sizeof(store::LayoutEntry)) break;
             if (!h.ok) {
-                bad[static_cast<std::size_t>(h.entry)] = 1;
+                if (h.entry >= 0 && static_cast<std::size_t>(h.entry) < bad.size()) bad[static_cast<std::size_t>(h.entry)] = 1;
+                else persistent_ok = false;
                 any_bad = true;
             }
             for (std::uint32_t i = 0; i < h.count; ++i, at += sizeof(store::LayoutEntry)) {
@@ -126,7 +142,7 @@ Source farther(Source a, Source b) { return static_cast<int>(b) > static_cast<in
 
 Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, const std::vector<InventoryEntry> &inv,
                               std::vector<char> &bad, std::uint64_t version, std::uint32_t saved_world,
-                              RestoreOutcome &out) {
+                              bool in_persistent, RestoreOutcome &out) {
     const JobLayout &job = ctx.job;
     report::RestoreBreakdown &parts = out.parts;
     double t = now_ms();
@@ -135,14 +151,23 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
         part += now - t;
         t = now;
     };
+    bool persistent_ok = in_persistent && !ctx.persist_dir.empty();
+    std::vector<persist::ShardEntry> lines;  // the persistent tier's MANIFEST, once read
     for (int attempt = 0; attempt < 8; ++attempt) {
         // Every rank sees the same inventory and marks: they agree here
-        // without a collective.
+        // without a collective. A saved shard with no good copy in memory
+        // comes from the persistent tier, when it holds the version.
         const auto copies = saved_copies(inv, bad, version, saved_world);
-        for (const auto &c : copies) {
-            if (c.empty()) return false;  // a saved rank's shard has no good copy left
+        bool need_disk = false;
+        for (const auto &c : copies) need_disk = need_disk || c.empty();
+        if (need_disk && !persistent_ok) return false;
+        if (need_disk && lines.empty()) {
+            auto read = persistent_lines(job, ctx.persist_dir, version, saved_world);
+            if (!read) return read.status();
+            if (read->empty()) return false;
+            lines = std::move(*read);
         }
-        auto manifests = gather_manifests(ctx, inv, bad, copies);
+        auto manifests = gather_manifests(ctx, inv, bad, copies, version, lines, persistent_ok);
         if (!manifests) return manifests.status();
         if (!*manifests) continue;
         const auto &saved = **manifests;
@@ -168,23 +193,29 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
         const char *via = "store";
         for (std::uint64_t k = 0; k < rounds && !retry; ++k) {
             const std::uint32_t r = k < mine_n ? plan->shards[k] : 0;
-            const int choice = k < mine_n ? pick_copy(inv, copies[r], job.leader(), job.rank) : Plan::kNothing;
+            const int choice = k >= mine_n          ? Plan::kNothing
+                               : copies[r].empty() ? Plan::kFromPersistent
+                                                   : pick_copy(inv, copies[r], job.leader(), job.rank);
             Plan round;
             round.version = version;
             round.entry.assign(static_cast<std::size_t>(job.world), Plan::kNothing);
             rc = MPI_Allgather(&choice, 1, MPI_INT, round.entry.data(), 1, MPI_INT, job.comm);
             if (rc != MPI_SUCCESS) return mpi_error("restore (who reads which shard)", rc);
             lap(parts.plan_ms);
-            TransferOutcome moved = transfer_shard(ctx, inv, round, persist::ShardEntry{0, 0, false}, std::nullopt);
+            const persist::ShardEntry pentry =
+                choice == Plan::kFromPersistent ? lines[r] : persist::ShardEntry{0, 0, false};
+            TransferOutcome moved = transfer_shard(ctx, inv, round, pentry, std::nullopt, r);
             lap(parts.move_ms);
             parts.move_ms -= moved.verify_ms;
             parts.verify_ms += moved.verify_ms;
             Status st = moved.status;
-            if (st && choice >= 0 && !same_manifest(moved.shard.regions, saved[r])) {
+            const bool reads = choice != Plan::kNothing;
+            if (st && reads && !same_manifest(moved.shard.regions, saved[r])) {
                 st = error(TIERCKPT_ERR_CORRUPT, "its manifest is not the one the restore was planned from");
-                moved.bad_entry = choice;
+                if (choice >= 0) moved.bad_entry = choice;
+                else moved.persist_bad = true;
             }
-            if (st && choice >= 0) {
+            if (st && reads) {
                 std::vector<SliceCopy> from_r;
                 for (const SliceCopy &c : plan->copies) {
                     if (c.old_rank == r) from_r.push_back(c);
@@ -207,6 +238,10 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
                 rc = MPI_Allgather(&moved.bad_entry, 1, MPI_INT, bads.data(), 1, MPI_INT, job.comm);
                 if (rc != MPI_SUCCESS) return mpi_error("restore (copies found bad)", rc);
                 bool any = false;
+                if (any_rank(job.comm, moved.persist_bad)) {
+                    persistent_ok = false;  // a shard there is damaged: the tier's copy of this version is out
+                    any = true;
+                }
                 for (int b : bads) {
                     if (b >= 0 && static_cast<std::size_t>(b) < bad.size()) {
                         bad[static_cast<std::size_t>(b)] = 1;

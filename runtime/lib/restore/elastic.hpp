@@ -1,7 +1,8 @@
 // Elastic restore: a version saved by another number of ranks, restored
 // onto this job's ranks region by region, from wherever the saved shards
 // lie in the job's node stores (this node's store, or a peer's over the
-// transport or MPI). Only sliced and replicated regions move between
+// transport or MPI) or, for shards with no copy in memory, the persistent
+// tier. Only sliced and replicated regions move between
 // ranks (plan_reslice, reslice.hpp); opaque ones are refused with the fix.
 //
 // Thread: the application's; restore_resliced is collective.
@@ -28,8 +29,10 @@ int pick_copy(const std::vector<InventoryEntry> &inv, const std::vector<int> &co
 
 // Collective. Tries version, saved by saved_world ranks:
 //  1. the saved shards' manifests, each read by the node that holds its
-//     first copy and gathered on every rank (bytes: 88 per region and
-//     saved rank, tierckpt-store(5));
+//     first copy (or, from the persistent tier, by rank r % world) and
+//     gathered on every rank (bytes: 88 per region and saved rank,
+//     tierckpt-store(5)); in_persistent: the persistent tier holds version
+//     complete, and serves the saved shards memory lacks;
 //  2. plan_reslice on each rank, for req.layout;
 //  3. rounds of transfer_shard: in round k every rank brings in the k-th
 //     saved shard it needs, verifies it (its checksum, and its manifest
@@ -44,6 +47,6 @@ int pick_copy(const std::vector<InventoryEntry> &inv, const std::vector<int> &co
 // written in part when it returns false.
 Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, const std::vector<InventoryEntry> &inv,
                               std::vector<char> &bad, std::uint64_t version, std::uint32_t saved_world,
-                              RestoreOutcome &out);
+                              bool in_persistent, RestoreOutcome &out);
 
 }  // namespace tck

@@ -33,6 +33,7 @@ Result<Inventory> take_inventory(const JobLayout &job, store::StoreFile &store, 
 
     if (persist_dir.empty()) return out;
     std::vector<std::uint64_t> pv;
+    std::vector<std::uint64_t> others;  // version, world, version, world, ...
     std::uint64_t pother[2] = {0, 0};  // newest complete version of another world size, and that size
     if (job.rank == 0) {
         auto dir = persist::Dir::open(persist_dir, false);
@@ -44,9 +45,13 @@ Result<Inventory> take_inventory(const JobLayout &job, store::StoreFile &store, 
                 if (!vi.complete) continue;
                 if (vi.manifest.world == static_cast<std::uint32_t>(job.world)) {
                     pv.push_back(vi.version);
-                } else if (vi.version >= pother[0]) {
-                    pother[0] = vi.version;
-                    pother[1] = vi.manifest.world;
+                } else {
+                    others.push_back(vi.version);
+                    others.push_back(vi.manifest.world);
+                    if (vi.version >= pother[0]) {
+                        pother[0] = vi.version;
+                        pother[1] = vi.manifest.world;
+                    }
                 }
             }
         }
@@ -56,10 +61,49 @@ Result<Inventory> take_inventory(const JobLayout &job, store::StoreFile &store, 
     pv.resize(n);
     MPI_Bcast(pv.data(), static_cast<int>(n), MPI_UINT64_T, 0, job.comm);
     MPI_Bcast(pother, 2, MPI_UINT64_T, 0, job.comm);
+    std::uint64_t no = others.size();
+    MPI_Bcast(&no, 1, MPI_UINT64_T, 0, job.comm);
+    others.resize(no);
+    MPI_Bcast(others.data(), static_cast<int>(no), MPI_UINT64_T, 0, job.comm);
+    for (std::size_t i = 0; i + 1 < others.size(); i += 2) {
+        out.persistent_other.emplace(others[i], static_cast<std::uint32_t>(others[i + 1]));
+    }
     out.persistent.insert(pv.begin(), pv.end());
     out.persist_other_version = pother[0];
     out.persist_other_world = pother[1];
     return out;
+}
+
+Result<std::vector<persist::ShardEntry>> persistent_lines(const JobLayout &job, const std::string &persist_dir,
+                                                          std::uint64_t version, std::uint32_t saved_world) {
+    std::vector<std::uint64_t> flat;  // bytes, crc, bytes, crc, ... by saved rank
+    if (job.rank == 0) {
+        auto dir = persist::Dir::open(persist_dir, false);
+        auto m = dir ? dir->read_manifest(version) : Result<persist::Manifest>(dir.status());
+        if (!m || m->world != saved_world || m->shards.size() != saved_world) {
+            log::warn("restore: version {} in {}: {}", version, persist_dir,
+                      m ? fmt::format("its MANIFEST is of {} ranks, not {}", m->world, saved_world)
+                        : m.status().message());
+        } else {
+            for (const auto &e : m->shards) {
+                flat.push_back(e.bytes);
+                flat.push_back(e.crc);
+            }
+        }
+    }
+    std::uint64_t n = flat.size();
+    if (int rc = MPI_Bcast(&n, 1, MPI_UINT64_T, 0, job.comm); rc != MPI_SUCCESS) {
+        return mpi_error("restore (MANIFEST lines)", rc);
+    }
+    flat.resize(n);
+    if (int rc = MPI_Bcast(flat.data(), static_cast<int>(n), MPI_UINT64_T, 0, job.comm); rc != MPI_SUCCESS) {
+        return mpi_error("restore (MANIFEST lines)", rc);
+    }
+    std::vector<persist::ShardEntry> lines;
+    for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
+        lines.push_back({flat[i], static_cast<std::uint32_t>(flat[i + 1]), true});
+    }
+    return lines;
 }
 
 Result<std::optional<persist::ShardEntry>> persistent_shard(const JobLayout &job, const std::string &persist_dir,

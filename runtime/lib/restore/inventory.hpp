@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -40,11 +41,21 @@ struct Inventory {
     std::set<std::uint64_t> persistent;   // versions complete in the persistent tier, of this world size
     std::uint64_t persist_other_version = 0;  // the newest complete one of another world size there
     std::uint64_t persist_other_world = 0;    // and that size (0: none)
+    // Every version complete there of another world size, with that size
+    // (elastic restore).
+    std::set<std::pair<std::uint64_t, std::uint32_t>> persistent_other;
 };
 
 // Each node's leader lists its store; rank 0 lists the persistent tier
 // (persist_dir "": none).
 Result<Inventory> take_inventory(const JobLayout &job, store::StoreFile &store, const std::string &persist_dir);
+
+// Rank 0 reads version's MANIFEST in the persistent tier and checks it is
+// of saved_world ranks; every rank gets every line (elastic restore: a rank
+// reads other ranks' shards). An empty vector on every rank when it cannot
+// be read or is of another size (logged by rank 0).
+Result<std::vector<persist::ShardEntry>> persistent_lines(const JobLayout &job, const std::string &persist_dir,
+                                                          std::uint64_t version, std::uint32_t saved_world);
 
 // Rank 0 reads version's MANIFEST in the persistent tier; each rank gets its
 // shard's line. nullopt on every rank when it cannot be read or is of

@@ -42,12 +42,14 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     });
     if (elastic) {
         for (const auto &e : inventory->other) candidates.emplace(e.version, e.world);
+        for (const auto &vw : inventory->persistent_other) candidates.insert(vw);
     }
     std::vector<char> other_bad(inventory->other.size(), 0);
     Status last_error;
     for (const auto &[v, world] : candidates) {
         if (world != static_cast<std::uint32_t>(job.world)) {
-            auto done = restore_resliced(ctx, req, inventory->other, other_bad, v, world, out);
+            auto done = restore_resliced(ctx, req, inventory->other, other_bad, v, world,
+                                         inventory->persistent_other.count({v, world}) > 0, out);
             if (!done) return done.status();
             if (*done) {
                 if (newest_committed && v < *newest_committed && job.rank == 0) {

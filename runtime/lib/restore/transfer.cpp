@@ -61,7 +61,8 @@ Status verify(Shard &shard, const std::uint8_t *payload, std::uint64_t bytes, st
 }  // namespace
 
 TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<InventoryEntry> &inv, const Plan &plan,
-                               const persist::ShardEntry &pentry, std::optional<std::uint64_t> expect_bytes) {
+                               const persist::ShardEntry &pentry, std::optional<std::uint64_t> expect_bytes,
+                               std::optional<std::uint32_t> saved_rank) {
     const JobLayout &job = ctx.job;
     store::StoreFile &store = ctx.store;
     TransferOutcome out;
@@ -242,7 +243,7 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
             st = error(TIERCKPT_ERR_INVALID, "its manifest says {} bytes, the registered regions make {}",
                        pentry.bytes, *expect_bytes);
         } else {
-            auto bytes = dir->read_shard(version, static_cast<std::uint32_t>(job.rank), pentry);
+            auto bytes = dir->read_shard(version, saved_rank.value_or(static_cast<std::uint32_t>(job.rank)), pentry);
             st = bytes ? verify(out.shard, bytes->data(), bytes->size(), pentry.crc, false, job.crc_threads, out.verify_ms,
                               &*bytes)
                        : bytes.status();

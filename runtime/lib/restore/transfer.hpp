@@ -49,8 +49,11 @@ struct TransferOutcome {
 
 // Collective. expect_bytes: the size the registered regions make (a shard
 // from the persistent tier of another size is refused before it is read);
-// nullopt in a fetch, which takes whatever the checkpoint holds.
+// nullopt in a fetch, which takes whatever the checkpoint holds. A rank
+// whose plan entry is Plan::kFromPersistent reads the shard of saved_rank
+// (default: its own rank) described by pentry.
 TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<InventoryEntry> &inv, const Plan &plan,
-                               const persist::ShardEntry &pentry, std::optional<std::uint64_t> expect_bytes);
+                               const persist::ShardEntry &pentry, std::optional<std::uint64_t> expect_bytes,
+                               std::optional<std::uint32_t> saved_rank = std::nullopt);
 
 }  // namespace tck
