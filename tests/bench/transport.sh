@@ -3,7 +3,8 @@
 # ucx_perftest's get, put, tag and active-message bandwidth between two
 # namespace nodes over TCP, and tierckpt's own pull (the one replication
 # and restore use) over UCX (both ways: rendezvous active messages, the
-# default, and one-sided gets) and libfabric, all in the same run. Lines:
+# default, and one-sided gets) and libfabric, a restore from a peer, and an
+# elastic restore (6 ranks saved, 4 restore), all in the same run. Lines:
 #   bench NAME value=X unit=GB/s reference=R ratio=X/R
 # The reference for each is the best of these tools' figures in the run
 # (ucx_perftest's, and libfabric's fi_pingpong).
@@ -98,6 +99,28 @@ if [ -n "$peer" ]; then
         } END { if (line != "") print "note restore_from_peer: the slowest rank, in ms: " line }' <<<"$out"
 else
     echo "bench restore_from_peer: no peer restore in the output:"
+    echo "$out" | tail -n 20
+fi
+# Restore on another number of ranks (elastic): 6 ranks on n1-n3 save one
+# global array of 384 MiB (64 MiB a rank, one replica); then 4 ranks on n1
+# and n4 restore it, 96 MiB a rank, n4 with nothing of its own. The figure:
+# the bytes read from peers over the slowest rank's restore time (whole
+# saved shards move, so a rank reads more than its slices).
+# shellcheck disable=SC2016  # runs in the allocation
+out=$("$CLUSTER" exec salloc -N4 -n8 -w n1,n2,n3,n4 --ckpt-mem=1G --ckpt-replicas=1 bash -c '
+    train="tierckpt-synth-train --layout sliced --global-mib 384 --ckpt-every 4 --steps 4"
+    srun --mpi=pmix -N3 -n6 -w n1,n2,n3 $train >/dev/null
+    TIERCKPT_RUN_REPORT=1 srun --mpi=pmix -N2 -n4 -w n1,n4 $train --steps 8 2>&1' 2>&1)
+elastic=$(awk '/tierckpt-report restore .*saved_world=6/ {
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        peer += v["peer_bytes"]; local += v["local_bytes"]; n++; if (v["ms"] > ms) ms = v["ms"]
+    } END { if (n == 4 && ms > 0) printf "%.3f %d %d %.1f", peer / ms / 1e6, peer, local, ms }' <<<"$out")
+if [ -n "$elastic" ]; then
+    read -r gbps peer_b local_b slow_ms <<<"$elastic"
+    report restore_elastic_6to4 "$gbps"
+    echo "note restore_elastic_6to4: 4 ranks read $peer_b bytes from peers and $local_b from their own node; the slowest took $slow_ms ms"
+else
+    echo "bench restore_elastic_6to4: no elastic restore of 4 ranks in the output:"
     echo "$out" | tail -n 20
 fi
 # The workload of a real job (6 ranks, 256 MiB each): what training loses per
