@@ -1,5 +1,7 @@
 #include "collectives.hpp"
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 
 #include <unistd.h>
@@ -66,12 +68,24 @@ Result<std::vector<std::vector<std::uint8_t>>> allgather_bytes(MPI_Comm comm, co
                                                                 const char *what) {
     int world = 0;
     MPI_Comm_size(comm, &world);
-    int mine = static_cast<int>(len);
-    std::vector<int> lens(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
-    int rc = MPI_Allgather(&mine, 1, MPI_INT, lens.data(), 1, MPI_INT, comm);
+    // MPI counts are int: a part, or the whole, of 2 GiB or more is refused
+    // on every rank alike (each sees every length).
+    constexpr std::uint64_t kMax = static_cast<std::uint64_t>(INT_MAX);
+    std::uint64_t mine64 = len;
+    std::vector<std::uint64_t> lens64(static_cast<std::size_t>(world));
+    int rc = MPI_Allgather(&mine64, 1, MPI_UINT64_T, lens64.data(), 1, MPI_UINT64_T, comm);
     if (rc != MPI_SUCCESS) return mpi_error(what, rc);
+    std::uint64_t sum = 0;
+    for (std::uint64_t l : lens64) sum += std::min(l, kMax + 1);
+    if (sum > kMax) {
+        return error(TIERCKPT_ERR_NO_MEMORY, "{}: {} bytes to gather on every rank, more than one MPI message "
+                                             "carries (2 GiB)", what, sum);
+    }
+    const int mine = static_cast<int>(len);
+    std::vector<int> lens(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
     int total = 0;
     for (int i = 0; i < world; ++i) {
+        lens[static_cast<std::size_t>(i)] = static_cast<int>(lens64[static_cast<std::size_t>(i)]);
         displs[static_cast<std::size_t>(i)] = total;
         total += lens[static_cast<std::size_t>(i)];
     }

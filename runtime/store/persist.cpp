@@ -510,6 +510,11 @@ Result<std::vector<store::RegionEntry>> Dir::read_shard_manifest(std::uint64_t v
     }
     std::vector<std::uint8_t> buf(store::manifest_bytes(head.nregions, layout));
     if (Status st = read_exact_at(fd->get(), buf.data(), buf.size(), 0, shown); !st) return st;
+    // The user may rewrite the file between the two reads: the parser must
+    // see the count buf was sized by.
+    if (std::memcmp(buf.data(), &head, sizeof head) != 0) {
+        return error(TIERCKPT_ERR_CORRUPT, "{}: its manifest changed while it was read", shown);
+    }
     // Parsed against the whole shard's size: the regions must fit in it.
     // The parser reads no further than the entries, which buf holds.
     auto entries = store::parse_shard_manifest(buf.data(), expect.bytes);

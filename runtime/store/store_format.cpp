@@ -326,7 +326,10 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         bool own_stale = r.writer == writer && r.kind == kind && (kind != kOwnShard || r.rank == rank) &&
                          r.state != static_cast<std::uint32_t>(SlotState::complete) &&
                          r.state != static_cast<std::uint32_t>(SlotState::committed);
-        bool reusable = r.state == static_cast<std::uint32_t>(SlotState::empty) || r.world != world ||
+        // Another world size's shard is kept as this one's are: an elastic
+        // restore may read it, and a restored version's shards are of the
+        // world that saved it.
+        bool reusable = r.state == static_cast<std::uint32_t>(SlotState::empty) ||
                         (r.version < protect_from && r.version != pinned) || own_stale;
         if (!reusable || r.capacity < need) continue;
         bool own = r.rank == rank && r.kind == kind;

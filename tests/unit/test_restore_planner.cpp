@@ -151,4 +151,17 @@ TEST_CASE("nothing complete: the verdict says what was lost, or lets the job sta
     Status eight = verdict_nothing_complete(Planner({}, {}, kLeaders), other);
     CHECK(eight.code() == TIERCKPT_ERR_INVALID);
     CHECK_THAT(eight.message(), Catch::Contains("job of 8 ranks (newest: version 40)"));
+    // An elastic restore that could not complete a committed version of 6
+    // ranks (newer than any of this size): never a fresh start, nor "restart
+    // it with 6 ranks".
+    RestoreFacts elastic = facts;
+    elastic.store_other_world = 6;
+    elastic.other_committed = 12;
+    elastic.other_committed_world = 6;
+    Status twelve = verdict_nothing_complete(Planner({}, {}, kLeaders), elastic);
+    CHECK(twelve.code() == TIERCKPT_ERR_NOT_FOUND);
+    CHECK_THAT(twelve.message(), Catch::Contains("version 12 (saved by 6 ranks) was committed"));
+    // A newer committed version of this size speaks for itself.
+    elastic.other_committed = 5;
+    CHECK_THAT(verdict_nothing_complete(lost, elastic).message(), Catch::Contains("version 7 was committed"));
 }

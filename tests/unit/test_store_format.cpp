@@ -90,6 +90,29 @@ TEST_CASE("slots in flight and the committed version are never handed out again"
     CHECK(c != a3);
 }
 
+TEST_CASE("another world size's shards are kept as this one's: an elastic restore may read them", "[store-format]") {
+    TmpStore t;
+    auto f = StoreFile::open(t.path, 1 << 20, true);
+    REQUIRE(f);
+    REQUIRE(f->format_if_needed(1));
+    std::uint32_t six;
+    {
+        auto guard = f->lock();
+        auto s = f->allocate(0, 6, 12, 1000, 0, 1);  // rank 0 of 6, version 12
+        REQUIRE(s);
+        six = *s;
+    }
+    finish(*f, six, SlotState::committed);
+    // A job of 4 ranks that has restored nothing yet (a restore's pull, or a
+    // save before it) does not take it...
+    CHECK(take(*f, 0, 13, 1000, 0) != six);
+    // ...nor once it restored version 12 from it (protect_from 12)...
+    std::uint32_t after = take(*f, 1, 13, 1000, 12);
+    CHECK(after != six);
+    // ...only when a newer version committed.
+    CHECK(take(*f, 2, 17, 1000, 13) == six);
+}
+
 TEST_CASE("a torn record is invalid; a full store says how to fix it", "[store-format]") {
     TmpStore t;
     auto f = StoreFile::open(t.path, 256 * 1024, true);

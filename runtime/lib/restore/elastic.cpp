@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cstring>
+#include <new>
 #include <limits>
 
 #include "common/clock.hpp"
@@ -84,7 +85,12 @@ gather_manifests(TransferContext &ctx, const std::vector<InventoryEntry> &inv, s
         if (copies[r].empty()) {
             if (static_cast<int>(r % static_cast<std::uint32_t>(job.world)) != job.rank || r >= lines.size()) continue;
             auto dir = persist::Dir::open(ctx.persist_dir, false);
-            m = dir ? dir->read_shard_manifest(version, r, lines[r]) : Result<std::vector<store::RegionEntry>>(dir.status());
+            try {  // sized by a file its user may have made huge: no exception may leave this collective
+                m = dir ? dir->read_shard_manifest(version, r, lines[r])
+                        : Result<std::vector<store::RegionEntry>>(dir.status());
+            } catch (const std::bad_alloc &) {
+                m = error(TIERCKPT_ERR_NO_MEMORY, "its manifest does not fit in this process's memory");
+            }
             if (!m) log::warn("restore: rank {}'s shard of version {} in the persistent tier: {}", r, version,
                               m.status().message());
         } else {

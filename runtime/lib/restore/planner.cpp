@@ -65,6 +65,21 @@ std::string Planner::lost_ranks(std::uint64_t version) const {
 }
 
 Status verdict_nothing_complete(const Planner &planner, const RestoreFacts &f) {
+    const std::string no_persist_hint =
+        f.persist_dir.empty()
+            ? std::string("restore from the persistent tier (--ckpt-persist), or start from scratch in a new job")
+            : fmt::format("the persistent tier {} holds no complete copy either: start from scratch in a new job",
+                          f.persist_dir);
+    // Checked first: an elastic restore tried that version, newer than any
+    // committed of this world size, and could not complete it (starting
+    // over would throw the run's progress away).
+    if (f.other_committed > planner.newest_committed().value_or(0)) {
+        return error(TIERCKPT_ERR_NOT_FOUND,
+                     "no complete checkpoint: version {} (saved by {} ranks) was committed, but no surviving node "
+                     "store holds a good copy of every saved shard of it (their nodes and every node with a copy are "
+                     "gone); {}",
+                     f.other_committed, f.other_committed_world, no_persist_hint);
+    }
     if (f.persist_other_world && planner.persistent_empty()) {
         return error(TIERCKPT_ERR_INVALID,
                      "the persistent directory {} holds checkpoints of a job of {} ranks (newest: version {}); this "
@@ -77,11 +92,6 @@ Status verdict_nothing_complete(const Planner &planner, const RestoreFacts &f) {
                      "{} ranks",
                      f.store_other_world, f.world, f.store_other_world);
     }
-    const std::string no_persist_hint =
-        f.persist_dir.empty()
-            ? std::string("restore from the persistent tier (--ckpt-persist), or start from scratch in a new job")
-            : fmt::format("the persistent tier {} holds no complete copy either: start from scratch in a new job",
-                          f.persist_dir);
     if (auto committed = planner.newest_committed()) {
         // Starting over here would silently throw the run's progress away.
         return error(TIERCKPT_ERR_NOT_FOUND,

@@ -69,6 +69,10 @@ struct RestoreFacts {
     std::uint64_t persist_other_version = 0;  // Inventory::persist_other_*
     std::uint64_t persist_other_world = 0;
     std::uint64_t expect_version = 0;         // TIERCKPT_EXPECT_VERSION: committed before a relaunch (0: none)
+    // The newest version of another world size marked committed in the node
+    // stores, and that size, when restore tried those (0: none).
+    std::uint64_t other_committed = 0;
+    std::uint64_t other_committed_world = 0;
 };
 
 // The verdict when no version could be restored. An error when starting from

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -37,11 +38,29 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     // saved in the node stores, restored elastically.
     std::set<std::pair<std::uint64_t, std::uint32_t>, std::greater<>> candidates;
     for (std::uint64_t v : planner.candidates()) candidates.emplace(v, static_cast<std::uint32_t>(job.world));
-    const bool elastic = std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
-        return e.layout.kind != store::RegionKind::opaque;
-    });
+    // Decided for the job (a rank may hold only opaque regions while the
+    // others hold slices): every rank must take the same path, and one that
+    // cannot fill its regions says so in the plan's verdict.
+    const bool elastic = any_rank(job.comm, std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
+                                      return e.layout.kind != store::RegionKind::opaque;
+                                  }));
+    // The newest version of another world size some owner marked committed:
+    // restore must not start from scratch while it may be lost.
+    std::optional<std::pair<std::uint64_t, std::uint32_t>> other_committed;
     if (elastic) {
-        for (const auto &e : inventory->other) candidates.emplace(e.version, e.world);
+        // A version of N ranks is tried only when N shards of it are listed
+        // (a store record may claim any world size: nothing is sized by an
+        // unchecked one) or the persistent tier holds it complete.
+        std::map<std::pair<std::uint64_t, std::uint32_t>, std::uint64_t> listed;
+        for (const auto &e : inventory->other) {
+            ++listed[{e.version, e.world}];
+            if (e.committed && (!other_committed || e.version > other_committed->first)) {
+                other_committed = std::make_pair(e.version, e.world);
+            }
+        }
+        for (const auto &[vw, n] : listed) {
+            if (n >= vw.second) candidates.insert(vw);
+        }
         for (const auto &vw : inventory->persistent_other) candidates.insert(vw);
     }
     std::vector<char> other_bad(inventory->other.size(), 0);
@@ -56,6 +75,10 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
                     log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
                               "store; restored the older version {}",
                               *newest_committed, planner.lost_ranks(*newest_committed), v);
+                } else if (other_committed && v < other_committed->first && job.rank == 0) {
+                    log::warn("restore: version {} (saved by {} ranks) was committed but not every saved shard has a "
+                              "good copy left; restored the older version {}",
+                              other_committed->first, other_committed->second, v);
                 }
                 return out;
             }
@@ -162,6 +185,10 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     facts.persist_other_version = inventory->persist_other_version;
     facts.persist_other_world = inventory->persist_other_world;
     facts.expect_version = req.expect_version;
+    if (other_committed) {
+        facts.other_committed = other_committed->first;
+        facts.other_committed_world = other_committed->second;
+    }
     if (Status verdict = verdict_nothing_complete(planner, facts); !verdict) return verdict;
     if (!planner.candidates().empty() && !last_error) {
         log::info("restore: no version is complete across the job's node stores");

@@ -1,6 +1,7 @@
 #include "transfer.hpp"
 
 #include <algorithm>
+#include <new>
 #include <atomic>
 
 #include "common/clock.hpp"
@@ -243,10 +244,18 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
             st = error(TIERCKPT_ERR_INVALID, "its manifest says {} bytes, the registered regions make {}",
                        pentry.bytes, *expect_bytes);
         } else {
-            auto bytes = dir->read_shard(version, saved_rank.value_or(static_cast<std::uint32_t>(job.rank)), pentry);
-            st = bytes ? verify(out.shard, bytes->data(), bytes->size(), pentry.crc, false, job.crc_threads, out.verify_ms,
-                              &*bytes)
-                       : bytes.status();
+            // The MANIFEST's size may be anything its user wrote (a sparse
+            // file as large): no allocation may escape as an exception
+            // (this rank would leave the collective the others wait in).
+            try {
+                auto bytes =
+                    dir->read_shard(version, saved_rank.value_or(static_cast<std::uint32_t>(job.rank)), pentry);
+                st = bytes ? verify(out.shard, bytes->data(), bytes->size(), pentry.crc, false, job.crc_threads,
+                                    out.verify_ms, &*bytes)
+                           : bytes.status();
+            } catch (const std::bad_alloc &) {
+                st = error(TIERCKPT_ERR_NO_MEMORY, "its {} bytes do not fit in this process's memory", pentry.bytes);
+            }
         }
         if (!st && st.code() != TIERCKPT_ERR_INVALID) out.persist_bad = true;
         out.status = st;
