@@ -514,12 +514,10 @@ int cmd_run(const std::vector<std::string> &args) {
     std::vector<std::string> nodes(all.begin(), all.end() - opts->spares);
     std::vector<std::string> spares(all.end() - opts->spares, all.end());
     const std::size_t first_nodes = nodes.size();
-    if (!opts->ntasks) {
-        // srun's own default when its line gives no count (salloc -n, sbatch -n).
-        if (auto n = parse_uint("SLURM_NTASKS", std::getenv("SLURM_NTASKS") ? std::getenv("SLURM_NTASKS") : "", 1,
-                                10000000)) {
-            opts->ntasks = static_cast<unsigned>(*n);
-        }
+    // srun's own default when its line gives no count (salloc -n, sbatch -n).
+    if (auto n = parse_uint("SLURM_NTASKS", std::getenv("SLURM_NTASKS") ? std::getenv("SLURM_NTASKS") : "", 1,
+                            10000000)) {
+        opts->env_ntasks = static_cast<unsigned>(*n);
     }
     if (Status st = check_min_nodes(*opts, first_nodes); !st) {
         fmt::print(stderr, "tierckpt run: {}\n", st.message());
@@ -537,6 +535,7 @@ int cmd_run(const std::vector<std::string> &args) {
     Warmup warmup(warmup_command(*opts, spares));
 
     std::vector<std::string> failed_all;
+    std::size_t first_ranks = 0;
     std::optional<double> t_decision, detect_s;
     std::uint64_t committed = 0;
     for (unsigned restart = 0;; ++restart) {
@@ -544,8 +543,18 @@ int cmd_run(const std::vector<std::string> &args) {
         say(fmt::format("attempt {}: step on {}{}", number, join_nodes(nodes),
                         spares.empty() ? std::string() : " (spares: " + join_nodes(spares) + ")"));
         Probes probes(opts->srun[0], nodes);
-        Attempt a = run_step(srun_command(*opts, nodes, restart > 0, first_nodes), number, t_decision, detect_s,
-                             probes);
+        std::optional<std::size_t> ntasks;
+        if (nodes.size() != first_nodes) {
+            auto t = relaunch_tasks(*opts, first_nodes, first_ranks, nodes.size());
+            if (!t) {
+                say(t.status().message());
+                return 2;
+            }
+            ntasks = *t;
+        }
+        Attempt a = run_step(srun_command(*opts, nodes, restart > 0, ntasks), number, t_decision, detect_s, probes);
+        // The ranks the first attempt ran, as the runtime reported them.
+        if (restart == 0) first_ranks = a.restores.size();
         warmup.check();
         for (const auto &r : a.restores) committed = std::max(committed, r.version);
         committed = std::max(committed, a.committed);

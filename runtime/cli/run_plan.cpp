@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "common/parse.hpp"
 
 namespace tck::cli {
@@ -19,6 +21,70 @@ bool is_srun(const std::string &arg) {
 
 // srun's short options that take their value as the next word.
 bool short_takes_value(char c) { return std::string_view("AbBcCdDeFGiJLmMnNopqrStTwWx").find(c) != std::string::npos; }
+
+// srun's long options that take no value, or one only after '=' (srun(1)),
+// and the plugin's --ckpt-mem (a bare one asks for the admin's default).
+// Every other long option written without '=' takes the next word.
+bool long_without_next_value(const std::string &name) {
+    static const char *const kNames[] = {
+        "--bcast",       "--compress",      "--contiguous", "--disable-status", "--exact",       "--exclusive",
+        "--help",        "--immediate",     "--kill-on-bad-exit", "--label",    "--multi-prog",  "--nice",
+        "--no-allocate", "--no-kill",       "--overcommit", "--overlap",        "--oversubscribe", "--preserve-env",
+        "--propagate",   "--pty",           "--quiet",      "--quit-on-interrupt", "--reboot",   "--resv-ports",
+        "--send-libs",   "--spread-job",    "--test-only",  "--unbuffered",     "--usage",       "--use-min-nodes",
+        "--verbose",     "--version",       "--ckpt-mem"};
+    for (const char *n : kNames) {
+        if (name == n) return true;
+    }
+    return false;
+}
+
+// One of srun's options on its command line: srun[at] and, when it takes
+// its value as the next word, srun[at + 1].
+struct SrunOption {
+    std::size_t at = 0;
+    std::size_t words = 1;
+    std::string name;   // "--ntasks", "-n"
+    std::string value;  // "" when none
+};
+
+// srun's options before the program, in order; *program: where the program
+// starts (srun.size() when there is none).
+std::vector<SrunOption> srun_options(const std::vector<std::string> &srun, std::size_t *program) {
+    std::vector<SrunOption> out;
+    std::size_t k = 1;
+    while (k < srun.size()) {
+        const std::string &a = srun[k];
+        if (a.size() < 2 || a[0] != '-') break;  // the program
+        SrunOption o;
+        o.at = k;
+        if (a[1] == '-') {
+            const std::size_t eq = a.find('=');
+            o.name = a.substr(0, eq);
+            if (eq != std::string::npos) {
+                o.value = a.substr(eq + 1);
+            } else if (!long_without_next_value(o.name) && k + 1 < srun.size()) {
+                o.words = 2;
+                o.value = srun[k + 1];
+            }
+        } else {
+            o.name = a.substr(0, 2);
+            if (a.size() > 2) {
+                o.value = a.substr(2);
+            } else if (short_takes_value(a[1]) && k + 1 < srun.size()) {
+                o.words = 2;
+                o.value = srun[k + 1];
+            }
+        }
+        k += o.words;
+        out.push_back(std::move(o));
+    }
+    if (program) *program = k;
+    return out;
+}
+
+bool is_task_count(const SrunOption &o) { return o.name == "-n" || o.name == "--ntasks"; }
+bool is_tasks_per_node(const SrunOption &o) { return o.name == "--ntasks-per-node" || o.name == "--tasks-per-node"; }
 
 }  // namespace
 
@@ -67,37 +133,11 @@ Result<RunOptions> parse_run_args(const std::vector<std::string> &args) {
                      o.srun[0]);
     }
     // The srun options, up to the program: none may choose nodes.
-    for (std::size_t k = 1; k < o.srun.size(); ++k) {
-        const std::string &a = o.srun[k];
-        if (a.size() < 2 || a[0] != '-') break;  // the program
+    for (const SrunOption &opt : srun_options(o.srun, nullptr)) {
         std::string why;
-        auto named = [&](const char *name) { return a == name || a.rfind(std::string(name) + "=", 0) == 0; };
-        for (const char *name : {"--nodes", "--nodelist", "--exclude", "--relative", "--nodefile"}) {
-            if (named(name)) why = name;
-        }
-        std::string count, per_node;  // from -n N, -nN, --ntasks[=]N; --ntasks-per-node[=]P
-        for (auto [name, into] : {std::pair{"--ntasks", &count}, std::pair{"--ntasks-per-node", &per_node}}) {
-            if (!named(name)) continue;
-            if (a.find('=') != std::string::npos) *into = a.substr(a.find('=') + 1);
-            else if (k + 1 < o.srun.size()) *into = o.srun[++k];
-        }
-        if (!per_node.empty()) {
-            auto n = parse_uint("the srun line's --ntasks-per-node", per_node, 1, 100000);
-            if (!n) return n.status();
-            o.ntasks_per_node = static_cast<unsigned>(*n);
-        }
-        if (a[1] != '-') {
-            if (std::string_view("NwxrF").find(a[1]) != std::string_view::npos) why = a.substr(0, 2);
-            else if (a[1] == 'n' && a.size() > 2) count = a.substr(2);
-            else if (a.size() == 2 && short_takes_value(a[1]) && k + 1 < o.srun.size()) {
-                if (a[1] == 'n') count = o.srun[k + 1];
-                ++k;  // skip its value
-            }
-        }
-        if (!count.empty()) {
-            auto n = parse_uint("the srun line's task count", count, 1, 10000000);
-            if (!n) return n.status();
-            o.ntasks = static_cast<unsigned>(*n);
+        for (const char *name : {"--nodes", "--nodelist", "--exclude", "--relative", "--nodefile", "-N", "-w", "-x",
+                                 "-r", "-F"}) {
+            if (opt.name == name) why = name;
         }
         if (!why.empty()) {
             return error(TIERCKPT_ERR_INVALID,
@@ -106,12 +146,17 @@ Result<RunOptions> parse_run_args(const std::vector<std::string> &args) {
                          "allocation with sbatch/salloc -N instead",
                          why);
         }
+        if (is_task_count(opt) || is_tasks_per_node(opt)) {
+            auto n = parse_uint(fmt::format("the srun line's {}", opt.name), opt.value, 1, 10000000);
+            if (!n) return n.status();
+            (is_task_count(opt) ? o.ntasks : o.ntasks_per_node) = static_cast<unsigned>(*n);
+        }
     }
     return o;
 }
 
 std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch,
-                                      std::size_t first_nodes) {
+                                      std::optional<std::size_t> ntasks) {
     std::vector<std::string> cmd{o.srun[0], "--nodes=" + std::to_string(nodes.size()),
                                  "--nodelist=" + join_nodes(nodes),
                                  // One dead task ends the step: the rest would wait for it.
@@ -120,29 +165,46 @@ std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std
     // declares the dead node down (SlurmdTimeout); without --overlap the new
     // step would wait for that.
     if (relaunch) cmd.push_back("--overlap");
-    if (!first_nodes || nodes.size() == first_nodes) {
+    if (!ntasks) {
         cmd.insert(cmd.end(), o.srun.begin() + 1, o.srun.end());
         return cmd;
     }
-    // Fewer nodes: as many tasks a node as the first step had
-    // (check_min_nodes made sure they divide evenly; with no count at all,
-    // srun ran one a node).
-    const std::size_t per_node = o.ntasks_per_node ? o.ntasks_per_node : o.ntasks ? o.ntasks / first_nodes : 1;
-    cmd.push_back("--ntasks=" + std::to_string(per_node * nodes.size()));
-    std::size_t k = 1;
-    for (; k < o.srun.size(); ++k) {
-        const std::string &a = o.srun[k];
-        if (a.size() < 2 || a[0] != '-') break;  // the program
-        if (a == "--ntasks" || (a == "-n")) {
-            ++k;  // and its value
-            continue;
-        }
-        if (a.rfind("--ntasks=", 0) == 0 || (a[1] == 'n' && a.size() > 2)) continue;
-        cmd.push_back(a);
-        if (a[1] != '-' && a.size() == 2 && short_takes_value(a[1]) && k + 1 < o.srun.size()) cmd.push_back(o.srun[++k]);
+    // Another task count: ours, the line's own left out (srun takes the
+    // last one given).
+    cmd.push_back("--ntasks=" + std::to_string(*ntasks));
+    std::size_t program = 0;
+    for (const SrunOption &opt : srun_options(o.srun, &program)) {
+        if (is_task_count(opt)) continue;
+        cmd.insert(cmd.end(), o.srun.begin() + static_cast<long>(opt.at),
+                   o.srun.begin() + static_cast<long>(opt.at + opt.words));
     }
-    cmd.insert(cmd.end(), o.srun.begin() + static_cast<long>(std::min(k, o.srun.size())), o.srun.end());
+    cmd.insert(cmd.end(), o.srun.begin() + static_cast<long>(program), o.srun.end());
     return cmd;
+}
+
+Result<std::size_t> relaunch_tasks(const RunOptions &o, std::size_t first_nodes, std::size_t first_ranks,
+                                   std::size_t nodes) {
+    if (first_ranks) {
+        if (first_nodes == 0 || first_ranks % first_nodes != 0) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "the first attempt ran {} ranks on {} nodes, not as many on every node, so a step on {} "
+                         "nodes has no task count: give srun --ntasks-per-node",
+                         first_ranks, first_nodes, nodes);
+        }
+        return first_ranks / first_nodes * nodes;
+    }
+    if (o.ntasks) return o.ntasks / first_nodes * nodes;  // even: check_min_nodes
+    if (o.ntasks_per_node) return std::size_t{o.ntasks_per_node} * nodes;
+    if (o.env_ntasks) {
+        if (o.env_ntasks % first_nodes != 0) {
+            return error(TIERCKPT_ERR_INVALID,
+                         "the allocation's {} tasks (SLURM_NTASKS) do not spread evenly over the first attempt's {} "
+                         "nodes, so a step on {} nodes has no task count: give srun --ntasks-per-node",
+                         o.env_ntasks, first_nodes, nodes);
+        }
+        return o.env_ntasks / first_nodes * nodes;
+    }
+    return nodes;  // srun's default: one a node
 }
 
 Status check_min_nodes(const RunOptions &o, std::size_t first_nodes) {
@@ -153,7 +215,7 @@ Status check_min_nodes(const RunOptions &o, std::size_t first_nodes) {
                      "but the spares)",
                      o.min_nodes, first_nodes, first_nodes);
     }
-    if (o.ntasks && !o.ntasks_per_node && o.ntasks % first_nodes != 0) {
+    if (o.ntasks && o.ntasks % first_nodes != 0) {
         return error(TIERCKPT_ERR_INVALID,
                      "--min-nodes: the srun line's {} tasks do not spread evenly over the step's {} nodes, so the "
                      "task count of a step on fewer nodes is not known: give --ntasks-per-node instead of -n",
@@ -168,24 +230,13 @@ std::vector<std::string> warmup_command(const RunOptions &o, const std::vector<s
     std::vector<std::string> cmd{o.srun[0],          "--overlap",          "--nodes=" + n,
                                  "--ntasks=" + n,    "--ntasks-per-node=1", "--nodelist=" + join_nodes(spares),
                                  "--job-name=tierckpt-warmup"};
-    // The plugin's options: --ckpt-mem takes its value only after '=' (a
-    // bare one asks for the admin's default); the others take the next word
-    // when they have no '='.
-    for (std::size_t k = 1; k < o.srun.size(); ++k) {
-        const std::string &a = o.srun[k];
-        if (a.size() < 2 || a[0] != '-') break;  // the program
-        if (a[1] != '-') {
-            if (a.size() == 2 && short_takes_value(a[1])) ++k;
-            continue;
-        }
-        const std::string name = a.substr(0, a.find('='));
-        for (const char *opt : {"--ckpt-mem", "--ckpt-replicas", "--ckpt-transport", "--ckpt-persist",
-                                "--ckpt-persist-every", "--ckpt-persist-keep"}) {
-            if (name != opt) continue;
-            cmd.push_back(a);
-            if (a.find('=') == std::string::npos && name != "--ckpt-mem" && k + 1 < o.srun.size()) {
-                cmd.push_back(o.srun[++k]);
-            }
+    // The plugin's options, with their values.
+    for (const SrunOption &opt : srun_options(o.srun, nullptr)) {
+        for (const char *name : {"--ckpt-mem", "--ckpt-replicas", "--ckpt-transport", "--ckpt-persist",
+                                 "--ckpt-persist-every", "--ckpt-persist-keep"}) {
+            if (opt.name != name) continue;
+            cmd.insert(cmd.end(), o.srun.begin() + static_cast<long>(opt.at),
+                       o.srun.begin() + static_cast<long>(opt.at + opt.words));
         }
     }
     cmd.emplace_back("true");

@@ -20,12 +20,13 @@ struct RunOptions {
     // --min-nodes: with no spare left, relaunch on the survivors while at
     // least this many remain (0: never with fewer nodes than the first step).
     unsigned min_nodes = 0;
-    // The task count of the srun line (-n, --ntasks; or the allocation's,
-    // SLURM_NTASKS, which srun takes when the line has none; 0: neither)
-    // and its --ntasks-per-node (0: none): on fewer nodes the count is
-    // scaled to keep the tasks per node.
+    // The srun line's task count (-n, --ntasks; 0: none given), its
+    // --ntasks-per-node (or --tasks-per-node; 0: none), and the
+    // allocation's SLURM_NTASKS (which srun takes when its line has no
+    // count; 0: unset): what relaunch_tasks falls back on.
     unsigned ntasks = 0;
     unsigned ntasks_per_node = 0;
+    unsigned env_ntasks = 0;
 };
 
 // `tierckpt run [OPTIONS] -- srun ...`. Refuses an srun line that picks
@@ -33,15 +34,23 @@ struct RunOptions {
 Result<RunOptions> parse_run_args(const std::vector<std::string> &args);
 
 // The srun command of one attempt: ours first (after srun), then the user's.
-// first_nodes: the first step's node count; on fewer nodes the task count
-// is given as --ntasks, as many a node as the first step had (the user's -n
-// left out: srun would otherwise take it, or SLURM_NTASKS, as it is).
+// ntasks: the task count of a step on another number of nodes than the
+// first (relaunch_tasks), given as --ntasks in place of the line's -n.
 std::vector<std::string> srun_command(const RunOptions &o, const std::vector<std::string> &nodes, bool relaunch,
-                                      std::size_t first_nodes);
+                                      std::optional<std::size_t> ntasks = std::nullopt);
+
+// The task count of a step on `nodes` nodes: as many a node as the first
+// attempt had. first_ranks: the ranks the first attempt ran (from its run
+// report; 0: unknown), else the line's -n, its --ntasks-per-node, the
+// allocation's SLURM_NTASKS, or one a node. An error with the fix when
+// the first attempt's tasks do not spread evenly.
+Result<std::size_t> relaunch_tasks(const RunOptions &o, std::size_t first_nodes, std::size_t first_ranks,
+                                   std::size_t nodes);
 
 // Whether --min-nodes fits the first step of first_nodes nodes: K at most
-// first_nodes, and a task count that spreads evenly over the nodes (else
-// the tasks per node of a smaller step are not known). An error with the fix.
+// first_nodes, and the line's task count (-n) spreading evenly over them
+// (else the tasks per node of a smaller step are not known). An error with
+// the fix.
 Status check_min_nodes(const RunOptions &o, std::size_t first_nodes);
 
 // The step that prepares the spares' node stores before any failure: one

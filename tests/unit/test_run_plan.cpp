@@ -48,9 +48,9 @@ TEST_CASE("tierckpt run refuses what is not an srun line, and bad numbers", "[ru
 TEST_CASE("each attempt's srun line names its nodes; a relaunch overlaps the failed step", "[run]") {
     auto o = parse_run_args({"--", "srun", "--mpi=pmix", "./train", "--steps", "9"});
     REQUIRE(o);
-    CHECK(srun_command(*o, {"n1", "n2"}, false, 2) ==
+    CHECK(srun_command(*o, {"n1", "n2"}, false) ==
           V{"srun", "--nodes=2", "--nodelist=n1,n2", "--kill-on-bad-exit=1", "--mpi=pmix", "./train", "--steps", "9"});
-    auto again = srun_command(*o, {"n1", "n3"}, true, 2);
+    auto again = srun_command(*o, {"n1", "n3"}, true);
     CHECK(std::find(again.begin(), again.end(), "--overlap") != again.end());
 }
 
@@ -94,43 +94,66 @@ TEST_CASE("--min-nodes: with no spare left the survivors go on, with as many tas
     REQUIRE_FALSE(one);
     CHECK(one.status().message().find("1 are left (2 failed: n2,n3), fewer than --min-nodes=2") != std::string::npos);
 
-    // -n 6 on 3 nodes is 2 a node: 4 tasks on 2 nodes, the user's count left out.
-    auto o = parse_run_args({"--min-nodes", "2", "--", "srun", "--mpi=pmix", "-n", "6", "-c", "1", "./train", "-n", "3"});
+    // -n 6 on 3 nodes is 2 a node: 4 tasks on 2 nodes, the user's count left
+    // out (the program's own -n stays).
+    auto o = parse_run_args({"--min-nodes", "2", "--", "srun", "--mpi", "pmix", "-n", "6", "-c", "1", "./train", "-n", "3"});
     REQUIRE(o);
     CHECK(o->min_nodes == 2);
     CHECK(o->ntasks == 6);
     CHECK(check_min_nodes(*o, 3));
-    CHECK(srun_command(*o, {"n1", "n3"}, true, 3) ==
-          V{"srun", "--nodes=2", "--nodelist=n1,n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=4", "--mpi=pmix",
-            "-c", "1", "./train", "-n", "3"});
-    // On as many nodes as the first step: the line as given.
-    CHECK(srun_command(*o, {"n1", "n3", "n4"}, true, 3) ==
-          V{"srun", "--nodes=3", "--nodelist=n1,n3,n4", "--kill-on-bad-exit=1", "--overlap", "--mpi=pmix", "-n", "6",
-            "-c", "1", "./train", "-n", "3"});
+    auto four = relaunch_tasks(*o, 3, 0, 2);
+    REQUIRE(four);
+    CHECK(*four == 4);
+    CHECK(srun_command(*o, {"n1", "n3"}, true, *four) ==
+          V{"srun", "--nodes=2", "--nodelist=n1,n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=4", "--mpi",
+            "pmix", "-c", "1", "./train", "-n", "3"});
+    // On as many nodes as the first attempt: the line as given.
+    CHECK(srun_command(*o, {"n1", "n3", "n4"}, true) ==
+          V{"srun", "--nodes=3", "--nodelist=n1,n3,n4", "--kill-on-bad-exit=1", "--overlap", "--mpi", "pmix", "-n",
+            "6", "-c", "1", "./train", "-n", "3"});
     for (const char *form : {"-n6", "--ntasks=6"}) {
-        auto f = parse_run_args({"--min-nodes=1", "--", "srun", form, "./train"});
+        auto f = parse_run_args({"--min-nodes=1", "--", "srun", "--overlap", form, "./train"});
         REQUIRE(f);
         CHECK(f->ntasks == 6);
-        CHECK(srun_command(*f, {"n2"}, true, 3) ==
-              V{"srun", "--nodes=1", "--nodelist=n2", "--kill-on-bad-exit=1", "--overlap", "--ntasks=2", "./train"});
+        CHECK(srun_command(*f, {"n2"}, true, *relaunch_tasks(*f, 3, 0, 1)) ==
+              V{"srun", "--nodes=1", "--nodelist=n2", "--kill-on-bad-exit=1", "--overlap", "--ntasks=2", "--overlap",
+                "./train"});
     }
-    // --ntasks-per-node kept, and the count given (srun would take the
-    // allocation's SLURM_NTASKS otherwise, too many for fewer nodes).
-    for (const V &line : {V{"srun", "--ntasks-per-node=2", "./train"}, V{"srun", "--ntasks-per-node", "2", "./train"}}) {
+    // A count given as the next word of a long option is read as srun does.
+    auto spaced = parse_run_args({"--min-nodes=2", "--", "srun", "--ntasks", "6", "--ntasks-per-node", "4", "./train"});
+    REQUIRE(spaced);
+    CHECK(spaced->ntasks == 6);
+    CHECK(spaced->ntasks_per_node == 4);
+    // -n wins over --ntasks-per-node (srun ran 6 tasks, 2 a node), and the
+    // ranks the first attempt reported win over both.
+    CHECK(*relaunch_tasks(*spaced, 3, 0, 2) == 4);
+    CHECK(*relaunch_tasks(*spaced, 3, 9, 2) == 6);
+    CHECK(srun_command(*spaced, {"n1", "n3"}, true, 4) ==
+          V{"srun", "--nodes=2", "--nodelist=n1,n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=4",
+            "--ntasks-per-node", "4", "./train"});
+    // --ntasks-per-node (or its alias) alone; then the allocation's count; then one a node.
+    for (const V &line : {V{"srun", "--ntasks-per-node=2", "./train"}, V{"srun", "--tasks-per-node", "2", "./train"}}) {
         V args{"--min-nodes=2", "--"};
         args.insert(args.end(), line.begin(), line.end());
         auto per = parse_run_args(args);
         REQUIRE(per);
         CHECK(per->ntasks_per_node == 2);
-        V expect{"srun", "--nodes=2", "--nodelist=n1,n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=4"};
-        expect.insert(expect.end(), line.begin() + 1, line.end());
-        CHECK(srun_command(*per, {"n1", "n3"}, true, 3) == expect);
+        CHECK(*relaunch_tasks(*per, 3, 0, 2) == 4);
     }
-    // No count at all: srun ran one task a node.
     auto bare = parse_run_args({"--min-nodes=1", "--", "srun", "./train"});
     REQUIRE(bare);
-    CHECK(srun_command(*bare, {"n3"}, true, 2) ==
-          V{"srun", "--nodes=1", "--nodelist=n3", "--kill-on-bad-exit=1", "--overlap", "--ntasks=1", "./train"});
+    CHECK(*relaunch_tasks(*bare, 2, 0, 1) == 1);
+    bare->env_ntasks = 6;
+    CHECK(*relaunch_tasks(*bare, 3, 0, 2) == 4);
+    bare->env_ntasks = 8;  // salloc -n8 over 3 nodes and a spare
+    auto uneven_env = relaunch_tasks(*bare, 3, 0, 2);
+    REQUIRE_FALSE(uneven_env);
+    CHECK(uneven_env.status().message().find("SLURM_NTASKS") != std::string::npos);
+    auto uneven_ranks = relaunch_tasks(*bare, 3, 7, 2);
+    REQUIRE_FALSE(uneven_ranks);
+    CHECK(uneven_ranks.status().message().find("the first attempt ran 7 ranks on 3 nodes") != std::string::npos);
+    // Node choices hidden behind a spaced value are still refused.
+    CHECK_FALSE(parse_run_args({"--", "srun", "--mpi", "pmix", "-w", "n1", "./train"}));
 
     // Refused early, with the fix.
     auto uneven = parse_run_args({"--min-nodes=2", "--", "srun", "-n", "7", "./train"});
