@@ -148,3 +148,4 @@ assert_match "$out" '^tierckpt run: attempt 2: restored version [0-9]+ on 4 rank
     "tierckpt run's account of the elastic restore"
 assert_match "$out" "^final steps=60 digest=$digest60$" "the digest of the straight run"
 "$CLUSTER" revive n2
+
