@@ -151,12 +151,7 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
                               bool in_persistent, RestoreOutcome &out) {
     const JobLayout &job = ctx.job;
     report::RestoreBreakdown &parts = out.parts;
-    double t = now_ms();
-    auto lap = [&t](double &part) {
-        const double now = now_ms();
-        part += now - t;
-        t = now;
-    };
+    LapTimer timer;  // where this rank's time goes (the run report)
     bool persistent_ok = in_persistent && !ctx.persist_dir.empty();
     std::vector<persist::ShardEntry> lines;  // the persistent tier's MANIFEST, once read
     for (int attempt = 0; attempt < 8; ++attempt) {
@@ -179,7 +174,7 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
         const auto &saved = **manifests;
         auto plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank));
         Status verdict = first_failure(job.comm, plan ? Status::ok() : plan.status(), "restore (the plan)");
-        lap(parts.plan_ms);
+        timer.lap(parts.plan_ms);
         if (verdict.code() == TIERCKPT_ERR_CORRUPT) {
             if (job.rank == 0) log::warn("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
             return false;
@@ -194,7 +189,6 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
         int rc = MPI_Allreduce(&mine_n, &rounds, 1, MPI_UINT64_T, MPI_MAX, job.comm);
         if (rc != MPI_SUCCESS) return mpi_error("restore (rounds)", rc);
         bool retry = false;
-        std::uint64_t bytes = 0;
         Source source = Source::none;
         const char *via = "store";
         for (std::uint64_t k = 0; k < rounds && !retry; ++k) {
@@ -207,11 +201,11 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
             round.entry.assign(static_cast<std::size_t>(job.world), Plan::kNothing);
             rc = MPI_Allgather(&choice, 1, MPI_INT, round.entry.data(), 1, MPI_INT, job.comm);
             if (rc != MPI_SUCCESS) return mpi_error("restore (who reads which shard)", rc);
-            lap(parts.plan_ms);
+            timer.lap(parts.plan_ms);
             const persist::ShardEntry pentry =
                 choice == Plan::kFromPersistent ? lines[r] : persist::ShardEntry{0, 0, false};
             TransferOutcome moved = transfer_shard(ctx, inv, round, pentry, std::nullopt, r);
-            lap(parts.move_ms);
+            timer.lap(parts.move_ms);
             parts.move_ms -= moved.verify_ms;
             parts.verify_ms += moved.verify_ms;
             Status st = moved.status;
@@ -227,8 +221,7 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
                     if (c.old_rank == r) from_r.push_back(c);
                 }
                 st = req.place(moved.shard, from_r);
-                lap(parts.copy_ms);
-                bytes += moved.bytes;
+                timer.lap(parts.copy_ms);
                 count_bytes(parts, moved.source, moved.bytes);
                 source = farther(source, moved.source);
                 if (moved.source != Source::local) via = moved.via;
@@ -257,14 +250,14 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
                 if (!any) return false;  // nothing to leave out: give up on this version
                 retry = true;
             }
-            lap(parts.agree_ms);
+            timer.lap(parts.agree_ms);
         }
         if (retry) {
             parts.local_bytes = parts.peer_bytes = parts.persistent_bytes = 0;  // counted again in the next attempt
             continue;
         }
         parts.saved_world = saved_world;
-        out.bytes = bytes;
+        out.bytes = parts.local_bytes + parts.peer_bytes + parts.persistent_bytes;
         out.via = via;
         out.result = RestoreResult{true, version, source == Source::none ? Source::local : source};
         if (job.rank == 0) {

@@ -21,16 +21,10 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     const JobLayout &job = ctx.job;
     RestoreOutcome out;
     report::RestoreBreakdown &parts = out.parts;
-    double t = now_ms();
-    // Adds the time since the last call to part.
-    auto lap = [&t](double &part) {
-        const double now = now_ms();
-        part += now - t;
-        t = now;
-    };
+    LapTimer timer;  // where this rank's time goes (the run report)
     auto inventory = take_inventory(job, ctx.store, ctx.persist_dir);
     if (!inventory) return inventory.status();
-    lap(parts.inventory_ms);
+    timer.lap(parts.inventory_ms);
     Planner planner(inventory->entries, inventory->persistent, job.leader_of);
     const std::optional<std::uint64_t> newest_committed = planner.newest_committed();
     // The versions to try, newest first: this world size's, and (when the
@@ -113,9 +107,9 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
                 log::info("restore: {}", st.message());
                 return st;
             }
-            lap(parts.plan_ms);
+            timer.lap(parts.plan_ms);
             TransferOutcome moved = transfer_shard(ctx, planner.entries(), *plan, pentry, req.payload_bytes);
-            lap(parts.move_ms);
+            timer.lap(parts.move_ms);
             parts.move_ms -= moved.verify_ms;
             parts.verify_ms += moved.verify_ms;
             out.bytes = moved.bytes;
@@ -123,7 +117,7 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
             Status st = moved.status;
             if (st) {
                 st = req.use(moved.shard);
-                lap(parts.copy_ms);
+                timer.lap(parts.copy_ms);
                 // A shard that came whole but could not be copied into device
                 // memory: another copy is tried (as one that did not come).
                 if (!st && st.code() != TIERCKPT_ERR_INVALID) {
@@ -136,7 +130,7 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
                            st.message());
             }
             const bool all_ok = all_ranks(job.comm, st.is_ok());
-            lap(parts.agree_ms);
+            timer.lap(parts.agree_ms);
             if (all_ok) {
                 if (newest_committed && v < *newest_committed && job.rank == 0) {
                     log::warn("restore: version {} was committed but rank(s) {} have no copy of it left in any node "
@@ -174,7 +168,7 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
                                           "restore: another rank's regions do not match the checkpoint")
                                   : last_error;
             }
-            lap(parts.agree_ms);
+            timer.lap(parts.agree_ms);
             if (!any) break;  // nothing to exclude: give up on this version
         }
     }
