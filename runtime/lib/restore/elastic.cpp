@@ -155,6 +155,9 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
     bool persistent_ok = in_persistent && !ctx.persist_dir.empty();
     std::vector<persist::ShardEntry> lines;  // the persistent tier's MANIFEST, once read
     for (int attempt = 0; attempt < 8; ++attempt) {
+        // Bytes are counted for the attempt that succeeds alone (an attempt
+        // given up on, here or for an older version, leaves none behind).
+        parts.local_bytes = parts.peer_bytes = parts.persistent_bytes = 0;
         // Every rank sees the same inventory and marks: they agree here
         // without a collective. A saved shard with no good copy in memory
         // comes from the persistent tier, when it holds the version.
@@ -252,10 +255,7 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
             }
             timer.lap(parts.agree_ms);
         }
-        if (retry) {
-            parts.local_bytes = parts.peer_bytes = parts.persistent_bytes = 0;  // counted again in the next attempt
-            continue;
-        }
+        if (retry) continue;
         parts.saved_world = saved_world;
         out.bytes = parts.local_bytes + parts.peer_bytes + parts.persistent_bytes;
         out.via = via;

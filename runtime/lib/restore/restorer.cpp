@@ -138,6 +138,8 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
                               *newest_committed, planner.lost_ranks(*newest_committed), v);
                 }
                 out.result = RestoreResult{true, v, moved.source};
+                // What an elastic attempt on a newer version counted is not this one's.
+                parts.local_bytes = parts.peer_bytes = parts.persistent_bytes = 0;
                 count_bytes(parts, moved.source, moved.bytes);
                 parts.saved_world = static_cast<std::uint64_t>(job.world);
                 return out;
@@ -189,6 +191,7 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     }
     out.bytes = 0;
     out.via = "none";
+    parts.local_bytes = parts.peer_bytes = parts.persistent_bytes = 0;
     return out;
 }
 
