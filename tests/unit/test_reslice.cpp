@@ -23,13 +23,17 @@ RegionEntry replicated(const std::string &name, std::uint64_t bytes) {
 }
 RegionEntry opaque(const std::string &name, std::uint64_t bytes) { return {name, bytes, {}}; }
 
-// N saved ranks: "step" replicated (region 0), "w" cut evenly (region 1),
-// and an opaque region of each rank's own (region 2).
+// N saved ranks: "step" replicated (region 0) and "w" cut evenly (region 1).
 std::vector<std::vector<RegionEntry>> saved_even(std::uint32_t n, std::uint64_t global) {
     std::vector<std::vector<RegionEntry>> s(n);
-    for (std::uint32_t r = 0; r < n; ++r) {
-        s[r] = {replicated("step", 8), slice("w", r * global / n, global / n, global), opaque("own", 4)};
-    }
+    for (std::uint32_t r = 0; r < n; ++r) s[r] = {replicated("step", 8), slice("w", r * global / n, global / n, global)};
+    return s;
+}
+
+// N saved ranks holding "w" cut evenly, nothing else.
+std::vector<std::vector<RegionEntry>> saved_w(std::uint32_t n, std::uint64_t global) {
+    std::vector<std::vector<RegionEntry>> s(n);
+    for (std::uint32_t r = 0; r < n; ++r) s[r] = {slice("w", r * global / n, global / n, global)};
     return s;
 }
 
@@ -58,12 +62,12 @@ TEST_CASE("6 saved ranks restored on 4: each new slice from the saved ones it ov
 }
 
 TEST_CASE("4 saved ranks restored on 6, and uneven cuts", "[reslice]") {
-    const auto saved = saved_even(4, 600);  // saved slices of 150 bytes
+    const auto saved = saved_w(4, 600);  // saved slices of 150 bytes
     // New rank 5 of 6 holds [500, 600): inside saved rank 3's [450, 600).
     auto p = plan_reslice(saved, {slice("w", 500, 100, 600)}, 5);
     REQUIRE(p);
     REQUIRE(p->copies.size() == 1);
-    CHECK(p->copies[0] == SliceCopy{3, 1, 50, 0, 0, 100});
+    CHECK(p->copies[0] == SliceCopy{3, 0, 50, 0, 0, 100});
     // An uneven saved cut with an empty slice in the middle, and a new
     // slice that starts exactly where a saved one does.
     std::vector<std::vector<RegionEntry>> uneven{
@@ -86,7 +90,7 @@ TEST_CASE("4 saved ranks restored on 6, and uneven cuts", "[reslice]") {
         auto c = plan_reslice(saved, {slice("w", b, end - b, 600)}, r);
         REQUIRE(c);
         for (const auto &x : c->copies) {
-            REQUIRE(x.old_region == 1);
+            REQUIRE(x.old_region == 0);
             REQUIRE(x.from + x.bytes <= 150);                                          // within the saved slice
             for (std::uint64_t i = 0; i < x.bytes; ++i) {
                 CHECK(x.old_rank * 150 + x.from + i == b + x.to + i);                  // the same global byte
@@ -110,6 +114,15 @@ TEST_CASE("what elastic restore refuses, with the fix", "[reslice]") {
           "the global array 'w' was saved with 600 bytes; it is registered with 700");
     CHECK(message(plan_reslice(saved, {replicated("step", 16)}, 0).status()) ==
           "replicated region 'step' was saved with 8 bytes; 16 are registered");
+    // Saved regions left unregistered: refused, not left behind.
+    CHECK(message(plan_reslice(saved, {slice("w", 0, 150, 600)}, 0).status()) ==
+          "the checkpoint holds the replicated region 'step', which is not registered: register every region the "
+          "checkpoint was saved with");
+    auto with_own = saved;
+    with_own[3].push_back(opaque("own", 4));
+    CHECK(message(plan_reslice(with_own, {replicated("step", 8), slice("w", 0, 150, 600)}, 0).status()) ==
+          "the checkpoint holds region 'own' of saved rank 3, which is opaque: it restores only in a job of 6 ranks");
+    REQUIRE(plan_reslice(saved, {replicated("step", 8), slice("w", 0, 150, 600)}, 0));
     // A saved layout that overlaps (a manifest someone rewrote): corrupt.
     auto broken = saved;
     broken[2][1] = slice("w", 150, 100, 600);
