@@ -17,6 +17,7 @@ import gc
 import hashlib
 import os
 import pickle
+import re
 import struct
 import sys
 import weakref
@@ -28,6 +29,7 @@ from . import _lib
 __all__ = [
     "Checkpointer",
     "Schedule",
+    "Slice",
     "Stats",
     "TierckptError",
     "StateMismatchError",
@@ -161,6 +163,34 @@ def _ensure_mpi():
 # ---- the state: what becomes a region, what is pickled
 
 
+class Slice:
+    """Marks value, in a state given to save or restore, as this rank's part
+    of one global array cut over the ranks (a tensor sharded along its first
+    dimension, ZeRO's partition of a flat buffer): elements [offset, offset
+    + value's element count) of a row-major array of global_size elements,
+    both counted in value's elements (not bytes). value is a tensor, numpy
+    array or writable buffer whose elements lie in row-major order back to
+    back. Every rank gives its part of the array at the same place of its
+    state, with the same global_size; together the parts cover the array
+    once (a rank may hold none of it: an empty value). A checkpointer with
+    elastic=True restores such a state on another number of ranks: each new
+    rank gets exactly the elements of its new part, wherever the saved parts
+    lie. Restore fills value in place and leaves the Slice in the state."""
+
+    __slots__ = ("value", "offset", "global_size")
+
+    def __init__(self, value, offset: int, global_size: int):
+        for what, n in (("offset", offset), ("global_size", global_size)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise TierckptError(1, f"Slice: {what}={n!r}: give a whole number of elements, 0 or more")
+        self.value = value
+        self.offset = offset
+        self.global_size = global_size
+
+    def __repr__(self):
+        return f"tierckpt.Slice(<{type(self.value).__name__}>, offset={self.offset}, global_size={self.global_size})"
+
+
 class _Ref:
     """Stands for region number index in the pickled skeleton of a state."""
 
@@ -185,16 +215,24 @@ class _Region:
     layout: Optional[tuple] = None  # None: row-major (C order); else the strides, 0 for dimensions of size 1
     device: str = "cpu"  # where the memory is: "cpu", "cuda" (informative: a restore may cross devices)
     name: bytes = b""  # the region's name in the checkpoint
+    cut: Optional[tuple] = None  # a Slice: (offset, global size) in bytes of its global array
 
     def key(self):
         """What must stay the same for the registration to stay valid."""
-        return (self.path, self.ptr, self.nbytes, self.shape, self.dtype, self.layout)
+        return (self.path, self.ptr, self.nbytes, self.shape, self.dtype, self.layout, self.cut)
 
     def schema(self):
-        """What the checkpoint records of it (and restore compares)."""
+        """What the checkpoint records of it (and restore compares). A
+        Slice's own shape and size change with the number of ranks: its
+        entry records the global array's size in their place."""
+        if self.cut is not None:
+            return (self.path, ("slice",), self.dtype, self.cut[1], None, self.device)
         return (self.path, self.shape, self.dtype, self.nbytes, self.layout, self.device)
 
     def describe(self):
+        if self.cut is not None:
+            return (f"'{self.path}' (a slice of a global array of {self.cut[1]} bytes, dtype {self.dtype}, "
+                    f"bytes [{self.cut[0]}, {self.cut[0] + self.nbytes}))")
         where = f", strides {list(self.layout)}" if self.layout is not None else ""
         return f"'{self.path}' (shape {list(self.shape)}, dtype {self.dtype}{where}, {self.nbytes} bytes)"
 
@@ -205,7 +243,10 @@ def _region_name(index: int, r: _Region) -> bytes:
     checkpoint whose entry differs before it writes anything, and the tail of
     the path (cut at a character boundary of its UTF-8) keeps it readable in
     the logs. The state's own names travel in the small-object region."""
-    ident = f"{r.path}\0{r.shape}\0{r.dtype}\0{r.nbytes}"
+    if r.cut is not None:  # the same on every rank, whatever their number
+        ident = f"{r.path}\0slice\0{r.dtype}\0{r.cut[1]}"
+    else:
+        ident = f"{r.path}\0{r.shape}\0{r.dtype}\0{r.nbytes}"
     if r.layout is not None:
         ident += f"\0{r.layout}"
     digest = hashlib.sha1(ident.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -337,6 +378,38 @@ def _buffer_region(value, mv: memoryview, path) -> _Region:
     return _Region(path, ctypes.addressof(holder) if nbytes else None, nbytes, tuple(mv.shape), dtype, holder, value)
 
 
+def _slice_region(s: Slice, path, walk) -> _Region:
+    """The region of a Slice's value, with its place in the global array."""
+    v = s.value
+    np = sys.modules.get("numpy")
+    if walk.tensor is not None and isinstance(v, walk.tensor) and not v.is_quantized:
+        r = _tensor_region(v, path, walk.cuda)
+        item, count = v.element_size(), v.numel()
+    elif np is not None and isinstance(v, np.ndarray) and v.flags.writeable and not v.dtype.hasobject:
+        r = _ndarray_region(v, path)
+        item, count = v.itemsize, v.size
+    else:
+        try:
+            mv = memoryview(v)
+        except (TypeError, ValueError, NotImplementedError):
+            mv = None
+        if mv is None or mv.readonly:
+            raise TierckptError(1, f"'{path}': a Slice holds a {type(v).__name__}; give it a tensor, a writable "
+                                   "numpy array or a writable buffer (restore fills it in place)")
+        r = _buffer_region(v, mv, path)
+        item, count = mv.itemsize, mv.nbytes // mv.itemsize
+    if r.layout is not None:
+        raise TierckptError(1, f"'{path}': a Slice's elements must lie in row-major order (its place in the "
+                               f"global array is counted in that order), not strides {list(r.layout)}; give it a "
+                               "contiguous tensor or array")
+    if s.global_size == 0 or s.offset + count > s.global_size:
+        raise TierckptError(1, f"'{path}': a Slice of {count} elements at offset {s.offset} does not lie within a "
+                               f"global array of {s.global_size}; give offset and global_size in elements of the "
+                               "array, global_size the whole array's element count")
+    r.cut = (s.offset * item, s.global_size * item)
+    return r
+
+
 class _Walk:
     """Splits a state into regions (tensors, writable buffers: saved and
     restored in place) and a skeleton (everything else, with _Ref where a
@@ -353,7 +426,7 @@ class _Walk:
         # The same memory reached twice (tied weights: one tensor under two
         # names) is one region.
         if r.nbytes:
-            k = (r.ptr, r.nbytes, r.shape, r.dtype, r.layout)
+            k = (r.ptr, r.nbytes, r.shape, r.dtype, r.layout, r.cut)
             same = self.seen.get(k)
             if same is not None:
                 return _Ref(same)
@@ -362,6 +435,8 @@ class _Walk:
         return _Ref(len(self.regions) - 1)
 
     def value(self, v, path):
+        if isinstance(v, Slice):
+            return self.region(_slice_region(v, path, self))
         if self.tensor is not None and isinstance(v, self.tensor):
             if v.is_quantized:
                 # Its scale and zero point are not in its memory: the whole
@@ -464,6 +539,16 @@ class Checkpointer:
     comm: an mpi4py communicator (default: MPI_COMM_WORLD). meta_bytes: the
     room the state's small objects (pickled) start with; it grows as they
     do, and a restore takes the checkpoint's (see tierckpt-python(3)).
+
+    elastic=True: checkpoints restore on another number of ranks too. Every
+    tensor and buffer of the state is then the same on every rank (as in
+    data-parallel training) unless it is given as a tierckpt.Slice of a
+    global array; a restore on M ranks of what N ranks saved gives each
+    rank its part of every Slice and, for everything else, rank r gets what
+    saved rank r % N held (its small objects too). meta_bytes is then the
+    fixed room of the small objects on every rank: a save whose small
+    objects do not fit fails on every rank, and a restore needs the room
+    the checkpoint was saved with. elastic is the same on every rank.
     """
 
     def __init__(
@@ -482,10 +567,14 @@ class Checkpointer:
         max_overhead=None,
         comm=None,
         meta_bytes: int = DEFAULT_META_BYTES,
+        elastic: bool = False,
     ):
         if not isinstance(meta_bytes, int) or isinstance(meta_bytes, bool) or meta_bytes < 64:
             raise TierckptError(1, f"meta_bytes={meta_bytes!r}: give a whole number of bytes, at least 64")
+        if not isinstance(elastic, bool):
+            raise TierckptError(1, f"elastic={elastic!r}: give True or False")
         self._handle = None
+        self._elastic = elastic
         self._meta_bytes = meta_bytes
         self._meta = bytearray(_META_HEAD.size + meta_bytes)
         self._meta_holder = None  # the small-object region, while registered
@@ -553,7 +642,16 @@ class Checkpointer:
             if self._regions is None or self._keys != [r.key() for r in walk.regions]:
                 self._register(walk.regions, schema=None)
             blob = self._meta_blob(walk)
-        if len(blob) > self._meta_bytes:
+        if self._elastic:
+            # The room is the same on every rank (the region is replicated):
+            # it cannot grow on one rank alone.
+            if not self.agree(len(blob) <= self._meta_bytes):
+                mine = f"this rank's take {len(blob)} bytes" if len(blob) > self._meta_bytes else "another rank's do not fit"
+                raise TierckptError(1, f"save({version}): the state's small objects do not fit the room of an elastic "
+                                       f"checkpointer, meta_bytes={self._meta_bytes} ({mine}); give "
+                                       f"Checkpointer(meta_bytes={_round_up(2 * len(blob))}, elastic=True) or more; "
+                                       "nothing was saved")
+        elif len(blob) > self._meta_bytes:
             self._register(walk.regions, schema=self._schema_blob, meta_bytes=_round_up(2 * len(blob)))
         _META_HEAD.pack_into(self._meta, 0, _META_MAGIC, len(blob))
         self._meta[_META_HEAD.size : _META_HEAD.size + len(blob)] = blob
@@ -595,9 +693,13 @@ class Checkpointer:
         the mappings of state. Returns its step, or None when there is none
         (state untouched). Raises StateMismatchError, changing nothing in
         state, when the checkpoint's tensors and buffers differ from state's
-        (on every rank when one rank's differ)."""
+        (on every rank when one rank's differ). An elastic checkpointer
+        restores what any number of ranks saved; the state must then hold
+        every tensor the checkpoint does (an optimizer's state included)."""
         self._h()
         self.wait()  # a save still in flight commits first (collective, as restore is)
+        if self._elastic:
+            return self._restore_elastic(state)
         found, version = self._fetch()
         if not found:
             return None
@@ -754,11 +856,17 @@ class Checkpointer:
         if len(self._meta) != _META_HEAD.size + self._meta_bytes:
             self._meta = bytearray(_META_HEAD.size + self._meta_bytes)
         holder = (ctypes.c_char * len(self._meta)).from_buffer(self._meta)
-        _check(lib.tierckpt_register(h, META_REGION.encode(), ctypes.addressof(holder), len(self._meta)))
+        meta_register = lib.tierckpt_register_replicated if self._elastic else lib.tierckpt_register
+        _check(meta_register(h, META_REGION.encode(), ctypes.addressof(holder), len(self._meta)))
         self._meta_holder = holder
         for i, r in enumerate(regions, start=1):
             r.name = names[i - 1] if names is not None else _region_name(i, r)
-            rc = lib.tierckpt_register(h, r.name, r.ptr, r.nbytes)
+            if r.cut is not None:
+                rc = lib.tierckpt_register_slice(h, r.name, r.ptr, r.nbytes, r.cut[0], r.cut[1])
+            elif self._elastic:
+                rc = lib.tierckpt_register_replicated(h, r.name, r.ptr, r.nbytes)
+            else:
+                rc = lib.tierckpt_register(h, r.name, r.ptr, r.nbytes)
             if rc != 0:
                 try:
                     _check(rc)
@@ -815,23 +923,62 @@ class Checkpointer:
         holder = (ctypes.c_char * meta_size).from_buffer(buf)
         _check(lib.tierckpt_fetched_read(h, META_REGION.encode(), 0, ctypes.addressof(holder), meta_size))
         del holder
-        magic, n = _META_HEAD.unpack_from(buf, 0)
-        if magic != _META_MAGIC or n > meta_size - _META_HEAD.size:
-            raise TierckptError(5, "the checkpoint's small-object region is not one the Python binding wrote")
-        meta = pickle.loads(bytes(buf[_META_HEAD.size : _META_HEAD.size + n]))
-        if meta.get("format") == 1:  # schema entries (path, shape, dtype, nbytes): row-major, device unknown
-            meta["schema"] = [(p, tuple(sh), d, nb, None, None) for p, sh, d, nb in meta["schema"]]
-            meta["schema_blob"] = pickle.dumps(meta["schema"], protocol=4)
-        elif meta.get("format") == _META_FORMAT:
-            meta["schema_blob"] = meta["schema"]
-            meta["schema"] = pickle.loads(meta["schema"])
-        else:
-            raise TierckptError(8, f"the checkpoint's small objects are in format {meta.get('format')}, which this "
-                                   f"binding ({__version__}) does not read: restore with the version that saved it")
+        meta = _parse_meta(buf)
         if len(names) != len(meta["schema"]):
             raise TierckptError(5, f"the checkpoint has {len(names)} regions besides its small objects, which list "
                                    f"{len(meta['schema'])}")
         return meta, meta_size - _META_HEAD.size, names
+
+    def _restore_elastic(self, state) -> Optional[int]:
+        """restore() of an elastic checkpointer: the live state's regions are
+        registered first (under names that tell their path, dtype and size,
+        or a Slice's global size) and the library restores the newest
+        version of any number of ranks into them, refusing before it writes
+        anything when the checkpoint's regions are others. The small objects
+        come back in their (replicated) region."""
+        err, walk = None, None
+        try:
+            with _no_gc():
+                walk = self._walk(state)
+                self._register(walk.regions, schema=None)
+        except BaseException as e:
+            # This rank still takes part in the collective restore, which
+            # then fails on every rank, writing nothing: it has no regions.
+            err = e
+            self._forget()
+        try:
+            found, version = self._restore_call()
+        except TierckptError as e:
+            if err is not None:
+                raise err from None
+            raise self._explain_elastic(e) from None
+        if err is not None:  # (the restore cannot have succeeded without regions)
+            raise err
+        if not found:
+            return None
+        meta = _parse_meta(self._meta)
+        # The region names carried what the schema says: a difference here is
+        # a defect, reported as a mismatch all the same.
+        _check_schema(walk.regions, meta["schema"])
+        self._apply(state, meta, walk)
+        return version
+
+    def _explain_elastic(self, e: TierckptError) -> TierckptError:
+        """The library's refusals of an elastic restore, in the binding's
+        terms: nothing was written when it refuses."""
+        meta = re.escape(META_REGION)
+        m = (re.search(rf"replicated region '{meta}' was saved with (\d+) bytes", e.message)
+             or re.search(rf"the checkpoint's region '{meta}' \((\d+) bytes\) does not match", e.message))
+        if m:
+            room = int(m.group(1)) - _META_HEAD.size
+            return TierckptError(e.code, f"the checkpoint's small objects were saved with meta_bytes={room}, this "
+                                         f"checkpointer has {self._meta_bytes}: give Checkpointer(meta_bytes={room}, "
+                                         "elastic=True); nothing was restored")
+        if e.code == 1 and "restore: rank" not in e.message:
+            return StateMismatchError(f"{e.message}; the state's tensors and buffers must be those the checkpoint "
+                                      "was saved from (an optimizer creates its state at its first step: restore "
+                                      "after one, or create it first); nothing was restored")
+        return self._explain(e)
 
     def _prepare_restore(self, state, meta):
         """Hook for tierckpt.torch: makes state hold the tensors the
@@ -864,6 +1011,26 @@ class Checkpointer:
         """Hook for tierckpt.torch: applies saved to live and returns True, or
         returns False."""
         return False
+
+
+def _parse_meta(buf) -> dict:
+    """The small objects of a checkpoint from its small-object region (the
+    head, then the pickle), with its schema unpacked."""
+    meta_size = len(buf)
+    magic, n = _META_HEAD.unpack_from(buf, 0)
+    if magic != _META_MAGIC or n > meta_size - _META_HEAD.size:
+        raise TierckptError(5, "the checkpoint's small-object region is not one the Python binding wrote")
+    meta = pickle.loads(bytes(buf[_META_HEAD.size : _META_HEAD.size + n]))
+    if meta.get("format") == 1:  # schema entries (path, shape, dtype, nbytes): row-major, device unknown
+        meta["schema"] = [(p, tuple(sh), d, nb, None, None) for p, sh, d, nb in meta["schema"]]
+        meta["schema_blob"] = pickle.dumps(meta["schema"], protocol=4)
+    elif meta.get("format") == _META_FORMAT:
+        meta["schema_blob"] = meta["schema"]
+        meta["schema"] = pickle.loads(meta["schema"])
+    else:
+        raise TierckptError(8, f"the checkpoint's small objects are in format {meta.get('format')}, which this "
+                               f"binding ({__version__}) does not read: restore with the version that saved it")
+    return meta
 
 
 def _merge(live, saved, regions, special):
@@ -913,10 +1080,12 @@ def _check_schema(regions, schema):
             f"({_first_difference([e[0] for e in schema], [r.path for r in regions])}); {_FIX}"
         )
     for r, (path, shape, dtype, nbytes, layout, _device) in zip(regions, schema):
-        if (r.path, r.shape, r.dtype, r.nbytes) != (path, tuple(shape), dtype, nbytes):
+        if r.schema()[:4] != (path, tuple(shape), dtype, nbytes):
+            theirs = (f"a slice of a global array of {nbytes} bytes, dtype {dtype}" if tuple(shape) == ("slice",)
+                      else f"shape {list(shape)}, dtype {dtype}, {nbytes} bytes")
             raise StateMismatchError(
                 f"the checkpoint does not match this state: {r.describe()} differs from the checkpoint's entry at "
-                f"the same place ('{path}', shape {list(shape)}, dtype {dtype}, {nbytes} bytes); {_FIX}"
+                f"the same place ('{path}', {theirs}); {_FIX}"
             )
         if r.layout != (tuple(layout) if layout is not None else None):
             raise StateMismatchError(

@@ -10,6 +10,8 @@
 # A new job on 2 nodes restores what 6 ranks flushed to the persistent tier.
 # Then tierckpt run --min-nodes does the same by itself: n2 dies mid-run in
 # an allocation with no spare, and the step goes on with 4 ranks on 2 nodes.
+# Last, the Python binding: examples/elastic_train.py (a NumPy array cut
+# with tierckpt.Slice) loses n2 and goes on with 4 ranks.
 # shellcheck source=lib.sh
 . "$TCK_SRCDIR/tests/cluster/lib.sh"
 
@@ -149,3 +151,27 @@ assert_match "$out" '^tierckpt run: attempt 2: restored version [0-9]+ on 4 rank
 assert_match "$out" "^final steps=60 digest=$digest60$" "the digest of the straight run"
 "$CLUSTER" revive n2
 
+
+step "Python (tierckpt.Checkpointer(elastic=True), tierckpt.Slice): 6 ranks save, n2 dies, 4 ranks go on"
+PY=$(make_var PYTHON)
+EXE=$STATE/root$(make_var pkgdatadir)/examples/elastic_train.py
+if [ -z "$PY" ] || [ "$PY" = : ]; then
+    echo "SKIPPED PART: the Python package is not built (configure found no Python 3)"
+elif ! ck "$PY" -c 'import mpi4py, numpy' >/dev/null 2>&1; then
+    echo "SKIPPED PART: mpi4py or NumPy is not installed for $PY (apt-get install python3-mpi4py python3-numpy)"
+else
+    [ -f "$EXE" ] || fail "the example is not installed at $EXE"
+    PYTRAIN="$PY $EXE --global-mib 48 --ckpt-every 4"
+    # shellcheck disable=SC2086  # a command line
+    ref=$(ck srun --mpi=pmix -N3 -n6 "${OPTS[@]}" $PYTRAIN --steps 20)
+    pydigest=$(sed -n 's/^final steps=20 digest=\([0-9a-f]*\)$/\1/p' <<<"$ref")
+    [ -n "$pydigest" ] || fail "no digest in the straight Python run: $ref"
+    out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $PYTRAIN --steps 12 | grep -v '^rank'" \
+                       '"$CLUSTER" kill n2' \
+                       "srun -N2 -n4 -w n1,n3 --mpi=pmix $PYTRAIN --steps 20")
+    echo "$out"
+    assert_eq "$(grep -c '^rank=[0-3] restored step=12 source=\(local\|peer\)$' <<<"$out")" 4 \
+        "every rank of the 4 restores step 12 from memory"
+    assert_match "$out" "^final steps=20 digest=$pydigest$" "the digest of the straight 6-rank run"
+    "$CLUSTER" revive n2
+fi

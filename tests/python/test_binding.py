@@ -480,3 +480,95 @@ def test_due_starts_over_after_a_restore(store):
         assert c.restore(state) == 8
         # The loop goes on from step 9 again (no "steps must not go back").
         assert [s for s in range(9, 13) if c.due(s)] == [12]
+
+
+def _elastic_lines(tmp_path):
+    lines = []
+    for rank in (0, 1):
+        lines += (tmp_path / f"rank{rank}.txt").read_text().splitlines()
+    return sorted(lines)
+
+
+def test_an_elastic_checkpoint_of_two_ranks_restores_on_one(store, tmp_path):
+    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "save")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _elastic_lines(tmp_path) == ["rank 0 saved 8", "rank 1 saved 8"], r.stdout + r.stderr
+    # One rank: the whole array, from both saved ranks' slices.
+    w = np.zeros(12)
+    state = {"w": tierckpt.Slice(w, 0, 12), "bias": np.zeros(3), "who": None}
+    with tierckpt.Checkpointer(store=store, elastic=True) as ck:
+        assert ck.restore(state) == 8
+        assert ck.restore_source == "local"
+        # It goes on saving as a job of one rank.
+        ck.save(9, state)
+        ck.wait()
+    assert w.tolist() == [100.0 + i for i in range(12)]
+    assert state["bias"].tolist() == [0.5, 0.5, 0.5]
+    assert state["who"] == "saved by rank 0"  # rank r gets saved rank r % N's small objects
+    assert isinstance(state["w"], tierckpt.Slice) and state["w"].value is w
+
+
+def test_an_elastic_checkpoint_of_one_rank_restores_on_two(store, tmp_path):
+    w = 100.0 + np.arange(12, dtype=np.float64)
+    with tierckpt.Checkpointer(store=store, store_bytes="64M", elastic=True) as ck:
+        ck.save(5, {"w": tierckpt.Slice(w, 0, 12), "bias": np.full(3, 0.25), "who": "the one rank"})
+        ck.wait()
+    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "restore")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _elastic_lines(tmp_path) == [
+        "rank 0 restored 5 w=[100.0, 101.0, 102.0, 103.0, 104.0, 105.0] bias=[0.25, 0.25, 0.25] who=the one rank "
+        "source=local",
+        "rank 1 restored 5 w=[106.0, 107.0, 108.0, 109.0, 110.0, 111.0] bias=[0.25, 0.25, 0.25] who=the one rank "
+        "source=local",
+    ], r.stdout + r.stderr
+
+
+def test_an_elastic_restore_refuses_another_state_and_writes_nothing(store):
+    w = np.arange(8, dtype=np.float32)
+    with tierckpt.Checkpointer(store=store, store_bytes="64M", elastic=True) as ck:
+        ck.save(3, {"w": tierckpt.Slice(w, 0, 8), "b": np.ones(2)})
+        ck.wait()
+    # Another global size.
+    w2 = np.full(10, -1.0, dtype=np.float32)
+    with tierckpt.Checkpointer(store=store, elastic=True) as ck:
+        with pytest.raises(StateMismatchError, match="nothing was restored"):
+            ck.restore({"w": tierckpt.Slice(w2, 0, 10), "b": np.zeros(2)})
+    assert (w2 == -1.0).all()
+    # A tensor of the checkpoint missing from the state (an optimizer's, not created yet).
+    w3 = np.full(8, -1.0, dtype=np.float32)
+    with tierckpt.Checkpointer(store=store, elastic=True) as ck:
+        with pytest.raises(StateMismatchError, match="an optimizer creates its state at its first step"):
+            ck.restore({"w": tierckpt.Slice(w3, 0, 8)})
+    assert (w3 == -1.0).all()
+    # Another room for the small objects: the one to give is named.
+    b = np.zeros(2)
+    with tierckpt.Checkpointer(store=store, elastic=True, meta_bytes=4096) as ck:
+        with pytest.raises(TierckptError, match=rf"meta_bytes={tierckpt.DEFAULT_META_BYTES}, elastic=True"):
+            ck.restore({"w": tierckpt.Slice(w3, 0, 8), "b": b})
+    assert (w3 == -1.0).all() and (b == 0).all()
+    # The state it was saved from: restored.
+    with tierckpt.Checkpointer(store=store, elastic=True) as ck:
+        assert ck.restore({"w": tierckpt.Slice(w3, 0, 8), "b": b}) == 3
+    assert w3.tolist() == list(range(8)) and b.tolist() == [1.0, 1.0]
+
+
+def test_slices_that_do_not_fit_their_array_are_refused_at_save(store):
+    with tierckpt.Checkpointer(store=store, store_bytes="64M", elastic=True) as ck:
+        with pytest.raises(TierckptError, match=r"'w': a Slice of 8 elements at offset 4 does not lie within a global "
+                                                r"array of 10"):
+            ck.save(1, {"w": tierckpt.Slice(np.zeros(8), 4, 10)})
+        with pytest.raises(TierckptError, match="row-major"):
+            ck.save(1, {"w": tierckpt.Slice(np.zeros((4, 2)).T, 0, 8)})
+        with pytest.raises(TierckptError, match="Slice: offset=-1"):
+            tierckpt.Slice(np.zeros(2), -1, 2)
+        # One rank's slice does not cover the array: the library's job-wide check.
+        with pytest.raises(TierckptError, match="global array"):
+            ck.save(1, {"w": tierckpt.Slice(np.zeros(4), 0, 8)})
+
+
+def test_an_elastic_checkpointers_small_objects_do_not_grow(store):
+    with tierckpt.Checkpointer(store=store, store_bytes="64M", elastic=True, meta_bytes=256) as ck:
+        with pytest.raises(TierckptError, match=r"give Checkpointer\(meta_bytes=65536, elastic=True\)"):
+            ck.save(1, {"w": np.zeros(4), "big": "x" * 1000})
+        ck.save(2, {"w": np.zeros(4), "small": 1})
+        ck.wait()

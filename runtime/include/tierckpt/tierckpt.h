@@ -111,8 +111,9 @@ tierckpt_status_t tierckpt_register(tierckpt_t *ckpt, const char *name, void *pt
  * past it); the job-wide rules are checked by the next tierckpt_save,
  * which returns TIERCKPT_ERR_INVALID on every rank, naming the array, the
  * ranks and the bytes, and saves nothing when they are broken. The layout
- * is recorded in every shard; a restore needs the same layout (and, today,
- * the same number of ranks). */
+ * is recorded in every shard; a restore needs the same arrays and global
+ * sizes, on any number of ranks when every region has a layout (see
+ * tierckpt_restore). */
 tierckpt_status_t tierckpt_register_slice(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes,
                                           uint64_t global_offset, uint64_t global_bytes);
 tierckpt_status_t tierckpt_register_replicated(tierckpt_t *ckpt, const char *name, void *ptr, size_t bytes);
@@ -205,7 +206,13 @@ tierckpt_status_t tierckpt_agree(tierckpt_t *ckpt, int ok, int *all_ok);
 /* Collective: finds the newest version complete across the job, fills the
  * regions (every byte checked against its checksum; a bad copy is skipped
  * for another one or an older version) and sets *found = 1 and *version;
- * *found = 0 when there is none. */
+ * *found = 0 when there is none. When every rank's regions are slices and
+ * replicated regions, a version saved by another number of ranks is
+ * restored too: each rank's slices are assembled from the saved slices
+ * they overlap, replicated regions come from saved rank (rank mod the
+ * saved number of ranks). TIERCKPT_ERR_INVALID on every rank, nothing
+ * written, when the checkpoint's regions are not those registered (an
+ * array missing on either side, another kind or global size). */
 tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *version);
 
 /* Restore in two steps, for a program that learns its state's layout from
