@@ -17,7 +17,6 @@ import gc
 import hashlib
 import os
 import pickle
-import re
 import struct
 import sys
 import weakref
@@ -545,10 +544,9 @@ class Checkpointer:
     data-parallel training) unless it is given as a tierckpt.Slice of a
     global array; a restore on M ranks of what N ranks saved gives each
     rank its part of every Slice and, for everything else, rank r gets what
-    saved rank r % N held (its small objects too). meta_bytes is then the
-    fixed room of the small objects on every rank: a save whose small
-    objects do not fit fails on every rank, and a restore needs the room
-    the checkpoint was saved with. elastic is the same on every rank.
+    saved rank r % N held (its small objects too). The small objects' room
+    then grows on every rank alike (one agreement per save). elastic is the
+    same on every rank.
     """
 
     def __init__(
@@ -643,14 +641,14 @@ class Checkpointer:
                 self._register(walk.regions, schema=None)
             blob = self._meta_blob(walk)
         if self._elastic:
-            # The room is the same on every rank (the region is replicated):
-            # it cannot grow on one rank alone.
-            if not self.agree(len(blob) <= self._meta_bytes):
-                mine = f"this rank's take {len(blob)} bytes" if len(blob) > self._meta_bytes else "another rank's do not fit"
-                raise TierckptError(1, f"save({version}): the state's small objects do not fit the room of an elastic "
-                                       f"checkpointer, meta_bytes={self._meta_bytes} ({mine}); give "
-                                       f"Checkpointer(meta_bytes={_round_up(2 * len(blob))}, elastic=True) or more; "
-                                       "nothing was saved")
+            # The region is replicated: its room is the same on every rank,
+            # so it grows on every rank alike, doubling until every rank's
+            # small objects fit (each round one agreement).
+            room = self._meta_bytes
+            while not self.agree(len(blob) <= room):
+                room = _round_up(2 * room)
+            if room != self._meta_bytes:
+                self._register(walk.regions, schema=self._schema_blob, meta_bytes=room)
         elif len(blob) > self._meta_bytes:
             self._register(walk.regions, schema=self._schema_blob, meta_bytes=_round_up(2 * len(blob)))
         _META_HEAD.pack_into(self._meta, 0, _META_MAGIC, len(blob))
@@ -694,12 +692,9 @@ class Checkpointer:
         (state untouched). Raises StateMismatchError, changing nothing in
         state, when the checkpoint's tensors and buffers differ from state's
         (on every rank when one rank's differ). An elastic checkpointer
-        restores what any number of ranks saved; the state must then hold
-        every tensor the checkpoint does (an optimizer's state included)."""
+        restores what any number of ranks saved (see Checkpointer)."""
         self._h()
         self.wait()  # a save still in flight commits first (collective, as restore is)
-        if self._elastic:
-            return self._restore_elastic(state)
         found, version = self._fetch()
         if not found:
             return None
@@ -895,9 +890,17 @@ class Checkpointer:
             raise TierckptError(1, f"the state's small objects cannot be pickled: {e}") from e
 
     def _fetch(self):
+        """The newest checkpoint's version, its shard held by the library (an
+        elastic checkpointer's: of any number of ranks, then saved rank
+        rank % N's shard, whose small objects and names this rank takes)."""
         found = ctypes.c_int(0)
         version = ctypes.c_uint64(0)
-        _check(_lib.get().tierckpt_fetch(self._h(), ctypes.byref(found), ctypes.byref(version)))
+        if self._elastic:
+            saved = ctypes.c_uint32(0)
+            _check(_lib.get().tierckpt_fetch_any(self._h(), ctypes.byref(found), ctypes.byref(version),
+                                                 ctypes.byref(saved)))
+        else:
+            _check(_lib.get().tierckpt_fetch(self._h(), ctypes.byref(found), ctypes.byref(version)))
         return bool(found.value), version.value
 
     def _fetched_meta(self):
@@ -928,57 +931,6 @@ class Checkpointer:
             raise TierckptError(5, f"the checkpoint has {len(names)} regions besides its small objects, which list "
                                    f"{len(meta['schema'])}")
         return meta, meta_size - _META_HEAD.size, names
-
-    def _restore_elastic(self, state) -> Optional[int]:
-        """restore() of an elastic checkpointer: the live state's regions are
-        registered first (under names that tell their path, dtype and size,
-        or a Slice's global size) and the library restores the newest
-        version of any number of ranks into them, refusing before it writes
-        anything when the checkpoint's regions are others. The small objects
-        come back in their (replicated) region."""
-        err, walk = None, None
-        try:
-            with _no_gc():
-                walk = self._walk(state)
-                self._register(walk.regions, schema=None)
-        except BaseException as e:
-            # This rank still takes part in the collective restore, which
-            # then fails on every rank, writing nothing: it has no regions.
-            err = e
-            self._forget()
-        try:
-            found, version = self._restore_call()
-        except TierckptError as e:
-            if err is not None:
-                raise err from None
-            raise self._explain_elastic(e) from None
-        if err is not None:  # (the restore cannot have succeeded without regions)
-            raise err
-        if not found:
-            return None
-        meta = _parse_meta(self._meta)
-        # The region names carried what the schema says: a difference here is
-        # a defect, reported as a mismatch all the same.
-        _check_schema(walk.regions, meta["schema"])
-        self._apply(state, meta, walk)
-        return version
-
-    def _explain_elastic(self, e: TierckptError) -> TierckptError:
-        """The library's refusals of an elastic restore, in the binding's
-        terms: nothing was written when it refuses."""
-        meta = re.escape(META_REGION)
-        m = (re.search(rf"replicated region '{meta}' was saved with (\d+) bytes", e.message)
-             or re.search(rf"the checkpoint's region '{meta}' \((\d+) bytes\) does not match", e.message))
-        if m:
-            room = int(m.group(1)) - _META_HEAD.size
-            return TierckptError(e.code, f"the checkpoint's small objects were saved with meta_bytes={room}, this "
-                                         f"checkpointer has {self._meta_bytes}: give Checkpointer(meta_bytes={room}, "
-                                         "elastic=True); nothing was restored")
-        if e.code == 1 and "restore: rank" not in e.message:
-            return StateMismatchError(f"{e.message}; the state's tensors and buffers must be those the checkpoint "
-                                      "was saved from (an optimizer creates its state at its first step: restore "
-                                      "after one, or create it first); nothing was restored")
-        return self._explain(e)
 
     def _prepare_restore(self, state, meta):
         """Hook for tierckpt.torch: makes state hold the tensors the

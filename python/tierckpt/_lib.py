@@ -124,6 +124,7 @@ def _declare(lib):
         "tierckpt_unregister_all": (c_int, [c_void_p]),
         "tierckpt_restore": (c_int, [c_void_p, p(c_int), p(c_uint64)]),
         "tierckpt_fetch": (c_int, [c_void_p, p(c_int), p(c_uint64)]),
+        "tierckpt_fetch_any": (c_int, [c_void_p, p(c_int), p(c_uint64), p(ctypes.c_uint32)]),
         "tierckpt_fetched_count": (c_int, [c_void_p, p(ctypes.c_size_t)]),
         "tierckpt_fetched_region": (c_int, [c_void_p, ctypes.c_size_t, p(c_char_p), p(c_uint64)]),
         "tierckpt_fetched_read": (c_int, [c_void_p, c_char_p, c_uint64, c_void_p, c_uint64]),

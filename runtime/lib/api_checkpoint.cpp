@@ -220,6 +220,21 @@ tierckpt_status_t tierckpt_fetch(tierckpt_t *ckpt, int *found, uint64_t *version
     });
 }
 
+tierckpt_status_t tierckpt_fetch_any(tierckpt_t *ckpt, int *found, uint64_t *version, uint32_t *saved_ranks) {
+    return guarded([&] {
+        if (auto st = need(ckpt, "ckpt"); !st) return st;
+        if (auto st = need(found, "found"); !st) return st;
+        if (auto st = need(version, "version"); !st) return st;
+        if (auto st = need(saved_ranks, "saved_ranks"); !st) return st;
+        auto r = ckpt->impl->fetch(true);
+        if (!r) return r.status();
+        *found = r->found ? 1 : 0;
+        *version = r->version;
+        *saved_ranks = r->found ? ckpt->impl->fetched_saved_world() : 0;
+        return tck::Status::ok();
+    });
+}
+
 tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count) {
     return guarded([&] {
         if (auto st = need(ckpt, "ckpt"); !st) return st;

@@ -591,7 +591,8 @@ Result<bool> Checkpointer::agree(bool ok) {
 
 // ---- restore and fetch ---------------------------------------------------------
 
-Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching) {
+Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching, bool any_world,
+                                                    std::optional<std::pair<std::uint64_t, std::uint32_t>> only) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     if (save_.active()) return error(TIERCKPT_ERR_INVALID, "restore: a save is in flight; wait for it first");
     if (!fetching) {
@@ -604,6 +605,8 @@ Result<RestoreOutcome> Checkpointer::restore_newest(bool fetching) {
     }
     RestoreRequest req;
     req.expect_version = expect_version_;
+    req.any_world = fetching && any_world;
+    req.only = only;
     if (fetching) {
         req.use = [this](Shard &shard) {
             Fetched f;
@@ -647,6 +650,26 @@ void Checkpointer::restored(std::uint64_t version) {
 
 Result<RestoreResult> Checkpointer::restore() {
     double t0 = now_ms();
+    if (fetched_ && fetched_->parts.saved_world != static_cast<std::uint64_t>(job_.world)) {
+        // Fetched from a version of another world size: that version, and
+        // only it (the caller prepared its state from the fetched shard), is
+        // restored elastically into the registered regions.
+        const std::uint64_t version = fetched_->shard.version;
+        const auto saved_world = static_cast<std::uint32_t>(fetched_->parts.saved_world);
+        const double fetch_ms = fetched_->ms;
+        fetched_.reset();
+        auto r = restore_newest(false, false, std::make_pair(version, saved_world));
+        if (!r) return r.status();
+        if (!r->result.found) {
+            return error(TIERCKPT_ERR_CORRUPT,
+                         "restore: version {} (saved by {} ranks), which the fetch found, can no longer be restored "
+                         "(a copy was lost since); fetch again",
+                         version, saved_world);
+        }
+        restored(r->result.version);
+        if (run_report_) report_restore(r->result, r->bytes, r->via, fetch_ms + now_ms() - t0, r->parts);
+        return r->result;
+    }
     if (fetched_) {
         const double fetch_ms = fetched_->ms;
         const std::uint64_t bytes = fetched_->shard.bytes;
@@ -663,11 +686,11 @@ Result<RestoreResult> Checkpointer::restore() {
     return r->result;
 }
 
-Result<RestoreResult> Checkpointer::fetch() {
+Result<RestoreResult> Checkpointer::fetch(bool any_world) {
     if (closed_) return error(TIERCKPT_ERR_INVALID, "the checkpointer is closed");
     double t0 = now_ms();
     fetched_.reset();
-    auto r = restore_newest(true);
+    auto r = restore_newest(true, any_world);
     if (!r || !r->result.found) {
         fetched_.reset();
         if (!r) return r.status();

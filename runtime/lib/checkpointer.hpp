@@ -99,7 +99,16 @@ public:
     // none registered. The shard is held until restore(), save(), another
     // fetch(), drop_fetched() or close(). A copy found bad is skipped for the
     // next one, as in restore.
-    Result<RestoreResult> fetch();
+    // any_world (set alike on every rank): versions saved by another number
+    // of ranks count too; for one of them this rank holds saved rank
+    // (rank % saved world)'s shard, and restore() then restores that
+    // version elastically (the registered regions slices and replicated
+    // ones) and no other.
+    Result<RestoreResult> fetch(bool any_world = false);
+    // The number of ranks that saved the fetched version (0: none held).
+    std::uint32_t fetched_saved_world() const {
+        return fetched_ ? static_cast<std::uint32_t>(fetched_->parts.saved_world) : 0;
+    }
     struct FetchedRegion {
         std::string name;
         std::uint64_t bytes = 0;
@@ -170,7 +179,10 @@ private:
     Status conclude(CommitVote::Verdict verdict);
     Status commit_all();
     // The newest complete version; use(shard) copies or holds it.
-    Result<RestoreOutcome> restore_newest(bool fetching);
+    // any_world: a fetch that takes versions of other world sizes too;
+    // only: the one version (and world size) to try.
+    Result<RestoreOutcome> restore_newest(bool fetching, bool any_world = false,
+                                          std::optional<std::pair<std::uint64_t, std::uint32_t>> only = {});
     // parts: the fetch's breakdown, to which the copy and the agreements are added.
     Result<RestoreResult> restore_fetched(report::RestoreBreakdown &parts);
     // After a restore: the job goes on from version.

@@ -532,3 +532,22 @@ def test_restore_right_after_a_save_waits_for_its_commit(store):
         train(model, opt, sched, 1)
         ck.save(1)
         assert ck.restore() == 1  # no "a save is in flight"
+
+
+def test_an_elastic_checkpoint_of_two_data_parallel_ranks_restores_on_one_with_lazy_adam_state(store, tmp_path):
+    from conftest import run_two_ranks
+
+    r = run_two_ranks("two_ranks_elastic_torch.py", store, str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}.txt").read_text() == f"rank {rank} saved 6\n"
+    model, opt, sched = make(0)
+    train(model, opt, sched, 3)
+    reference = flat(model, opt)  # what both ranks held
+    model2, opt2, sched2 = make(99)  # other weights, and Adam has no state yet
+    assert not opt2.state
+    with tt.Checkpointer(model2, opt2, sched2, store=store, elastic=True, rng=False) as ck:
+        assert ck.restore() == 6
+        assert ck.restore_source == "local"
+    assert same(flat(model2, opt2), reference)
+    assert sched2.last_epoch == 3

@@ -240,6 +240,18 @@ tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *versi
  * written into any rank's regions and nothing settled (later saves may use
  * any version number). */
 tierckpt_status_t tierckpt_fetch(tierckpt_t *ckpt, int *found, uint64_t *version);
+/* tierckpt_fetch_any: collective, as tierckpt_fetch, but versions saved by
+ * another number of ranks count too (the newest complete version of any
+ * number of ranks is found); *saved_ranks is the number of ranks that saved
+ * it (0 when none is found). For a version of another number of ranks N,
+ * this rank holds saved rank (rank mod N)'s shard, the one its replicated
+ * regions will come from: a program reads its own layout from it
+ * (tierckpt_fetched_count, _region, _read), registers its slices and
+ * replicated regions, and tierckpt_restore restores that version
+ * elastically, and no other (TIERCKPT_ERR_CORRUPT when it can no longer
+ * be: fetch again). For a version of this number of ranks, exactly as
+ * tierckpt_fetch. */
+tierckpt_status_t tierckpt_fetch_any(tierckpt_t *ckpt, int *found, uint64_t *version, uint32_t *saved_ranks);
 tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count);
 /* *name stays valid while the shard is held. */
 tierckpt_status_t tierckpt_fetched_region(const tierckpt_t *ckpt, size_t index, const char **name, uint64_t *bytes);

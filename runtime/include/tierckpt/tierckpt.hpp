@@ -122,6 +122,17 @@ public:
         check(tierckpt_fetch(h_, &found, &v));
         return found ? std::optional<std::uint64_t>(v) : std::nullopt;
     }
+    // Collective: as fetch, of a version saved by any number of ranks (see
+    // tierckpt_fetch_any): the version and the number of ranks that saved
+    // it, or nothing when no checkpoint exists.
+    std::optional<std::pair<std::uint64_t, std::uint32_t>> fetch_any() {
+        int found = 0;
+        std::uint64_t v = 0;
+        std::uint32_t saved = 0;
+        check(tierckpt_fetch_any(h_, &found, &v, &saved));
+        return found ? std::optional<std::pair<std::uint64_t, std::uint32_t>>(std::make_pair(v, saved))
+                     : std::nullopt;
+    }
     // The held shard's regions: (name, bytes), in the order they were saved.
     std::vector<std::pair<std::string, std::uint64_t>> fetched_regions() const {
         std::size_t n = 0;

@@ -171,21 +171,30 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
             if (read->empty()) return false;
             lines = std::move(*read);
         }
-        auto manifests = gather_manifests(ctx, inv, bad, copies, version, lines, persistent_ok);
-        if (!manifests) return manifests.status();
-        if (!*manifests) continue;
-        const auto &saved = **manifests;
-        auto plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank));
-        Status verdict = first_failure(job.comm, plan ? Status::ok() : plan.status(), "restore (the plan)");
-        timer.lap(parts.plan_ms);
-        if (verdict.code() == TIERCKPT_ERR_CORRUPT) {
-            if (job.rank == 0) log::warn("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
-            return false;
-        }
-        if (!verdict) {
-            if (job.rank == 0) log::info("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
-            return error(verdict.code(), "restore: version {} was saved by {} ranks: {}", version, saved_world,
-                         verdict.message());
+        const bool fetching = req.any_world;
+        std::vector<std::vector<store::RegionEntry>> saved;
+        Result<ReslicePlan> plan = ReslicePlan{};
+        if (fetching) {
+            // The shard this rank's replicated regions would come from
+            // (plan_reslice's rule); the restore that follows plans the rest.
+            plan->shards = {static_cast<std::uint32_t>(job.rank) % saved_world};
+        } else {
+            auto manifests = gather_manifests(ctx, inv, bad, copies, version, lines, persistent_ok);
+            if (!manifests) return manifests.status();
+            if (!*manifests) continue;
+            saved = std::move(**manifests);
+            plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank));
+            Status verdict = first_failure(job.comm, plan ? Status::ok() : plan.status(), "restore (the plan)");
+            timer.lap(parts.plan_ms);
+            if (verdict.code() == TIERCKPT_ERR_CORRUPT) {
+                if (job.rank == 0) log::warn("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
+                return false;
+            }
+            if (!verdict) {
+                if (job.rank == 0) log::info("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());
+                return error(verdict.code(), "restore: version {} was saved by {} ranks: {}", version, saved_world,
+                             verdict.message());
+            }
         }
 
         std::uint64_t mine_n = plan->shards.size(), rounds = 0;
@@ -213,17 +222,21 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
             parts.verify_ms += moved.verify_ms;
             Status st = moved.status;
             const bool reads = choice != Plan::kNothing;
-            if (st && reads && !same_manifest(moved.shard.regions, saved[r])) {
+            if (st && reads && !fetching && !same_manifest(moved.shard.regions, saved[r])) {
                 st = error(TIERCKPT_ERR_CORRUPT, "its manifest is not the one the restore was planned from");
                 if (choice >= 0) moved.bad_entry = choice;
                 else moved.persist_bad = true;
             }
             if (st && reads) {
-                std::vector<SliceCopy> from_r;
-                for (const SliceCopy &c : plan->copies) {
-                    if (c.old_rank == r) from_r.push_back(c);
+                if (fetching) {
+                    st = req.use(moved.shard);
+                } else {
+                    std::vector<SliceCopy> from_r;
+                    for (const SliceCopy &c : plan->copies) {
+                        if (c.old_rank == r) from_r.push_back(c);
+                    }
+                    st = req.place(moved.shard, from_r);
                 }
-                st = req.place(moved.shard, from_r);
                 timer.lap(parts.copy_ms);
                 count_bytes(parts, moved.source, moved.bytes);
                 source = farther(source, moved.source);
@@ -261,8 +274,8 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
         out.via = via;
         out.result = RestoreResult{true, version, source == Source::none ? Source::local : source};
         if (job.rank == 0) {
-            log::info("restore: version {}, saved by {} ranks, restored onto {} ranks", version, saved_world,
-                      job.world);
+            log::info("restore: version {}, saved by {} ranks, {} onto {} ranks", version, saved_world,
+                      fetching ? "fetched" : "restored", job.world);
         }
         return true;
     }

@@ -45,6 +45,9 @@ int pick_copy(const std::vector<InventoryEntry> &inv, const std::vector<int> &co
 // registered regions cannot be filled from this checkpoint
 // (TIERCKPT_ERR_INVALID, with the fix) or MPI failed. Regions may have been
 // written in part when it returns false.
+// With req.any_world (a fetch), no manifest is gathered and nothing
+// planned: each rank brings in saved rank (rank % saved_world)'s shard,
+// verifies its checksum and hands it to req.use, in one round.
 Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, const std::vector<InventoryEntry> &inv,
                               std::vector<char> &bad, std::uint64_t version, std::uint32_t saved_world,
                               bool in_persistent, RestoreOutcome &out);

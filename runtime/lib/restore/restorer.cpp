@@ -35,9 +35,10 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     // Decided for the job (a rank may hold only opaque regions while the
     // others hold slices): every rank must take the same path, and one that
     // cannot fill its regions says so in the plan's verdict.
-    const bool elastic = any_rank(job.comm, std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
-                                      return e.layout.kind != store::RegionKind::opaque;
-                                  }));
+    const bool elastic =
+        req.any_world || any_rank(job.comm, std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
+            return e.layout.kind != store::RegionKind::opaque;
+        }));
     // The newest version of another world size some owner marked committed:
     // restore must not start from scratch while it may be lost.
     std::optional<std::pair<std::uint64_t, std::uint32_t>> other_committed;
@@ -56,6 +57,11 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
             if (n >= vw.second) candidates.insert(vw);
         }
         for (const auto &vw : inventory->persistent_other) candidates.insert(vw);
+    }
+    if (req.only) {
+        const bool listed = candidates.count(*req.only) > 0;
+        candidates.clear();
+        if (listed) candidates.insert(*req.only);
     }
     std::vector<char> other_bad(inventory->other.size(), 0);
     Status last_error;

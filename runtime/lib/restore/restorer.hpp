@@ -39,6 +39,14 @@ struct RestoreRequest {
     // bytes of a verified saved shard into the regions.
     std::vector<store::RegionEntry> layout;
     std::function<Status(const Shard &, const std::vector<SliceCopy> &)> place;
+    // A fetch of any world size (tierckpt_fetch_any): versions saved by
+    // another number of ranks are candidates too, and for one of them each
+    // rank's use() gets saved rank (rank % saved world)'s shard, the one its
+    // replicated regions would come from. Set alike on every rank.
+    bool any_world = false;
+    // Only this version of this world size is tried (the restore that
+    // follows an elastic fetch: the caller prepared its state for it).
+    std::optional<std::pair<std::uint64_t, std::uint32_t>> only;
 };
 
 struct RestoreOutcome {
