@@ -15,7 +15,11 @@ step); --model picks it (a comma list: rank r trains the (r mod n)th):
   many         10,000 small parameters (5,000 Linear(2, 2)) with Adam
 
 With --allreduce the ranks average their gradients through mpi4py (data
-parallel); without it each rank trains its own replica. Every --ckpt-every
+parallel); without it each rank trains its own replica. With --elastic every
+rank starts from the same seed and sees the same batches, so all ranks hold
+the same state whatever their number, and the checkpointer is elastic
+(tierckpt.torch.Checkpointer(elastic=True)): a run that lost a node goes on
+with fewer ranks and ends as one that ran straight through. Every --ckpt-every
 steps (or, with --ckpt-every auto, when the runtime's schedule says a save is
 due: ck.save_if_due) the model, optimizer, scheduler, scaler and RNG states
 are saved into node memory; at start the newest checkpoint is restored, so a run that was
@@ -54,6 +58,9 @@ def parse():
     p.add_argument("--hidden", type=int, default=256, help="width of the MLP's hidden layers (default 256)")
     p.add_argument("--step-ms", type=int, default=0, help="sleep this long per step (to kill a node mid-run)")
     p.add_argument("--allreduce", action="store_true", help="average gradients across ranks with mpi4py")
+    p.add_argument("--elastic", action="store_true",
+                   help="the same seed and batches on every rank, and an elastic checkpointer: restores on any number "
+                        "of ranks")
     p.add_argument("--store", help="without Slurm: the node store's path (on a tmpfs)")
     p.add_argument("--store-bytes", help="without Slurm: its size, e.g. 256M")
     a = p.parse_args()
@@ -65,6 +72,8 @@ def parse():
         p.error("--steps, --step-ms must be 0 or more; --ckpt-every and --hidden 1 or more")
     if a.store_bytes and not a.store:
         p.error("--store-bytes needs --store")
+    if a.elastic and (a.allreduce or "," in a.model):
+        p.error("--elastic trains one model the same way on every rank: without --allreduce, one --model")
     a.models = a.model.split(",")
     for m in a.models:
         if m not in MODELS:
@@ -191,12 +200,15 @@ def main():
     rank = comm.Get_rank() if comm else rank_of_env()
     name = a.models[rank % len(a.models)]
 
-    seed = 1000 if comm else 1000 + rank  # each rank its own start (the same for all with --allreduce)
+    # Each rank its own start (the same for all with --allreduce or --elastic).
+    seed = 1000 if comm or a.elastic else 1000 + rank
     torch.manual_seed(seed)
     random.seed(seed)  # Python's generator is in the RNG state tierckpt saves: a reproducible start
     model, opt, sched, scaler, step_loss = build(name, rank, a, torch)
 
     settings = {"store": a.store, "store_bytes": a.store_bytes} if a.store else {}
+    if a.elastic:
+        settings["elastic"] = True
     try:
         ck = tierckpt.torch.Checkpointer(model, opt, sched, state={"scaler": scaler}, comm=comm,  # 1
                                          **settings)
@@ -209,7 +221,7 @@ def main():
 
         while step < a.steps:
             step += 1
-            g = torch.Generator().manual_seed(step * 4099 + rank)
+            g = torch.Generator().manual_seed(step * 4099 + (0 if a.elastic else rank))
             loss = step_loss(step, g)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
