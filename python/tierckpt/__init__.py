@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import gc
 import hashlib
+import operator
 import os
 import pickle
 import struct
@@ -179,12 +180,17 @@ class Slice:
     __slots__ = ("value", "offset", "global_size")
 
     def __init__(self, value, offset: int, global_size: int):
+        whole = []
         for what, n in (("offset", offset), ("global_size", global_size)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            try:  # any integer type: int, numpy.int64, a 0-d integer tensor
+                i = None if isinstance(n, bool) else operator.index(n)
+            except TypeError:
+                i = None
+            if i is None or i < 0:
                 raise TierckptError(1, f"Slice: {what}={n!r}: give a whole number of elements, 0 or more")
+            whole.append(i)
         self.value = value
-        self.offset = offset
-        self.global_size = global_size
+        self.offset, self.global_size = whole
 
     def __repr__(self):
         return f"tierckpt.Slice(<{type(self.value).__name__}>, offset={self.offset}, global_size={self.global_size})"
@@ -545,7 +551,8 @@ class Checkpointer:
     global array; a restore on M ranks of what N ranks saved gives each
     rank its part of every Slice and, for everything else, rank r gets what
     saved rank r % N held (its small objects too). The small objects' room
-    then grows on every rank alike (one agreement per save). elastic is the
+    then grows on every rank alike (an elastic save makes two agreements,
+    one more for each doubling of the room). elastic is the
     same on every rank.
     """
 
@@ -635,12 +642,24 @@ class Checkpointer:
         created lazily, a parameter group added, a tensor replaced), they are
         registered anew first. The small objects' room grows as needed."""
         version = _version(step)
-        with _no_gc():
-            walk = self._walk(state)
-            if self._regions is None or self._keys != [r.key() for r in walk.regions]:
-                self._register(walk.regions, schema=None)
-            blob = self._meta_blob(walk)
+        failed = None
+        try:
+            with _no_gc():
+                walk = self._walk(state)
+                if self._regions is None or self._keys != [r.key() for r in walk.regions]:
+                    self._register(walk.regions, schema=None)
+                blob = self._meta_blob(walk)
+        except Exception as e:  # pylint: disable=broad-except
+            if not self._elastic:
+                raise
+            failed = e
         if self._elastic:
+            # The agreements below are collective: a rank whose state could
+            # not be taken (a Slice out of bounds) says so to the others
+            # first, and every rank raises.
+            if not self.agree(failed is None):
+                raise failed or TierckptError(1, "save: another rank's state could not be saved (its error says "
+                                                 "why); nothing was saved")
             # The region is replicated: its room is the same on every rank,
             # so it grows on every rank alike, doubling until every rank's
             # small objects fit (each round one agreement).
@@ -969,18 +988,24 @@ def _parse_meta(buf) -> dict:
     """The small objects of a checkpoint from its small-object region (the
     head, then the pickle), with its schema unpacked."""
     meta_size = len(buf)
-    magic, n = _META_HEAD.unpack_from(buf, 0)
+    magic, n = _META_HEAD.unpack_from(buf, 0) if meta_size >= _META_HEAD.size else (None, 0)
     if magic != _META_MAGIC or n > meta_size - _META_HEAD.size:
         raise TierckptError(5, "the checkpoint's small-object region is not one the Python binding wrote")
-    meta = pickle.loads(bytes(buf[_META_HEAD.size : _META_HEAD.size + n]))
-    if meta.get("format") == 1:  # schema entries (path, shape, dtype, nbytes): row-major, device unknown
-        meta["schema"] = [(p, tuple(sh), d, nb, None, None) for p, sh, d, nb in meta["schema"]]
-        meta["schema_blob"] = pickle.dumps(meta["schema"], protocol=4)
-    elif meta.get("format") == _META_FORMAT:
-        meta["schema_blob"] = meta["schema"]
-        meta["schema"] = pickle.loads(meta["schema"])
-    else:
-        raise TierckptError(8, f"the checkpoint's small objects are in format {meta.get('format')}, which this "
+    try:
+        meta = pickle.loads(bytes(buf[_META_HEAD.size : _META_HEAD.size + n]))
+        if not isinstance(meta, dict):
+            raise TypeError(f"it holds a {type(meta).__name__}, not a dict")
+        fmt = meta.get("format")
+        if fmt == 1:  # schema entries (path, shape, dtype, nbytes): row-major, device unknown
+            meta["schema"] = [(p, tuple(sh), d, nb, None, None) for p, sh, d, nb in meta["schema"]]
+            meta["schema_blob"] = pickle.dumps(meta["schema"], protocol=4)
+        elif fmt == _META_FORMAT:
+            meta["schema_blob"] = meta["schema"]
+            meta["schema"] = pickle.loads(meta["schema"])
+    except Exception as e:  # pylint: disable=broad-except  # damaged bytes raise anything
+        raise TierckptError(5, f"the checkpoint's small-object region cannot be read: {e!r}") from e
+    if fmt not in (1, _META_FORMAT):
+        raise TierckptError(8, f"the checkpoint's small objects are in format {fmt}, which this "
                                f"binding ({__version__}) does not read: restore with the version that saved it")
     return meta
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import tierckpt
-from tierckpt import StateMismatchError, TierckptError
+from tierckpt import StateMismatchError, TierckptError, _lib
 from conftest import run_two_ranks
 
 np = pytest.importorskip("numpy")
@@ -567,6 +567,70 @@ def test_slices_that_do_not_fit_their_array_are_refused_at_save(store):
         # One rank's slice does not cover the array: the library's job-wide check.
         with pytest.raises(TierckptError, match="global array"):
             ck.save(1, {"w": tierckpt.Slice(np.zeros(4), 0, 8)})
+
+
+def test_an_array_some_new_ranks_hold_no_slice_of_restores_one_no_rank_holds_is_refused(store, tmp_path):
+    # One rank saves through the C API: "w" and an expert's array "e" whole, "step" replicated.
+    w, e, step = 100.0 + np.arange(12.0), 200.0 + np.arange(4.0), np.array([7], dtype=np.uint64)
+    with tierckpt.Checkpointer(store=store, store_bytes="64M") as ck:
+        lib, h = _lib.get(), ck._h()
+        assert lib.tierckpt_register_slice(h, b"w", w.ctypes.data, w.nbytes, 0, w.nbytes) == 0
+        assert lib.tierckpt_register_slice(h, b"e", e.ctypes.data, e.nbytes, 0, e.nbytes) == 0
+        assert lib.tierckpt_register_replicated(h, b"step", step.ctypes.data, step.nbytes) == 0
+        assert lib.tierckpt_save(h, 7) == 0
+        assert lib.tierckpt_wait(h) == 0
+    # Two ranks: only rank 0 holds "e" (an expert placed on one rank).
+    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "experts")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _elastic_lines(tmp_path) == [
+        "rank 0 rc=0 found=1 version=7 w=[100.0, 101.0, 102.0, 103.0, 104.0, 105.0] e=[200.0, 201.0, 202.0, 203.0] "
+        "step=7",
+        "rank 1 rc=0 found=1 version=7 w=[106.0, 107.0, 108.0, 109.0, 110.0, 111.0] e=[-1.0, -1.0, -1.0, -1.0] "
+        "step=7",
+    ], r.stdout + r.stderr
+    # No rank holds "e": its bytes would be left behind; refused on both, nothing written.
+    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "no-experts")
+    assert r.returncode == 0, r.stdout + r.stderr
+    refusal = ("restore: version 7 was saved by 1 ranks: the checkpoint holds the slice region 'e', which no rank "
+               "of this job registers: register every region the checkpoint was saved with")
+    untouched = "w=[-1.0, -1.0, -1.0, -1.0, -1.0, -1.0] e=[-1.0, -1.0, -1.0, -1.0] step=0"
+    assert _elastic_lines(tmp_path) == [f"rank {k} rc=1 found=0 version=0 {untouched} {refusal}" for k in (0, 1)], \
+        r.stdout + r.stderr
+
+
+def test_a_slice_one_rank_gets_wrong_makes_every_rank_raise_none_waits(store, tmp_path):
+    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "badslice")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = _elastic_lines(tmp_path)
+    assert len(lines) == 2, r.stdout + r.stderr
+    assert lines[0] == ("rank 0 refused: tierckpt: save: another rank's state could not be saved (its error says "
+                        "why); nothing was saved (TIERCKPT_ERR_INVALID)"), lines
+    assert lines[1].startswith("rank 1 refused: tierckpt: 'w': a Slice of 6 elements at offset 10 does not lie within a "
+                               "global array of 12"), lines
+
+
+def test_slice_offsets_may_be_numpy_integers_not_floats_or_bools():
+    s = tierckpt.Slice(np.zeros(2), np.int64(4), np.int32(6))
+    assert (s.offset, s.global_size) == (4, 6) and type(s.offset) is int
+    for bad in (1.0, True, -1, "2"):
+        with pytest.raises(TierckptError, match="Slice: offset="):
+            tierckpt.Slice(np.zeros(2), bad, 6)
+
+
+def test_a_damaged_small_object_region_is_a_checkpoint_error_not_a_python_one():
+    head = tierckpt._META_HEAD
+    def region(payload):
+        buf = bytearray(256)
+        head.pack_into(buf, 0, tierckpt._META_MAGIC, len(payload))
+        buf[head.size:head.size + len(payload)] = payload
+        return buf
+    for payload, what in ((b"\x80\x04garbage", "cannot be read"), (pickle.dumps([1, 2]), "a list, not a dict"),
+                          (pickle.dumps({"format": 2}), "cannot be read")):
+        with pytest.raises(TierckptError, match=what) as e:
+            tierckpt._parse_meta(region(payload))
+        assert e.value.code == 5
+    with pytest.raises(TierckptError, match="not one the Python binding wrote"):
+        tierckpt._parse_meta(bytearray(4))
 
 
 def test_an_elastic_checkpointers_small_objects_grow_and_restore(store):

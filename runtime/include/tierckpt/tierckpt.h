@@ -226,7 +226,8 @@ tierckpt_status_t tierckpt_restore(tierckpt_t *ckpt, int *found, uint64_t *versi
  * none registered. *found = 0 when there is none. The shard stays held
  * (in the node store, or in process memory when it came over MPI or from
  * the persistent tier) until tierckpt_restore, tierckpt_save,
- * tierckpt_fetch_drop, another tierckpt_fetch or tierckpt_close.
+ * tierckpt_fetch_drop, another tierckpt_fetch or tierckpt_fetch_any, or
+ * tierckpt_close.
  * Then, on this rank alone: tierckpt_fetched_count and
  * tierckpt_fetched_region list the shard's regions (name, bytes) in the
  * order they were saved; tierckpt_fetched_read copies bytes of one of them
@@ -245,8 +246,10 @@ tierckpt_status_t tierckpt_fetch(tierckpt_t *ckpt, int *found, uint64_t *version
  * number of ranks is found); *saved_ranks is the number of ranks that saved
  * it (0 when none is found). For a version of another number of ranks N,
  * this rank holds saved rank (rank mod N)'s shard, the one its replicated
- * regions will come from: a program reads its own layout from it
- * (tierckpt_fetched_count, _region, _read), registers its slices and
+ * regions will come from: a program reads its small values and the
+ * saved layout from it (tierckpt_fetched_count, _region, _read: that saved
+ * rank's regions and slices, not this rank's new ones), registers its
+ * slices and
  * replicated regions, and tierckpt_restore restores that version
  * elastically, and no other (TIERCKPT_ERR_CORRUPT when it can no longer
  * be: fetch again). For a version of this number of ranks, exactly as
@@ -257,7 +260,9 @@ tierckpt_status_t tierckpt_fetched_count(const tierckpt_t *ckpt, size_t *count);
 tierckpt_status_t tierckpt_fetched_region(const tierckpt_t *ckpt, size_t index, const char **name, uint64_t *bytes);
 tierckpt_status_t tierckpt_fetched_read(const tierckpt_t *ckpt, const char *name, uint64_t offset, void *dst,
                                         uint64_t bytes);
-/* Releases the held shard (nothing when none is held). */
+/* Releases the held shard (nothing when none is held). Not collective, but
+ * the tierckpt_restore that follows is, and it restores from the held
+ * shard where one is held: drop on every rank or on none. */
 tierckpt_status_t tierckpt_fetch_drop(tierckpt_t *ckpt);
 
 /* How this rank's regions reach the node store: "host" (no device

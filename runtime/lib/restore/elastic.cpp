@@ -2,9 +2,12 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <limits>
+#include <set>
+#include <string>
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -65,6 +68,32 @@ bool same_manifest(const std::vector<store::RegionEntry> &a, const std::vector<s
         }
     }
     return true;
+}
+
+// The names of the checkpoint's regions that some rank of this job
+// registered (a rank may hold no slice of an array). Collective: saved is
+// the same on every rank (gathered everywhere), so is the bitmap's length.
+Result<std::set<std::string>> registered_in_job(MPI_Comm comm, const std::vector<std::vector<store::RegionEntry>> &saved,
+                                                const std::vector<store::RegionEntry> &mine) {
+    std::vector<std::string> names;
+    for (const auto &shard : saved) {
+        for (const auto &e : shard) names.push_back(e.name);
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    std::vector<unsigned char> here(names.size(), 0), anywhere(names.size(), 0);
+    for (const auto &m : mine) {
+        auto it = std::lower_bound(names.begin(), names.end(), m.name);
+        if (it != names.end() && *it == m.name) here[static_cast<std::size_t>(it - names.begin())] = 1;
+    }
+    int rc = MPI_Allreduce(here.data(), anywhere.data(), static_cast<int>(names.size()), MPI_UNSIGNED_CHAR, MPI_MAX,
+                           comm);
+    if (rc != MPI_SUCCESS) return mpi_error("restore (the regions registered)", rc);
+    std::set<std::string> out;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (anywhere[i]) out.insert(names[i]);
+    }
+    return out;
 }
 
 // Step 1: every saved rank's manifest, read by the holder of its first copy
@@ -184,7 +213,10 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
             if (!*manifests) continue;
             saved = std::move(**manifests);
             plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank));
-            Status verdict = first_failure(job.comm, plan ? Status::ok() : plan.status(), "restore (the plan)");
+            auto in_job = registered_in_job(job.comm, saved, req.layout);
+            if (!in_job) return in_job.status();
+            Status mine = plan ? check_nothing_left_behind(saved, *in_job) : plan.status();
+            Status verdict = first_failure(job.comm, mine, "restore (the plan)");
             timer.lap(parts.plan_ms);
             if (verdict.code() == TIERCKPT_ERR_CORRUPT) {
                 if (job.rank == 0) log::warn("restore: version {} of {} ranks: {}", version, saved_world, verdict.message());

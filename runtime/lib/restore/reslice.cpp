@@ -111,15 +111,15 @@ Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntr
             }
         }
     }
-    // Every region the checkpoint holds must be registered: a restore that
-    // left some of the saved state behind (an optimizer's, a region of the
-    // saved ranks' own) would look like a whole one. The same-size restore
-    // refuses another count of regions for the same reason.
-    std::set<std::string> registered;
-    for (const auto &m : mine) registered.insert(m.name);
+    plan.shards.assign(shards.begin(), shards.end());
+    return plan;
+}
+
+Status check_nothing_left_behind(const std::vector<std::vector<store::RegionEntry>> &saved,
+                                 const std::set<std::string> &registered_in_job) {
     for (std::uint32_t r = 0; r < saved.size(); ++r) {
         for (const auto &e : saved[r]) {
-            if (registered.count(e.name)) continue;
+            if (registered_in_job.count(e.name)) continue;
             if (e.layout.kind == store::RegionKind::opaque) {
                 return error(TIERCKPT_ERR_INVALID,
                              "the checkpoint holds region '{}' of saved rank {}, which is opaque: it restores only "
@@ -127,14 +127,12 @@ Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntr
                              e.name, r, saved.size());
             }
             return error(TIERCKPT_ERR_INVALID,
-                         "the checkpoint holds the {} region '{}', which is not registered: register every region "
-                         "the checkpoint was saved with",
+                         "the checkpoint holds the {} region '{}', which no rank of this job registers: register "
+                         "every region the checkpoint was saved with",
                          store::region_kind_name(e.layout.kind), e.name);
         }
     }
-
-    plan.shards.assign(shards.begin(), shards.end());
-    return plan;
+    return Status::ok();
 }
 
 }  // namespace tck

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "common/status.hpp"
@@ -48,5 +50,14 @@ struct ReslicePlan {
 // overlap or leave a gap: check_job_layout's rules).
 Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntry>> &saved,
                                  const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank);
+
+// Every region the checkpoint holds must be registered by some rank of the
+// restoring job (registered_in_job: the names any of its ranks registered;
+// a global array may be held by some ranks only): a restore that left saved
+// state behind (an optimizer's, a region of the saved ranks' own) would look
+// like a whole one. The same-size restore refuses another count of regions
+// for the same reason. TIERCKPT_ERR_INVALID naming the first region left.
+Status check_nothing_left_behind(const std::vector<std::vector<store::RegionEntry>> &saved,
+                                 const std::set<std::string> &registered_in_job);
 
 }  // namespace tck

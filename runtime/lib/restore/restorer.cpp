@@ -35,10 +35,14 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
     // Decided for the job (a rank may hold only opaque regions while the
     // others hold slices): every rank must take the same path, and one that
     // cannot fill its regions says so in the plan's verdict.
-    const bool elastic =
-        req.any_world || any_rank(job.comm, std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
-            return e.layout.kind != store::RegionKind::opaque;
-        }));
+    // A fetch of any world size, or the restore of the version of another
+    // world size it found, is elastic even where only opaque regions are
+    // registered (the plan then refuses them, with the fix).
+    const bool elastic = any_rank(
+        job.comm, req.any_world || (req.only && req.only->second != static_cast<std::uint32_t>(job.world)) ||
+                      std::any_of(req.layout.begin(), req.layout.end(), [](const store::RegionEntry &e) {
+                          return e.layout.kind != store::RegionKind::opaque;
+                      }));
     // The newest version of another world size some owner marked committed:
     // restore must not start from scratch while it may be lost.
     std::optional<std::pair<std::uint64_t, std::uint32_t>> other_committed;
@@ -191,9 +195,13 @@ Result<RestoreOutcome> restore_newest(TransferContext &ctx, const RestoreRequest
         facts.other_committed = other_committed->first;
         facts.other_committed_world = other_committed->second;
     }
-    if (Status verdict = verdict_nothing_complete(planner, facts); !verdict) return verdict;
-    if (!planner.candidates().empty() && !last_error) {
-        log::info("restore: no version is complete across the job's node stores");
+    // With req.only, the caller says why its one version was not restored;
+    // the verdicts are about the versions it did not ask for.
+    if (!req.only) {
+        if (Status verdict = verdict_nothing_complete(planner, facts); !verdict) return verdict;
+        if (!planner.candidates().empty() && !last_error) {
+            log::info("restore: no version is complete across the job's node stores");
+        }
     }
     out.bytes = 0;
     out.via = "none";

@@ -45,7 +45,9 @@ struct RestoreRequest {
     // replicated regions would come from. Set alike on every rank.
     bool any_world = false;
     // Only this version of this world size is tried (the restore that
-    // follows an elastic fetch: the caller prepared its state for it).
+    // follows an elastic fetch: the caller prepared its state for it); when
+    // it cannot be restored the outcome is found = false with no verdict on
+    // the other versions, and the caller names the problem.
     std::optional<std::pair<std::uint64_t, std::uint32_t>> only;
 };
 
