@@ -54,6 +54,8 @@ inline constexpr unsigned kMaxReplicas = 16;
 inline constexpr std::uint64_t kMaxKeepSeconds = 7 * 24 * 3600;
 inline constexpr std::uint64_t kMaxPersistEvery = 1000000;
 inline constexpr std::uint32_t kMaxPersistKeep = 1000;
+// --ckpt-min-nodes: at most this many (the failover scripts read up to 6 digits).
+inline constexpr std::uint32_t kMaxMinNodes = 100000;
 inline constexpr std::uint64_t kMaxFlushSeconds = 24 * 3600;
 
 // A node MTBF as node_mtbf= and --ckpt-node-mtbf take it: a duration

@@ -20,6 +20,7 @@ constexpr const char *name_of(Opt opt) {
     case Opt::ckpt_interval: return "--ckpt-interval";
     case Opt::node_mtbf: return "--ckpt-node-mtbf";
     case Opt::max_overhead: return "--ckpt-max-overhead";
+    case Opt::min_nodes: return "--ckpt-min-nodes";
     }
     return "--ckpt-?";
 }
@@ -132,6 +133,12 @@ Status apply_option(Opt opt, const char *optarg, const Config &cfg, UserOptions 
         opts.max_overhead = plain_number(std::strtod(pct.c_str(), nullptr));
         return Status::ok();
     }
+    case Opt::min_nodes: {
+        auto n = parse_uint(name, arg, 1, kMaxMinNodes);
+        if (!n) return n.status();
+        opts.min_nodes = static_cast<std::uint32_t>(*n);
+        return Status::ok();
+    }
     }
     return error(TIERCKPT_ERR_INTERNAL, "unknown option {}", static_cast<int>(opt));
 }
@@ -146,6 +153,7 @@ Result<Settings> settle(const UserOptions &opts, const Config &cfg) {
                              : opts.ckpt_interval ? "--ckpt-interval"
                              : opts.node_mtbf ? "--ckpt-node-mtbf"
                              : opts.max_overhead ? "--ckpt-max-overhead"
+                             : opts.min_nodes ? "--ckpt-min-nodes"
                                                   : nullptr;
         if (orphan) {
             return error(TIERCKPT_ERR_INVALID,

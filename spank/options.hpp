@@ -23,6 +23,7 @@ enum class Opt : int {
     ckpt_interval,
     node_mtbf,
     max_overhead,
+    min_nodes,
 };
 
 // Starts unset: callbacks may run more than once (options from the
@@ -41,6 +42,10 @@ struct UserOptions {
     std::optional<std::string> ckpt_interval;
     std::optional<std::string> node_mtbf;
     std::optional<std::string> max_overhead;
+    // --ckpt-min-nodes: read by tierckpt-epilog-slurmctld from the job's
+    // SPANK_ variables (a requeued job may start on as few nodes); checked
+    // here so that a bad value fails at sbatch time.
+    std::optional<std::uint32_t> min_nodes;
 };
 
 // What the job gets once defaults are applied.

@@ -102,6 +102,10 @@ spank_option g_options[] = {
      const_cast<char *>("With --ckpt-interval=auto, spend at most PCT % of the training time saving (2 or 2%) "
                         "[tierckpt]"),
      1, static_cast<int>(Opt::max_overhead), option_cb},
+    {const_cast<char *>("ckpt-min-nodes"), const_cast<char *>("K"),
+     const_cast<char *>("With --requeue: when a node fails and none is free to replace it, the requeued job "
+                        "starts on its K or more surviving nodes, as many tasks a node [tierckpt]"),
+     1, static_cast<int>(Opt::min_nodes), option_cb},
 };
 
 const char *context_name(spank_context_t ctx) {

@@ -158,6 +158,37 @@ bool is_task_zero(spank_t sp) {
     return spank_get_item(sp, S_TASK_ID, &local_id) == ESPANK_SUCCESS && local_id == 0;
 }
 
+// A batch job that tierckpt-epilog-slurmctld requeued onto fewer nodes
+// (--ckpt-min-nodes) keeps in its environment the task count sbatch wrote
+// there for its first run (SLURM_NTASKS, SLURM_NPROCS), and an srun in the
+// script with no count of its own would ask for it and fail ("More
+// processors requested than permitted"). With --ntasks-per-node given, the
+// script gets the count that fits the nodes it has. The values are the
+// user's: read as bounded numbers, and the result goes to the user's own
+// script only.
+void fit_batch_task_count(spank_t sp) {
+    auto number = [&](const char *name) -> std::uint64_t {
+        char buf[24] = {};
+        if (spank_getenv(sp, name, buf, sizeof buf) != ESPANK_SUCCESS) return 0;
+        auto n = parse_uint(name, buf, 1, 1u << 24);
+        return n ? *n : 0;
+    };
+    // A first run never has more tasks than its nodes times
+    // --ntasks-per-node (Slurm refuses such a job), so only a requeued one
+    // is changed. (Neither S_SLURM_RESTART_COUNT nor SLURM_RESTART_COUNT
+    // says so here: both read 0 or nothing in the batch step's
+    // init_post_opt on Slurm 22.05.)
+    const std::uint64_t per_node = number("SLURM_NTASKS_PER_NODE"), nodes = number("SLURM_JOB_NUM_NODES");
+    const std::uint64_t tasks = number("SLURM_NTASKS");
+    if (!per_node || !nodes || tasks <= per_node * nodes) return;
+    const std::string fits = std::to_string(per_node * nodes);
+    if (set_env(sp, "SLURM_NTASKS", fits) && set_env(sp, "SLURM_NPROCS", fits)) {
+        log::info("requeued onto {} node(s) (--ckpt-min-nodes): the batch script's SLURM_NTASKS is {} "
+                  "(--ntasks-per-node={}), not the first run's {}",
+                  nodes, fits, per_node, tasks);
+    }
+}
+
 }  // namespace
 
 int remote_init_post_opt(spank_t sp) {
@@ -166,6 +197,7 @@ int remote_init_post_opt(spank_t sp) {
     std::uint32_t step_id = 0;
     if (spank_get_item(sp, S_JOB_STEPID, &step_id) == ESPANK_SUCCESS &&
         (step_id == SLURM_BATCH_SCRIPT || step_id == SLURM_EXTERN_CONT)) {
+        if (step_id == SLURM_BATCH_SCRIPT && s.opts.min_nodes) fit_batch_task_count(sp);
         return ESPANK_SUCCESS;  // the batch script and the extern step get no store; job steps do
     }
     Status st = setup_store(sp, s);

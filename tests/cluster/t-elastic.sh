@@ -9,7 +9,9 @@
 # for another, and with no good copy left an older version is restored.
 # A new job on 2 nodes restores what 6 ranks flushed to the persistent tier.
 # Then tierckpt run --min-nodes does the same by itself: n2 dies mid-run in
-# an allocation with no spare, and the step goes on with 4 ranks on 2 nodes.
+# an allocation with no spare, and the step goes on with 4 ranks on 2 nodes;
+# and a requeued batch job with --ckpt-min-nodes=2 and no node free starts
+# again on the 2 survivors (tierckpt-epilog-slurmctld).
 # Last, the Python binding: examples/elastic_train.py (a NumPy array cut
 # with tierckpt.Slice) loses n2 and goes on with 4 ranks.
 # shellcheck source=lib.sh
@@ -148,6 +150,35 @@ assert_eq "$(grep -cE '^rank=[0-3] restored version=(1[6-9]|[2-9][0-9]) source=(
 assert_no_match "$out" '^rank=[4-5] restored version' "no fifth rank in the second attempt"
 assert_match "$out" '^tierckpt run: attempt 2: restored version [0-9]+ on 4 ranks \(saved by 6 ranks; read: [0-9.]+ MiB local, [0-9.]+ MiB from peers, 0 B from the persistent tier\), ' \
     "tierckpt run's account of the elastic restore"
+assert_match "$out" "^final steps=60 digest=$digest60$" "the digest of the straight run"
+"$CLUSTER" revive n2
+
+step "requeue onto fewer nodes: a batch job with --ckpt-min-nodes=2 loses n2, no node is free: it goes on with 4 ranks on n1 and n3"
+# n4 is excluded: nothing can replace n2. tierckpt-epilog-slurmctld releases
+# the requeued job, and when it has not started shrink_after (5 s here)
+# later, asks for the survivors alone with as many tasks a node.
+out_file=$(ck mktemp "$STATE/jobs/elastic-requeue.XXXXXX")
+job=$(ck sbatch --parsable --requeue --open-mode=append -N3 --ntasks-per-node=2 --exclude=n4 "${OPTS[@]}" \
+    --ckpt-min-nodes=2 -o "$out_file" --wrap "srun --mpi=pmix $LONG")
+[[ $job =~ ^[0-9]+$ ]] || fail "sbatch said: $job"
+wait_for "cat '$out_file'" '^saved version=16 ' 90
+"$CLUSTER" kill n2
+wait_for "ck scontrol -o show job $job" ' JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL) .* Restarts=[1-9]' 240
+out=$(cat "$out_file")
+echo "$out" | grep -v '^\(saved\|committed\)'
+show=$(ck scontrol show job "$job")
+grep -E 'JobState|Restarts|NodeList|NumNodes' <<<"$show"
+assert_match "$show" 'JobState=COMPLETED ' "the job completed"
+assert_match "$show" 'Restarts=1 ' "after one requeue"
+assert_match "$show" ' NodeList=n\[1,3\]' "the second run is on the survivors alone"
+assert_match "$show" 'NumNodes=2 .*NumTasks=4 ' "with 2 tasks a node"
+assert_match "$(cat "$STATE/log/failover.log")" \
+    "tierckpt-epilog-slurmctld: job $job: no node free to replace n2 within 5 s; starts on n1,n3 \(2 nodes, 4 tasks; --ckpt-min-nodes=2\)" \
+    "the controller-side script shrank the job, and says why"
+restarted=$(sed -n '/^rank=[0-5] restored version=/,$p' <<<"$out")
+assert_eq "$(grep -cE '^rank=[0-3] restored version=(1[6-9]|[2-9][0-9]) source=(local|peer)$' <<<"$restarted")" 4 \
+    "4 ranks restore a version from memory"
+assert_no_match "$restarted" '^rank=[4-5] restored version' "no fifth rank in the second run"
 assert_match "$out" "^final steps=60 digest=$digest60$" "the digest of the straight run"
 "$CLUSTER" revive n2
 

@@ -268,11 +268,21 @@ TEST_CASE("bad schedule values name the option, the value and the accepted forms
     CHECK(*u.ckpt_interval == "100");
 }
 
+TEST_CASE("--ckpt-min-nodes takes a whole number of nodes, 1 or more", "[spank][options]") {
+    CHECK(*apply_ok({{Opt::mem, "1G"}, {Opt::min_nodes, "2"}}).min_nodes == 2u);
+    CHECK(settle(apply_ok({{Opt::mem, "1G"}, {Opt::min_nodes, "2"}}), Config{}));
+    for (const char *bad : {"0", "-1", "two", "2.5", "100001", ""}) {
+        INFO(bad);
+        CHECK(apply_err(Opt::min_nodes, bad).find("--ckpt-min-nodes") == 0);
+    }
+}
+
 TEST_CASE("schedule options need --ckpt-mem; the user's MTBF beats the admin's", "[spank][options]") {
     Config cfg;
     for (auto [opt, arg, name] : {std::tuple<Opt, const char *, const char *>{Opt::ckpt_interval, "auto", "--ckpt-interval"},
                                   {Opt::node_mtbf, "30d", "--ckpt-node-mtbf"},
-                                  {Opt::max_overhead, "2", "--ckpt-max-overhead"}}) {
+                                  {Opt::max_overhead, "2", "--ckpt-max-overhead"},
+                                  {Opt::min_nodes, "2", "--ckpt-min-nodes"}}) {
         INFO(name);
         auto r = settle(apply_ok({{opt, arg}}), cfg);
         REQUIRE_FALSE(r);

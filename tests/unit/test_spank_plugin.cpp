@@ -75,7 +75,7 @@ TEST_CASE("srun: options register and bad values stop srun with the reason", "[s
     for (auto &o : spank_stub::world().options) names.push_back(o.name);
     CHECK(names == std::vector<std::string>{"ckpt-mem", "ckpt-replicas", "ckpt-persist", "ckpt-persist-every",
                                             "ckpt-persist-keep", "ckpt-transport", "ckpt-interval",
-                                            "ckpt-node-mtbf", "ckpt-max-overhead"});
+                                            "ckpt-node-mtbf", "ckpt-max-overhead", "ckpt-min-nodes"});
 
     CHECK(spank_stub::give_option("ckpt-mem", "abc", false) < 0);
     CHECK(p.has_error("--ckpt-mem: invalid size 'abc'"));
