@@ -178,15 +178,23 @@ void fit_batch_task_count(spank_t sp) {
     // is changed. (Neither S_SLURM_RESTART_COUNT nor SLURM_RESTART_COUNT
     // says so here: both read 0 or nothing in the batch step's
     // init_post_opt on Slurm 22.05.)
+    // A heterogeneous job's counts are per component: never shrunk.
+    char het[24] = {};
+    if (spank_getenv(sp, "SLURM_HET_JOB_ID", het, sizeof het) == ESPANK_SUCCESS) return;
     const std::uint64_t per_node = number("SLURM_NTASKS_PER_NODE"), nodes = number("SLURM_JOB_NUM_NODES");
     const std::uint64_t tasks = number("SLURM_NTASKS");
     if (!per_node || !nodes || tasks <= per_node * nodes) return;
     const std::string fits = std::to_string(per_node * nodes);
-    if (set_env(sp, "SLURM_NTASKS", fits) && set_env(sp, "SLURM_NPROCS", fits)) {
-        log::info("requeued onto {} node(s) (--ckpt-min-nodes): the batch script's SLURM_NTASKS is {} "
-                  "(--ntasks-per-node={}), not the first run's {}",
-                  nodes, fits, per_node, tasks);
+    for (const char *name : {"SLURM_NTASKS", "SLURM_NPROCS"}) {
+        if (Status st = set_env(sp, name, fits); !st) {
+            log::warn("requeued onto {} node(s): {}; the batch script's srun may ask for the first run's {} tasks",
+                      nodes, st.message(), tasks);
+            return;
+        }
     }
+    log::info("requeued onto {} node(s) (--ckpt-min-nodes): the batch script's SLURM_NTASKS is {} "
+              "(--ntasks-per-node={}), not the first run's {}",
+              nodes, fits, per_node, tasks);
 }
 
 }  // namespace
