@@ -37,6 +37,15 @@ namespace {
 // Room for the runtime's own pinned buffers beyond the store.
 constexpr std::uint64_t kMemlockSlack = 64ull << 20;
 
+// A variable of the job's environment (the user's to set) read as a
+// number up to max; 0 when it is unset, not a number, or larger.
+std::uint64_t job_env_number(spank_t sp, const char *name, std::uint64_t max) {
+    char buf[24] = {};
+    if (spank_getenv(sp, name, buf, sizeof buf) != ESPANK_SUCCESS) return 0;
+    auto n = parse_uint(name, buf, 0, max);
+    return n ? *n : 0;
+}
+
 Status set_env(spank_t sp, const char *name, const std::string &value) {
     spank_err_t rc = spank_setenv(sp, name, value.c_str(), 1);
     if (rc != ESPANK_SUCCESS) return error(TIERCKPT_ERR_INTERNAL, "cannot set {}: {}", name, spank_strerror(rc));
@@ -104,13 +113,7 @@ Status setup_store(spank_t sp, PluginState &s) {
     // tasks.
     std::uint32_t restarts = 0;
     if (spank_get_item(sp, S_SLURM_RESTART_COUNT, &restarts) != ESPANK_SUCCESS) restarts = 0;
-    if (restarts == 0) {
-        char buf[16] = {};
-        if (spank_getenv(sp, "SLURM_RESTART_COUNT", buf, sizeof buf) == ESPANK_SUCCESS) {
-            auto n = parse_uint("SLURM_RESTART_COUNT", buf, 0, UINT32_MAX);
-            if (n) restarts = static_cast<std::uint32_t>(*n);
-        }
-    }
+    if (restarts == 0) restarts = static_cast<std::uint32_t>(job_env_number(sp, "SLURM_RESTART_COUNT", UINT32_MAX));
     for (auto [name, value] : {
              std::pair<const char *, std::string>{env::kStore, info->path},
              {env::kStoreBytes, std::to_string(info->bytes)},
@@ -167,22 +170,18 @@ bool is_task_zero(spank_t sp) {
 // user's: read as bounded numbers, and the result goes to the user's own
 // script only.
 void fit_batch_task_count(spank_t sp) {
-    auto number = [&](const char *name) -> std::uint64_t {
-        char buf[24] = {};
-        if (spank_getenv(sp, name, buf, sizeof buf) != ESPANK_SUCCESS) return 0;
-        auto n = parse_uint(name, buf, 1, 1u << 24);
-        return n ? *n : 0;
-    };
+    // A heterogeneous job's counts are per component: never shrunk.
+    char het[24] = {};
+    if (spank_getenv(sp, "SLURM_HET_JOB_ID", het, sizeof het) == ESPANK_SUCCESS) return;
+    constexpr std::uint64_t kMaxCount = 1u << 24;
+    const std::uint64_t per_node = job_env_number(sp, "SLURM_NTASKS_PER_NODE", kMaxCount);
+    const std::uint64_t nodes = job_env_number(sp, "SLURM_JOB_NUM_NODES", kMaxCount);
+    const std::uint64_t tasks = job_env_number(sp, "SLURM_NTASKS", kMaxCount);
     // A first run never has more tasks than its nodes times
     // --ntasks-per-node (Slurm refuses such a job), so only a requeued one
     // is changed. (Neither S_SLURM_RESTART_COUNT nor SLURM_RESTART_COUNT
     // says so here: both read 0 or nothing in the batch step's
     // init_post_opt on Slurm 22.05.)
-    // A heterogeneous job's counts are per component: never shrunk.
-    char het[24] = {};
-    if (spank_getenv(sp, "SLURM_HET_JOB_ID", het, sizeof het) == ESPANK_SUCCESS) return;
-    const std::uint64_t per_node = number("SLURM_NTASKS_PER_NODE"), nodes = number("SLURM_JOB_NUM_NODES");
-    const std::uint64_t tasks = number("SLURM_NTASKS");
     if (!per_node || !nodes || tasks <= per_node * nodes) return;
     const std::string fits = std::to_string(per_node * nodes);
     for (const char *name : {"SLURM_NTASKS", "SLURM_NPROCS"}) {

@@ -482,17 +482,20 @@ def test_due_starts_over_after_a_restore(store):
         assert [s for s in range(9, 13) if c.due(s)] == [12]
 
 
-def _elastic_lines(tmp_path):
+def _run_elastic(store, tmp_path, mode):
+    """Runs two_ranks_elastic.py MODE on two ranks; returns both ranks'
+    lines (sorted) and the output, for assertion messages."""
+    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), mode)
+    assert r.returncode == 0, r.stdout + r.stderr
     lines = []
     for rank in (0, 1):
         lines += (tmp_path / f"rank{rank}.txt").read_text().splitlines()
-    return sorted(lines)
+    return sorted(lines), r.stdout + r.stderr
 
 
 def test_an_elastic_checkpoint_of_two_ranks_restores_on_one(store, tmp_path):
-    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "save")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert _elastic_lines(tmp_path) == ["rank 0 saved 8", "rank 1 saved 8"], r.stdout + r.stderr
+    lines, out = _run_elastic(store, tmp_path, "save")
+    assert lines == ["rank 0 saved 8", "rank 1 saved 8"], out
     # One rank: the whole array, from both saved ranks' slices.
     w = np.zeros(12)
     state = {"w": tierckpt.Slice(w, 0, 12), "bias": np.zeros(3), "who": None}
@@ -513,14 +516,13 @@ def test_an_elastic_checkpoint_of_one_rank_restores_on_two(store, tmp_path):
     with tierckpt.Checkpointer(store=store, store_bytes="64M", elastic=True) as ck:
         ck.save(5, {"w": tierckpt.Slice(w, 0, 12), "bias": np.full(3, 0.25), "who": "the one rank"})
         ck.wait()
-    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "restore")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert _elastic_lines(tmp_path) == [
+    lines, out = _run_elastic(store, tmp_path, "restore")
+    assert lines == [
         "rank 0 restored 5 w=[100.0, 101.0, 102.0, 103.0, 104.0, 105.0] bias=[0.25, 0.25, 0.25] who=the one rank "
         "source=local",
         "rank 1 restored 5 w=[106.0, 107.0, 108.0, 109.0, 110.0, 111.0] bias=[0.25, 0.25, 0.25] who=the one rank "
         "source=local",
-    ], r.stdout + r.stderr
+    ], out
 
 
 def test_an_elastic_restore_refuses_another_state_and_writes_nothing(store):
@@ -580,29 +582,24 @@ def test_an_array_some_new_ranks_hold_no_slice_of_restores_one_no_rank_holds_is_
         assert lib.tierckpt_save(h, 7) == 0
         assert lib.tierckpt_wait(h) == 0
     # Two ranks: only rank 0 holds "e" (an expert placed on one rank).
-    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "experts")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert _elastic_lines(tmp_path) == [
+    lines, out = _run_elastic(store, tmp_path, "experts")
+    assert lines == [
         "rank 0 rc=0 found=1 version=7 w=[100.0, 101.0, 102.0, 103.0, 104.0, 105.0] e=[200.0, 201.0, 202.0, 203.0] "
         "step=7",
         "rank 1 rc=0 found=1 version=7 w=[106.0, 107.0, 108.0, 109.0, 110.0, 111.0] e=[-1.0, -1.0, -1.0, -1.0] "
         "step=7",
-    ], r.stdout + r.stderr
+    ], out
     # No rank holds "e": its bytes would be left behind; refused on both, nothing written.
-    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "no-experts")
-    assert r.returncode == 0, r.stdout + r.stderr
+    lines, out = _run_elastic(store, tmp_path, "no-experts")
     refusal = ("restore: version 7 was saved by 1 ranks: the checkpoint holds the slice region 'e', which no rank "
                "of this job registers: register every region the checkpoint was saved with")
     untouched = "w=[-1.0, -1.0, -1.0, -1.0, -1.0, -1.0] e=[-1.0, -1.0, -1.0, -1.0] step=0"
-    assert _elastic_lines(tmp_path) == [f"rank {k} rc=1 found=0 version=0 {untouched} {refusal}" for k in (0, 1)], \
-        r.stdout + r.stderr
+    assert lines == [f"rank {k} rc=1 found=0 version=0 {untouched} {refusal}" for k in (0, 1)], out
 
 
 def test_a_slice_one_rank_gets_wrong_makes_every_rank_raise_none_waits(store, tmp_path):
-    r = run_two_ranks("two_ranks_elastic.py", store, str(tmp_path), "badslice")
-    assert r.returncode == 0, r.stdout + r.stderr
-    lines = _elastic_lines(tmp_path)
-    assert len(lines) == 2, r.stdout + r.stderr
+    lines, out = _run_elastic(store, tmp_path, "badslice")
+    assert len(lines) == 2, out
     assert lines[0] == ("rank 0 refused: tierckpt: save: another rank's state could not be saved (its error says "
                         "why); nothing was saved (TIERCKPT_ERR_INVALID)"), lines
     assert lines[1].startswith("rank 1 refused: tierckpt: 'w': a Slice of 6 elements at offset 10 does not lie within a "
