@@ -317,7 +317,8 @@ Attempt run_step(const std::vector<std::string> &cmd, int number, std::optional<
             first_sign();
             if (std::find(a.suspects.begin(), a.suspects.end(), p->node) == a.suspects.end()) {
                 a.suspects.push_back(p->node);
-                a.signs.push_back(fmt::format("the runtime heard nothing from {} for {:.1f} s", p->node, p->silent_s));
+                a.signs.push_back(fmt::format("the runtime heard nothing from {} for {:.1f} s{}", p->node, p->silent_s,
+                                              p->gone ? " and its heartbeat port was closed" : ""));
             }
             double death = now_s() - p->silent_s;
             if (!a.death_estimate || death < *a.death_estimate) a.death_estimate = death;
@@ -431,8 +432,9 @@ std::vector<std::string> find_failed(const std::vector<std::string> &nodes, Prob
     auto &probes = probe_set.all();
     // Every probe runs at once. A node the runtime already named as silent
     // gets no longer than the others took, plus half that again (at least
-    // half a second): it has been silent for the whole peer timeout, the
-    // probe only tells a dead node from a dead process, and the others'
+    // half a second): it has been silent for the whole peer timeout (or its
+    // rank's port answered closed), the probe only tells a dead node from a
+    // dead process, and the others'
     // probes show how long a live node takes right now.
     double start = now_s(), others_done = 0;
     for (const auto &p : probes) start = std::min(start, p.started);

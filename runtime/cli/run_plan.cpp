@@ -289,7 +289,7 @@ std::optional<PeerLost> parse_peer_lost(const std::string &line) {
     static const std::regex re(R"(peer rank \d+ on (\S+) silent for ([0-9.]+) s)");
     std::smatch m;
     if (!std::regex_search(line, m, re)) return std::nullopt;
-    return PeerLost{m[1].str(), std::stod(m[2])};
+    return PeerLost{m[1].str(), std::stod(m[2]), line.find("heartbeat port is closed") != std::string::npos};
 }
 
 std::optional<std::string> parse_node_failure(const std::string &line) {

@@ -72,10 +72,12 @@ Result<std::vector<std::string>> next_nodes(const std::vector<std::string> &curr
 // failing, not responding).
 std::vector<std::string> unusable_nodes(const std::string &sinfo_output);
 
-// The runtime's "peer rank P on NODE silent for S s" line.
+// The runtime's "peer rank P on NODE silent for S s" line (gone: it adds that
+// the peer's heartbeat port answered "closed", its process having ended).
 struct PeerLost {
     std::string node;
     double silent_s = 0;
+    bool gone = false;
 };
 std::optional<PeerLost> parse_peer_lost(const std::string &line);
 // srun's "Node failure on NODE": NODE.

@@ -58,7 +58,8 @@ run_in_allocation --spares 1 -- srun --mpi=pmix -n6 $TRAIN --steps 60
 kill_after_save 16 n2
 assert_eq "$rc" 0 "tierckpt run's exit status"
 assert_match "$out" '^tierckpt run: attempt 1: step on n1,n2,n3 \(spares: n4\)$' "the first attempt leaves the spare out"
-assert_match "$out" 'peer rank [23] on n2 silent for [0-9.]+ s' "the runtime notices n2's silence on its own"
+assert_match "$out" 'peer rank [23] on n2 silent for [0-9.]+ s; its node answers that its heartbeat port is closed' \
+    "the runtime notices on its own that n2's ranks are gone (their ports closed, before the timeout)"
 assert_match "$out" '^tierckpt run: restart 1: failed: n2 \(exit status [0-9]+\); seen: .*n2.*; detected in [0-9.]+ s; relaunching on n1,n3,n4 \(spare n4 in\)$' \
     "tierckpt run names the failed node, how it was seen and the replacement"
 assert_eq "$(grep -cE '^rank=[0-5] restored version=[0-9]+ source=(local|peer)$' <<<"$out")" 6 \

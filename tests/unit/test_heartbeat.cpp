@@ -2,6 +2,7 @@
 // process, on this machine's addresses, with a short timeout.
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -20,9 +21,15 @@ namespace {
 struct Lost {
     std::mutex mu;
     std::vector<int> peers;
-    void add(int p) {
+    std::vector<bool> gone;
+    void add(int p, bool g = false) {
         std::lock_guard<std::mutex> lk(mu);
         peers.push_back(p);
+        gone.push_back(g);
+    }
+    std::vector<bool> get_gone() {
+        std::lock_guard<std::mutex> lk(mu);
+        return gone;
     }
     std::vector<int> get() {
         std::lock_guard<std::mutex> lk(mu);
@@ -37,7 +44,7 @@ struct Pair {
     std::unique_ptr<Heartbeat> a, b;
     Lost lost_a, lost_b;
     std::vector<std::vector<std::uint8_t>> blobs;
-    Pair() {
+    explicit Pair(int timeout_ms = kTimeoutMs) {
         auto ha = Heartbeat::open();
         auto hb = Heartbeat::open();
         REQUIRE(ha);
@@ -46,12 +53,22 @@ struct Pair {
         b = std::move(*hb);
         blobs = {a->local_blob(), b->local_blob()};
         REQUIRE(blobs[0].size() >= 6);  // a port and at least one address
-        REQUIRE(a->start(0, blobs, {1}, kTimeoutMs, kToken, [this](int p, double) { lost_a.add(p); }));
-        REQUIRE(b->start(1, blobs, {0}, kTimeoutMs, kToken, [this](int p, double) { lost_b.add(p); }));
+        REQUIRE(a->start(0, blobs, {1}, timeout_ms, kToken, [this](int p, double, bool g) { lost_a.add(p, g); }));
+        REQUIRE(b->start(1, blobs, {0}, timeout_ms, kToken, [this](int p, double, bool g) { lost_b.add(p, g); }));
     }
 };
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Waits up to `limit_ms` for a report; returns how long it took.
+double wait_lost(Lost &lost, std::chrono::steady_clock::time_point t0, int limit_ms) {
+    while (lost.get().empty() && ms_since(t0) < limit_ms) sleep_ms(10);
+    return ms_since(t0);
+}
 
 // A datagram shaped like a heartbeat from `from`, sent to the rank whose
 // blob is given (its first address).
@@ -135,7 +152,7 @@ TEST_CASE("a heartbeat with the token counts, and a blob without addresses leave
     REQUIRE(h);
     Lost lost;
     std::vector<std::vector<std::uint8_t>> blobs = {(*h)->local_blob(), {}};
-    REQUIRE((*h)->start(0, blobs, {1}, kTimeoutMs, kToken, [&](int q, double) { lost.add(q); }));
+    REQUIRE((*h)->start(0, blobs, {1}, kTimeoutMs, kToken, [&](int q, double, bool) { lost.add(q); }));
     // Rank 1 has no address: only its forged-but-correct datagrams (as the
     // transport's heartbeats would, through heard()) keep it alive.
     auto t0 = std::chrono::steady_clock::now();
@@ -152,6 +169,125 @@ TEST_CASE("a heartbeat with the token counts, and a blob without addresses leave
     sleep_ms(2 * kTimeoutMs);
     CHECK(lost.get() == std::vector<int>{1});
     (*h)->stop();
+}
+
+TEST_CASE("a rank whose socket closes without a word is reported after the grace, long before the timeout",
+          "[heartbeat]") {
+    Pair p(5000);  // interval 500 ms, grace 1 s
+    sleep_ms(700);  // each has heard the other: its address is proven
+    auto t0 = std::chrono::steady_clock::now();
+    p.b.reset();  // the process is gone: its socket closed, no bye
+    const double ms = wait_lost(p.lost_a, t0, 4500);
+    REQUIRE(p.lost_a.get() == std::vector<int>{1});
+    CHECK(p.lost_a.get_gone() == std::vector<bool>{true});
+    CHECK(ms >= 1000 - 50);  // never before the grace
+    CHECK(ms < 2500);        // the grace, one interval to draw the answer, and slack
+    p.a->stop();
+}
+
+TEST_CASE("'port unreachable' from an address the peer never sent from is not believed", "[heartbeat]") {
+    auto h = Heartbeat::open();
+    REQUIRE(h);
+    // Rank 1's blob names this machine's addresses and a port nothing holds
+    // (bound, then closed): every heartbeat to it draws "port unreachable",
+    // but rank 1 never sent a heartbeat from there.
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&any), sizeof any) == 0);
+    socklen_t len = sizeof any;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&any), &len) == 0);
+    ::close(fd);
+    auto blob1 = (*h)->local_blob();
+    std::memcpy(blob1.data(), &any.sin_port, 2);
+    Lost lost;
+    const int timeout = 1500;  // grace 1 s: a believed answer would come at about 1.1 s
+    REQUIRE((*h)->start(0, {(*h)->local_blob(), blob1}, {1}, timeout, kToken,
+                        [&](int q, double, bool g) { lost.add(q, g); }));
+    auto t0 = std::chrono::steady_clock::now();
+    const double ms = wait_lost(lost, t0, 4000);
+    REQUIRE(lost.get() == std::vector<int>{1});
+    CHECK(lost.get_gone() == std::vector<bool>{false});  // found by its silence
+    CHECK(ms >= timeout - 100);
+    (*h)->stop();
+}
+
+namespace {
+
+enum class End { exit, crash, crash_after_fork };
+
+// A "rank" in a child process: opens its heartbeat, trades blobs with the
+// parent over pipes, watches it, and after 600 ms ends by exit() (the exit
+// hook says bye) or by _exit() (a crash: no bye); crash_after_fork: it first
+// forks a child of its own that calls exit() (whose hook must not say bye
+// for the rank).
+void child_rank(int to_parent, int from_parent, End end) {
+    auto h = Heartbeat::open();
+    if (!h) ::_exit(2);
+    auto mine = (*h)->local_blob();
+    std::uint32_t n = static_cast<std::uint32_t>(mine.size());
+    if (::write(to_parent, &n, 4) != 4 || ::write(to_parent, mine.data(), n) != static_cast<ssize_t>(n)) ::_exit(3);
+    std::vector<std::uint8_t> theirs(64);
+    ssize_t got = ::read(from_parent, theirs.data(), theirs.size());
+    if (got < 6) ::_exit(4);
+    theirs.resize(static_cast<std::size_t>(got));
+    if (!(*h)->start(1, {theirs, mine}, {0}, 5000, kToken, [](int, double, bool) { ::_exit(5); })) ::_exit(6);
+    if (end == End::crash_after_fork) {
+        pid_t pid = ::fork();
+        if (pid == 0) std::exit(0);
+        int ws = 0;
+        if (pid < 0 || ::waitpid(pid, &ws, 0) != pid) ::_exit(7);
+    }
+    sleep_ms(600);
+    if (end == End::exit) std::exit(0);
+    ::_exit(0);
+}
+
+// The parent's side: rank 0 watching the child. Returns the child's exit
+// status; `lost` gets the reports within `watch_ms` of the child's end.
+int parent_rank(End end, Lost &lost, int watch_ms) {
+    int up[2], down[2];
+    REQUIRE(::pipe(up) == 0);
+    REQUIRE(::pipe(down) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) child_rank(up[1], down[0], end);
+    ::close(up[1]);
+    ::close(down[0]);
+    auto h = Heartbeat::open();
+    REQUIRE(h);
+    std::uint32_t n = 0;
+    REQUIRE(::read(up[0], &n, 4) == 4);
+    REQUIRE(n <= 64);
+    std::vector<std::uint8_t> child(n);
+    REQUIRE(::read(up[0], child.data(), n) == static_cast<ssize_t>(n));
+    auto mine = (*h)->local_blob();
+    REQUIRE(::write(down[1], mine.data(), mine.size()) == static_cast<ssize_t>(mine.size()));
+    REQUIRE((*h)->start(0, {mine, child}, {1}, 5000, kToken, [&](int q, double, bool g) { lost.add(q, g); }));
+    int ws = 0;
+    REQUIRE(::waitpid(pid, &ws, 0) == pid);
+    wait_lost(lost, std::chrono::steady_clock::now(), watch_ms);
+    (*h)->stop();
+    ::close(up[0]);
+    ::close(down[1]);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("a process that exits without closing says bye; one that dies does not", "[heartbeat]") {
+    Lost clean;
+    CHECK(parent_rank(End::exit, clean, 2500) == 0);
+    CHECK(clean.get().empty());  // the exit hook's bye: not taken for dead
+    Lost crashed;
+    CHECK(parent_rank(End::crash, crashed, 2500) == 0);
+    CHECK(crashed.get() == std::vector<int>{1});
+    CHECK(crashed.get_gone() == std::vector<bool>{true});
+    // The rank's own child exited first: no bye was said for the rank.
+    Lost forked;
+    CHECK(parent_rank(End::crash_after_fork, forked, 2500) == 0);
+    CHECK(forked.get() == std::vector<int>{1});
 }
 
 TEST_CASE("start refuses a timeout of zero", "[heartbeat]") {

@@ -70,3 +70,38 @@ TEST_CASE("the watcher's own pause does not count as the peers' silence", "[peer
     CHECK(w.heard(2, 7000) == Approx(0));
     CHECK(w.silent(7000 + 2999) == std::nullopt);
 }
+
+TEST_CASE("a peer whose port is unreachable is reported after the grace, unless it speaks", "[peer_watch]") {
+    PeerWatch w({1, 2}, 0.0, 8000);
+    CHECK(w.gone_grace_ms() == 1000);
+    CHECK(PeerWatch({1}, 0.0, 400).gone_grace_ms() == 400);  // never past the timeout
+    w.heard(1, 100.0);
+    w.heard(2, 100.0);
+    w.unreachable(1, 500.0);
+    w.unreachable(1, 1400.0);  // a later answer does not restart the grace
+    w.unreachable(9, 500.0);   // a stranger: ignored
+    CHECK_FALSE(w.silent(1499.0));
+    auto s = w.silent(1500.0);
+    REQUIRE(s);
+    CHECK(s->peer == 1);
+    CHECK(s->gone);
+    CHECK(s->silent_ms == Approx(1400.0));
+    // A sign of life clears the answer: rank 2 answered unreachable, then
+    // spoke (the answer was to an old address, or its bye is on the way).
+    w.unreachable(2, 600.0);
+    w.heard(2, 700.0);
+    w.heard(1, 700.0);
+    CHECK_FALSE(w.silent(5000.0));
+    // A peer that left is never reported, whatever its port says.
+    w.unreachable(2, 5000.0);
+    w.left(2);
+    CHECK_FALSE(w.silent(6500.0));
+    // The watcher's pause moves the grace as it moves the silence.
+    w.heard(1, 7900.0);
+    w.unreachable(1, 8000.0);
+    w.paused(500.0, 8600.0);
+    CHECK_FALSE(w.silent(9499.0));  // 8500 + the grace
+    s = w.silent(9500.0);
+    REQUIRE(s);
+    CHECK(s->gone);
+}

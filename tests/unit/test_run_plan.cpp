@@ -181,6 +181,13 @@ TEST_CASE("the step's output tells lost peers and failures apart", "[run]") {
     REQUIRE(p);
     CHECK(p->node == "n2");
     CHECK(p->silent_s == Approx(10.2));
+    CHECK_FALSE(p->gone);
+    p = parse_peer_lost("tierckpt: error: rank 0 on n1: peer rank 3 on n2 silent for 1.4 s; its node answers that its "
+                        "heartbeat port is closed: its process ended without closing (TIERCKPT_PEER_TIMEOUT_MS=8000): ending");
+    REQUIRE(p);
+    CHECK(p->node == "n2");
+    CHECK(p->silent_s == Approx(1.4));
+    CHECK(p->gone);
     CHECK(parse_node_failure("srun: error: Node failure on n2") == std::optional<std::string>("n2"));
     CHECK(is_step_failure_line("srun: error: n1: tasks 0-1: Exited with exit code 75"));
     CHECK(is_step_failure_line("srun: error: n3: task 4: Killed"));

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <linux/errqueue.h>
 #include <net/if.h>
+#include <netinet/ip_icmp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/clock.hpp"
@@ -24,6 +27,37 @@ constexpr std::uint16_t kWireVersion = 1;
 constexpr std::uint16_t kBeat = 1, kBye = 2;
 // Lateness of the thread's own wake-up below this is scheduling noise.
 constexpr double kLateMs = 20;
+// The most datagrams or queued errors read in one round: a flood (another
+// user's) cannot keep the thread from judging.
+constexpr int kMaxReadsPerRound = 256;
+
+// Every started heartbeat, for the goodbye at process exit. Never
+// destroyed: the exit hook may run after other static objects are gone.
+struct Live {
+    std::mutex mu;
+    std::vector<Heartbeat *> all;
+};
+Live &live() {
+    static Live *l = new Live();
+    return *l;
+}
+void say_bye_at_exit() {
+    Live &l = live();
+    std::lock_guard<std::mutex> lk(l.mu);
+    for (Heartbeat *h : l.all) h->exiting();
+}
+void add_live(Heartbeat *h) {
+    static const bool hooked = std::atexit(say_bye_at_exit) == 0;
+    if (!hooked) log::debug("heartbeat: no exit hook: a process that exits without closing is taken for dead");
+    Live &l = live();
+    std::lock_guard<std::mutex> lk(l.mu);
+    l.all.push_back(h);
+}
+void remove_live(Heartbeat *h) {
+    Live &l = live();
+    std::lock_guard<std::mutex> lk(l.mu);
+    l.all.erase(std::remove(l.all.begin(), l.all.end(), h), l.all.end());
+}
 
 // One datagram, fixed size, host byte order (every rank of a job runs the
 // same build on the same kind of machine; a datagram from anything else
@@ -93,12 +127,21 @@ Result<std::unique_ptr<Heartbeat>> Heartbeat::open() {
         return error(TIERCKPT_ERR_IO, "heartbeat socket: getsockname: {}", std::strerror(errno));
     }
     h->port_ = any.sin_port;
+    // ICMP errors (a peer's port unreachable) queued for us to read. Without
+    // it the fast path is lost, not liveness.
+    const int on = 1;
+    if (::setsockopt(h->fd_.get(), IPPROTO_IP, IP_RECVERR, &on, sizeof on) != 0) {
+        log::debug("heartbeat socket: IP_RECVERR: {}: a dead process is found by its silence only", std::strerror(errno));
+    }
     h->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!h->wake_fd_) return error(TIERCKPT_ERR_IO, "eventfd: {}", std::strerror(errno));
     return h;
 }
 
-Heartbeat::~Heartbeat() { stop(false); }
+Heartbeat::~Heartbeat() {
+    remove_live(this);
+    stop(false);
+}
 
 std::vector<std::uint8_t> Heartbeat::local_blob() const {
     std::vector<std::uint8_t> b(2);
@@ -117,6 +160,8 @@ Status Heartbeat::start(int self, const std::vector<std::vector<std::uint8_t>> &
     token_ = token;
     timeout_ms_ = timeout_ms;
     lost_ = std::move(lost);
+    watched_ = watched;
+    proven_.assign(watched.size(), {});
     for (int p : watched) {
         auto a = (p >= 0 && static_cast<std::size_t>(p) < blobs.size()) ? parse_blob(blobs[static_cast<std::size_t>(p)])
                                                                         : std::vector<sockaddr_in>{};
@@ -125,7 +170,26 @@ Status Heartbeat::start(int self, const std::vector<std::vector<std::uint8_t>> &
     }
     watch_ = std::make_unique<PeerWatch>(std::move(watched), now_ms(), timeout_ms);
     thread_ = std::thread([this] { loop(); });
+    pid_ = ::getpid();
+    add_live(this);
     return Status::ok();
+}
+
+void Heartbeat::exiting() {
+    // A child forked by the application inherits the hook and this object,
+    // not the thread: its exit must not say bye for the rank.
+    if (::getpid() != pid_) return;
+    if (stop_.exchange(true)) return;
+    send_all(kBye);
+    std::uint64_t one = 1;
+    (void)!::write(wake_fd_.get(), &one, sizeof one);
+}
+
+int Heartbeat::watched_index(int peer) const {
+    for (std::size_t i = 0; i < watched_.size(); ++i) {
+        if (watched_[i] == peer) return static_cast<int>(i);
+    }
+    return -1;
 }
 
 void Heartbeat::heard(int peer) {
@@ -144,12 +208,13 @@ double Heartbeat::longest_silence_ms() const {
 }
 
 void Heartbeat::stop(bool say_bye) {
+    remove_live(this);
     if (!thread_.joinable()) return;
-    stop_ = true;
+    const bool told = stop_.exchange(true);  // the exit hook said bye already
     std::uint64_t one = 1;
     (void)!::write(wake_fd_.get(), &one, sizeof one);
     thread_.join();
-    if (say_bye) send_all(kBye);
+    if (say_bye && !told) send_all(kBye);
 }
 
 void Heartbeat::send_all(std::uint16_t type) {
@@ -172,12 +237,15 @@ void Heartbeat::send_all(std::uint16_t type) {
 // Reads every datagram waiting; only well-formed ones of this job count, and
 // PeerWatch ignores ranks it does not watch.
 void Heartbeat::drain() {
-    for (;;) {
+    for (int reads = 0; reads < kMaxReadsPerRound; ++reads) {
         Wire w{};
-        ssize_t n = ::recv(fd_.get(), &w, sizeof w, MSG_DONTWAIT | MSG_TRUNC);
+        sockaddr_in src{};
+        socklen_t srclen = sizeof src;
+        ssize_t n = ::recvfrom(fd_.get(), &w, sizeof w, MSG_DONTWAIT | MSG_TRUNC, reinterpret_cast<sockaddr *>(&src),
+                               &srclen);
         if (n < 0) {
-            if (errno == EINTR) continue;
-            return;  // EAGAIN, or an ICMP error a send left behind: nothing more now
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            continue;  // EINTR, or the error an ICMP answer left (read from the error queue)
         }
         if (n != static_cast<ssize_t>(sizeof w) || w.magic != kMagic || w.version != kWireVersion ||
             w.token != token_ || (w.type != kBeat && w.type != kBye)) {
@@ -185,8 +253,58 @@ void Heartbeat::drain() {
         }
         if (w.from > 0x7fffffffu) continue;
         const int from = static_cast<int>(w.from);
+        const int i = watched_index(from);
+        if (i >= 0 && srclen == sizeof src && src.sin_family == AF_INET) {
+            auto &seen = proven_[static_cast<std::size_t>(i)];
+            if (std::find(seen.begin(), seen.end(), src.sin_addr.s_addr) == seen.end() && seen.size() < kMaxAddrs) {
+                seen.push_back(src.sin_addr.s_addr);
+            }
+        }
         if (w.type == kBye) left(from);
         else heard(from);
+    }
+}
+
+// Reads the ICMP errors our heartbeats drew. A "port unreachable" for a
+// watched peer's port, from an address its heartbeats came from, says its
+// socket is closed: PeerWatch::unreachable. Anything else (a host or net
+// unreachable, an address the peer never sent from) is left to the timeout.
+void Heartbeat::drain_errors(double now) {
+    for (int reads = 0; reads < kMaxReadsPerRound; ++reads) {
+        Wire w{};
+        sockaddr_in dst{};
+        alignas(cmsghdr) unsigned char control[256];
+        iovec iov{&w, sizeof w};
+        msghdr msg{};
+        msg.msg_name = &dst;
+        msg.msg_namelen = sizeof dst;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        if (::recvmsg(fd_.get(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+            if (errno == EINTR) continue;
+            return;  // EAGAIN: no more
+        }
+        const sock_extended_err *ee = nullptr;
+        for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) {
+                ee = reinterpret_cast<const sock_extended_err *>(CMSG_DATA(c));
+            }
+        }
+        if (!ee || ee->ee_origin != SO_EE_ORIGIN_ICMP || ee->ee_type != ICMP_DEST_UNREACH ||
+            ee->ee_code != ICMP_PORT_UNREACH || msg.msg_namelen != sizeof dst || dst.sin_family != AF_INET) {
+            continue;
+        }
+        for (std::size_t i = 0; i < addrs_.size(); ++i) {
+            const bool published = std::any_of(addrs_[i].begin(), addrs_[i].end(), [&](const sockaddr_in &a) {
+                return a.sin_addr.s_addr == dst.sin_addr.s_addr && a.sin_port == dst.sin_port;
+            });
+            const auto &seen = proven_[i];
+            if (!published || std::find(seen.begin(), seen.end(), dst.sin_addr.s_addr) == seen.end()) continue;
+            std::lock_guard<std::mutex> lk(mu_);
+            watch_->unreachable(watched_[i], now);
+        }
     }
 }
 
@@ -207,6 +325,7 @@ void Heartbeat::loop() {
         // (scheduling, paging) leaves the peers' datagrams queued, and they
         // count before silence is judged.
         drain();
+        drain_errors(now_ms());
         // This round took longer than the wait it asked for: this thread,
         // and likely the whole node, did not run meanwhile; the peers'
         // silence excludes that time.
@@ -222,7 +341,7 @@ void Heartbeat::loop() {
             s = watch_->silent(now_ms());
             if (s) watch_->left(s->peer);  // judged once
         }
-        if (s && lost_) lost_(s->peer, s->silent_ms);
+        if (s && lost_ && !stop_) lost_(s->peer, s->silent_ms, s->gone);
     }
 }
 

@@ -15,6 +15,18 @@
 // of life (heard()), so a network that drops the datagrams only loses the
 // faster path.
 //
+// A process that ends without closing (a crash, a kill, a node that came
+// back empty) leaves its socket closed, and its node answers the next
+// heartbeat with ICMP "port unreachable" (IP_RECVERR): counted only from an
+// address the peer's own heartbeats came from (an address published by
+// every node alike, such as a container bridge's, would answer for this
+// node instead), and taken for death after a short grace (PeerWatch::
+// unreachable), long before the timeout. A node that vanishes from the
+// network (power, a hang, a cut link) answers nothing: the timeout finds it.
+// A process that exits normally (exit(), the end of main) without closing its
+// checkpointer says bye first (an exit hook), so that its peers, often still
+// finishing their last step, do not take it for dead.
+//
 // Addresses: each rank publishes its node's IPv4 addresses (up interfaces;
 // loopback only when there is nothing else) and its socket's port; a
 // heartbeat goes to every address of the peer. Datagrams carry the job's
@@ -28,6 +40,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
@@ -46,10 +59,11 @@ namespace tck {
 class Heartbeat {
 public:
     // Called on the heartbeat thread when a watched peer has been silent
-    // for longer than the timeout (silent_ms: how long). Should not return
-    // (the runtime ends the process); if it does, that peer is no longer
-    // watched.
-    using LostFn = std::function<void(int peer, double silent_ms)>;
+    // for longer than the timeout, or its port answered "unreachable" and
+    // the grace passed (silent_ms: how long it was silent; gone: its port
+    // was unreachable). Should not return (the runtime ends the process); if
+    // it does, that peer is no longer watched.
+    using LostFn = std::function<void(int peer, double silent_ms, bool gone)>;
 
     // The most addresses one rank publishes (the rest are ignored).
     static constexpr std::size_t kMaxAddrs = 8;
@@ -83,21 +97,33 @@ public:
     // close the timeout came to firing: logged at close).
     double longest_silence_ms() const;
 
+    // The process is exiting (the exit hook): say bye to the watched peers
+    // and judge no one any more. Any thread; does not wait for the thread.
+    // Nothing in a forked child (the rank lives on in its parent).
+    void exiting();
+
 private:
     Heartbeat() = default;
     void loop();
     void send_all(std::uint16_t type);
     void drain();
+    void drain_errors(double now);
+    int watched_index(int peer) const;
 
     UniqueFd fd_;
     UniqueFd wake_fd_;
     std::uint16_t port_ = 0;
-    std::uint64_t seq_ = 0;  // the thread's, then stop()'s
+    std::atomic<std::uint64_t> seq_{0};
+    pid_t pid_ = 0;  // the process that started the thread
     int self_ = -1;
     std::uint64_t token_ = 0;
     int timeout_ms_ = 0;
     LostFn lost_;
+    std::vector<int> watched_;
     std::vector<std::vector<sockaddr_in>> addrs_;  // by watched index
+    // The addresses each watched peer's heartbeats came from (network
+    // order; the thread's alone): "unreachable" counts only from these.
+    std::vector<std::vector<std::uint32_t>> proven_;
 
     mutable std::mutex mu_;  // guards watch_ and longest_
     std::unique_ptr<PeerWatch> watch_;

@@ -112,7 +112,7 @@ Result<std::unique_ptr<Replicator>> Replicator::setup(const JobLayout &job, stor
         if (hb) {
             Replicator *me = self.get();
             st = (*hb)->start(job.rank, *hb_blobs, std::move(watched), opts.peer_timeout_ms, drawn[1],
-                              [me](int peer, double silent_ms) { me->peer_lost(peer, silent_ms); });
+                              [me](int peer, double silent_ms, bool gone) { me->peer_lost(peer, silent_ms, gone); });
             if (!st) return st;
             self->heartbeat_ = std::move(*hb);
         }
@@ -249,11 +249,13 @@ void Replicator::send_heartbeats(bool force) {
 // closing). Whatever the application's thread is doing (most likely
 // blocked in an MPI call to that peer, for as long as TCP takes to give
 // up), this step cannot finish: end the process with a status that says
-// "relaunch me", at once, rather than after Slurm's node timeout.
-void Replicator::peer_lost(int peer, double silent_ms) {
-    log::error("rank {} on {}: peer rank {} on {} silent for {:.1f} s ({}={}): ending this process with exit "
+// "relaunch me", at once, rather than after Slurm's node timeout. The line
+// keeps "peer rank P on NODE silent for S s": tierckpt run reads it.
+void Replicator::peer_lost(int peer, double silent_ms, bool gone) {
+    const char *why = gone ? "; its node answers that its heartbeat port is closed: its process ended without closing" : "";
+    log::error("rank {} on {}: peer rank {} on {} silent for {:.1f} s{} ({}={}): ending this process with exit "
                "status {} so the step can be relaunched without that node",
-               job_.rank, job_.host(job_.rank), peer, job_.host(peer), silent_ms / 1000.0, env::kPeerTimeout,
+               job_.rank, job_.host(job_.rank), peer, job_.host(peer), silent_ms / 1000.0, why, env::kPeerTimeout,
                heartbeat_ ? heartbeat_->timeout_ms() : 0, TIERCKPT_EXIT_PEER_LOST);
     std::fflush(stdout);
     std::fflush(stderr);

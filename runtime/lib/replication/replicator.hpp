@@ -73,7 +73,7 @@ private:
     void keep_copy(const TransportMsg &m);
     void drop_msg(const TransportMsg &m, const char *why);
     void send_heartbeats(bool force);
-    [[noreturn]] void peer_lost(int peer, double silent_ms);
+    [[noreturn]] void peer_lost(int peer, double silent_ms, bool gone);
 
     const JobLayout &job_;
     store::StoreFile &store_;
