@@ -154,14 +154,23 @@ assert_match "$out" "^final steps=60 digest=$digest60$" "the digest of the strai
 "$CLUSTER" revive n2
 
 step "requeue onto fewer nodes: a batch job with --ckpt-min-nodes=2 loses n2, no node is free: it goes on with 4 ranks on n1 and n3"
-# n4 is excluded: nothing can replace n2. tierckpt-epilog-slurmctld releases
-# the requeued job, and when it has not started shrink_after (5 s here)
-# later, asks for the survivors alone with as many tasks a node.
+# A second user holds n4 (a running job) and waits for three nodes with a
+# job of the same kind (--requeue --ckpt-min-nodes=1): nothing can replace
+# n2. tierckpt-epilog-slurmctld releases the requeued job, and when it has
+# not started shrink_after (5 s here) later, asks for the survivors alone
+# with as many tasks a node; the other user's jobs are left as they are.
+holder=$(ck2 sbatch --parsable --exclusive -w n4 -o /dev/null --wrap "sleep 600")
+[[ $holder =~ ^[0-9]+$ ]] || fail "sbatch (second user) said: $holder"
+wait_for "ck2 squeue -h -j $holder -o %T" '^RUNNING$' 30
 out_file=$(ck mktemp "$STATE/jobs/elastic-requeue.XXXXXX")
-job=$(ck sbatch --parsable --requeue --open-mode=append -N3 --ntasks-per-node=2 --exclude=n4 "${OPTS[@]}" \
+job=$(ck sbatch --parsable --requeue --open-mode=append -N3 --ntasks-per-node=2 "${OPTS[@]}" \
     --ckpt-min-nodes=2 -o "$out_file" --wrap "srun --mpi=pmix $LONG")
 [[ $job =~ ^[0-9]+$ ]] || fail "sbatch said: $job"
 wait_for "cat '$out_file'" '^saved version=16 ' 90
+waiting=$(ck2 sbatch --parsable --requeue -N3 --ntasks-per-node=2 "${OPTS[@]}" --ckpt-min-nodes=1 -o /dev/null \
+    --wrap "srun true")
+[[ $waiting =~ ^[0-9]+$ ]] || fail "sbatch (second user) said: $waiting"
+wait_for "ck2 squeue -h -j $waiting -o %T" '^PENDING$' 30
 "$CLUSTER" kill n2
 wait_for "ck scontrol -o show job $job" ' JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL) .* Restarts=[1-9]' 240
 out=$(cat "$out_file")
@@ -180,6 +189,11 @@ assert_eq "$(grep -cE '^rank=[0-3] restored version=(1[6-9]|[2-9][0-9]) source=(
     "4 ranks restore a version from memory"
 assert_no_match "$restarted" '^rank=[4-5] restored version' "no fifth rank in the second run"
 assert_match "$out" "^final steps=60 digest=$digest60$" "the digest of the straight run"
+assert_eq "$(ck2 squeue -h -j "$holder" -o '%T %N')" "RUNNING n4" "the second user's running job is untouched"
+assert_eq "$(ck2 squeue -h -j "$waiting" -o '%T %D')" "PENDING 3" "the second user's waiting job keeps its 3 nodes"
+assert_no_match "$(cat "$STATE/log/failover.log")" "job ($holder|$waiting):" \
+    "the controller-side script did nothing to the second user's jobs"
+ck2 scancel "$holder" "$waiting"
 "$CLUSTER" revive n2
 
 

@@ -337,8 +337,13 @@ void Replicator::keep_copy(const TransportMsg &m) {
         // Verified after the transfer; a transfer that arrives damaged is
         // tried once more before the copy is given up.
         for (int attempt = 0; attempt < 2; ++attempt) {
+            const double t0 = now_ms();
             st = pull(static_cast<int>(m.from), m.offset, store_.base() + rec.offset, m.bytes);
-            if (st && crc32c(store_.base() + rec.offset, m.bytes) != m.crc) {
+            const double t1 = now_ms();
+            const bool good = st && crc32c(store_.base() + rec.offset, m.bytes) == m.crc;
+            log::debug("replica of rank {} version {}: {} bytes pulled in {:.1f} ms, verified in {:.1f} ms", m.owner,
+                       m.version, m.bytes, t1 - t0, now_ms() - t1);
+            if (st && !good) {
                 st = error(TIERCKPT_ERR_CORRUPT, "the copy does not match its checksum");
                 log::info("replica of rank {} version {}: {} (attempt {})", m.owner, m.version, st.message(),
                           attempt + 1);

@@ -1,5 +1,7 @@
 #include "inflight.hpp"
 
+#include "common/log.hpp"
+
 #include <algorithm>
 #include <chrono>
 
@@ -156,6 +158,8 @@ std::optional<msgcheck::AckTally::Outcome> InFlightSave::ack(std::uint32_t from,
             stats_.replicate_ms = now - t_checksummed_;
             stats_.replicas = static_cast<unsigned>(acks_.count());
             stats_.ready_ms = now - t_start_;
+            log::debug("version {}: checksummed in {:.1f} ms, copies acknowledged {:.1f} ms later ({:.1f} ms from "
+                       "the save's start)", version, stats_.checksum_ms, stats_.replicate_ms, stats_.ready_ms);
             cv_.notify_all();
         }
     }
