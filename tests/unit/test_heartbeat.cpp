@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -174,52 +175,128 @@ TEST_CASE("a heartbeat with the token counts, and a blob without addresses leave
 TEST_CASE("a rank whose socket closes without a word is reported after the grace, long before the timeout",
           "[heartbeat]") {
     Pair p(5000);  // interval 500 ms, grace 1 s
-    sleep_ms(700);  // each has heard the other: its address is proven
+    // Each has heard the other (its address is proven) once a silence ended.
+    for (int i = 0; i < 500 && p.a->longest_silence_ms() == 0.0; ++i) sleep_ms(10);
+    REQUIRE(p.a->longest_silence_ms() > 0.0);
     auto t0 = std::chrono::steady_clock::now();
     p.b.reset();  // the process is gone: its socket closed, no bye
-    const double ms = wait_lost(p.lost_a, t0, 4500);
+    const double ms = wait_lost(p.lost_a, t0, 4900);
     REQUIRE(p.lost_a.get() == std::vector<int>{1});
-    CHECK(p.lost_a.get_gone() == std::vector<bool>{true});
+    CHECK(p.lost_a.get_gone() == std::vector<bool>{true});  // not the 5 s timeout
     CHECK(ms >= 1000 - 50);  // never before the grace
-    CHECK(ms < 2500);        // the grace, one interval to draw the answer, and slack
     p.a->stop();
 }
 
-TEST_CASE("'port unreachable' from an address the peer never sent from is not believed", "[heartbeat]") {
+namespace {
+
+// A rank played by hand: a UDP socket bound to `ip`, sending heartbeats with
+// the token as rank `from` to `to`'s first address.
+struct FakeRank {
+    int fd = -1;
+    sockaddr_in self{};
+    explicit FakeRank(const char *ip) {
+        fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+        REQUIRE(fd >= 0);
+        self.sin_family = AF_INET;
+        REQUIRE(::inet_pton(AF_INET, ip, &self.sin_addr) == 1);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&self), sizeof self) == 0);
+        socklen_t len = sizeof self;
+        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&self), &len) == 0);
+    }
+    ~FakeRank() { close(); }
+    void close() {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+    }
+    // Its blob: its port, then the given addresses.
+    std::vector<std::uint8_t> blob(const std::vector<const char *> &ips) const {
+        std::vector<std::uint8_t> b(2);
+        std::memcpy(b.data(), &self.sin_port, 2);
+        for (const char *ip : ips) {
+            in_addr a{};
+            REQUIRE(::inet_pton(AF_INET, ip, &a) == 1);
+            const auto *p = reinterpret_cast<const std::uint8_t *>(&a.s_addr);
+            b.insert(b.end(), p, p + 4);
+        }
+        return b;
+    }
+    void beat(const std::vector<std::uint8_t> &to, std::uint32_t from) {
+        sockaddr_in dst{};
+        dst.sin_family = AF_INET;
+        std::memcpy(&dst.sin_port, to.data(), 2);
+        std::memcpy(&dst.sin_addr.s_addr, to.data() + 2, 4);
+        unsigned char w[32] = {};
+        const std::uint32_t magic = 0x54434b48;
+        const std::uint16_t version = 1, type = 1;
+        std::memcpy(w, &magic, 4);
+        std::memcpy(w + 4, &version, 2);
+        std::memcpy(w + 6, &type, 2);
+        std::memcpy(w + 8, &from, 4);
+        std::memcpy(w + 16, &kToken, 8);
+        (void)::sendto(fd, w, sizeof w, 0, reinterpret_cast<sockaddr *>(&dst), sizeof dst);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("'port unreachable' counts only from an address the peer's heartbeats came from", "[heartbeat]") {
+    // Rank 1 publishes 127.0.0.1 and 127.0.0.2 but sends from 127.0.0.1
+    // only: 127.0.0.2 stands for an address every node has (a container
+    // bridge), where nothing holds its port, and answers "unreachable" to
+    // every heartbeat rank 0 sends there.
     auto h = Heartbeat::open();
     REQUIRE(h);
-    // Rank 1's blob names this machine's addresses and a port nothing holds
-    // (bound, then closed): every heartbeat to it draws "port unreachable",
-    // but rank 1 never sent a heartbeat from there.
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in any{};
-    any.sin_family = AF_INET;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&any), sizeof any) == 0);
-    socklen_t len = sizeof any;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&any), &len) == 0);
-    ::close(fd);
-    auto blob1 = (*h)->local_blob();
-    std::memcpy(blob1.data(), &any.sin_port, 2);
+    FakeRank fake("127.0.0.1");
+    const auto mine = (*h)->local_blob();
     Lost lost;
-    const int timeout = 1500;  // grace 1 s: a believed answer would come at about 1.1 s
-    REQUIRE((*h)->start(0, {(*h)->local_blob(), blob1}, {1}, timeout, kToken,
+    const int timeout = 2500;  // grace 1 s, interval 250 ms
+    REQUIRE((*h)->start(0, {mine, fake.blob({"127.0.0.1", "127.0.0.2"})}, {1}, timeout, kToken,
                         [&](int q, double, bool g) { lost.add(q, g); }));
     auto t0 = std::chrono::steady_clock::now();
-    const double ms = wait_lost(lost, t0, 4000);
+    while (ms_since(t0) < 2 * timeout) {  // alive, as long as it beats
+        fake.beat(mine, 1);
+        sleep_ms(100);
+    }
+    CHECK(lost.get().empty());
+    // It falls silent, its socket still open: found by the timeout alone.
+    t0 = std::chrono::steady_clock::now();
+    double ms = wait_lost(lost, t0, 3 * timeout);
     REQUIRE(lost.get() == std::vector<int>{1});
-    CHECK(lost.get_gone() == std::vector<bool>{false});  // found by its silence
-    CHECK(ms >= timeout - 100);
+    CHECK(lost.get_gone() == std::vector<bool>{false});
+    CHECK(ms >= timeout - 300);
+    (*h)->stop();
+}
+
+TEST_CASE("'port unreachable' from the peer's proven address is believed after the grace", "[heartbeat]") {
+    auto h = Heartbeat::open();
+    REQUIRE(h);
+    FakeRank fake("127.0.0.1");
+    const auto mine = (*h)->local_blob();
+    Lost lost;
+    const int timeout = 6000;  // interval 500 ms, grace 1 s
+    REQUIRE((*h)->start(0, {mine, fake.blob({"127.0.0.2", "127.0.0.1"})}, {1}, timeout, kToken,
+                        [&](int q, double, bool g) { lost.add(q, g); }));
+    for (int i = 0; i < 10; ++i) {
+        fake.beat(mine, 1);
+        sleep_ms(100);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    fake.close();  // 127.0.0.1 now answers for its port
+    const double ms = wait_lost(lost, t0, timeout - 500);
+    REQUIRE(lost.get() == std::vector<int>{1});
+    CHECK(lost.get_gone() == std::vector<bool>{true});
+    CHECK(ms >= 1000 - 50);
     (*h)->stop();
 }
 
 namespace {
 
-enum class End { exit, crash, crash_after_fork };
+enum class End { exit, exit_error, crash, crash_after_fork };
 
 // A "rank" in a child process: opens its heartbeat, trades blobs with the
-// parent over pipes, watches it, and after 600 ms ends by exit() (the exit
-// hook says bye) or by _exit() (a crash: no bye); crash_after_fork: it first
+// parent over pipes, watches it, and after 600 ms ends by exit(0) (the exit
+// hook says bye), exit(1) (a failure: no bye) or by _exit() (a crash: no
+// bye); crash_after_fork: it first
 // forks a child of its own that calls exit() (whose hook must not say bye
 // for the rank).
 void child_rank(int to_parent, int from_parent, End end) {
@@ -234,6 +311,7 @@ void child_rank(int to_parent, int from_parent, End end) {
     theirs.resize(static_cast<std::size_t>(got));
     if (!(*h)->start(1, {theirs, mine}, {0}, 5000, kToken, [](int, double, bool) { ::_exit(5); })) ::_exit(6);
     if (end == End::crash_after_fork) {
+        std::fflush(nullptr);
         pid_t pid = ::fork();
         if (pid == 0) std::exit(0);
         int ws = 0;
@@ -241,6 +319,7 @@ void child_rank(int to_parent, int from_parent, End end) {
     }
     sleep_ms(600);
     if (end == End::exit) std::exit(0);
+    if (end == End::exit_error) std::exit(1);
     ::_exit(0);
 }
 
@@ -250,6 +329,7 @@ int parent_rank(End end, Lost &lost, int watch_ms) {
     int up[2], down[2];
     REQUIRE(::pipe(up) == 0);
     REQUIRE(::pipe(down) == 0);
+    std::fflush(nullptr);  // the child's exit() flushes its copy of the buffers
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) child_rank(up[1], down[0], end);
@@ -280,6 +360,10 @@ TEST_CASE("a process that exits without closing says bye; one that dies does not
     Lost clean;
     CHECK(parent_rank(End::exit, clean, 2500) == 0);
     CHECK(clean.get().empty());  // the exit hook's bye: not taken for dead
+    Lost failed;  // exit(1): a failure its peers must see, no bye
+    CHECK(parent_rank(End::exit_error, failed, 2500) == 1);
+    CHECK(failed.get() == std::vector<int>{1});
+    CHECK(failed.get_gone() == std::vector<bool>{true});
     Lost crashed;
     CHECK(parent_rank(End::crash, crashed, 2500) == 0);
     CHECK(crashed.get() == std::vector<int>{1});

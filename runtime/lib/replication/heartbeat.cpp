@@ -31,6 +31,10 @@ constexpr double kLateMs = 20;
 // user's) cannot keep the thread from judging.
 constexpr int kMaxReadsPerRound = 256;
 
+// How many times a goodbye is sent: a datagram may be lost, and a peer
+// that misses it takes the rank for dead once its port is closed.
+constexpr int kByeCopies = 3;
+
 // Every started heartbeat, for the goodbye at process exit. Never
 // destroyed: the exit hook may run after other static objects are gone.
 struct Live {
@@ -41,13 +45,23 @@ Live &live() {
     static Live *l = new Live();
     return *l;
 }
-void say_bye_at_exit() {
+// The process that registered the hook: a child forked without exec
+// inherits the hook (and maybe a locked mutex), and must do nothing.
+std::atomic<pid_t> g_hook_owner{0};
+// exit(status): a goodbye for status 0 only. A rank that exits with an
+// error (exit(1), Fortran's ERROR STOP) is a failure its peers must see;
+// after a goodbye they would stop watching it and wait in MPI instead.
+void say_bye_at_exit(int status, void *) {
+    if (status != 0 || ::getpid() != g_hook_owner.load()) return;
     Live &l = live();
     std::lock_guard<std::mutex> lk(l.mu);
     for (Heartbeat *h : l.all) h->exiting();
 }
 void add_live(Heartbeat *h) {
-    static const bool hooked = std::atexit(say_bye_at_exit) == 0;
+    static const bool hooked = [] {
+        g_hook_owner = ::getpid();
+        return ::on_exit(say_bye_at_exit, nullptr) == 0;
+    }();
     if (!hooked) log::debug("heartbeat: no exit hook: a process that exits without closing is taken for dead");
     Live &l = live();
     std::lock_guard<std::mutex> lk(l.mu);
@@ -180,7 +194,7 @@ void Heartbeat::exiting() {
     // not the thread: its exit must not say bye for the rank.
     if (::getpid() != pid_) return;
     if (stop_.exchange(true)) return;
-    send_all(kBye);
+    for (int i = 0; i < kByeCopies; ++i) send_all(kBye);
     std::uint64_t one = 1;
     (void)!::write(wake_fd_.get(), &one, sizeof one);
 }
@@ -214,7 +228,9 @@ void Heartbeat::stop(bool say_bye) {
     std::uint64_t one = 1;
     (void)!::write(wake_fd_.get(), &one, sizeof one);
     thread_.join();
-    if (say_bye && !told) send_all(kBye);
+    if (say_bye && !told) {
+        for (int i = 0; i < kByeCopies; ++i) send_all(kBye);
+    }
 }
 
 void Heartbeat::send_all(std::uint16_t type) {
@@ -282,18 +298,33 @@ void Heartbeat::drain_errors(double now) {
         msg.msg_iovlen = 1;
         msg.msg_control = control;
         msg.msg_controllen = sizeof control;
-        if (::recvmsg(fd_.get(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+        const ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (n < 0) {
             if (errno == EINTR) continue;
             return;  // EAGAIN: no more
         }
         const sock_extended_err *ee = nullptr;
         for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) {
+            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR &&
+                c->cmsg_len >= CMSG_LEN(sizeof(sock_extended_err) + sizeof(sockaddr_in))) {
                 ee = reinterpret_cast<const sock_extended_err *>(CMSG_DATA(c));
             }
         }
-        if (!ee || ee->ee_origin != SO_EE_ORIGIN_ICMP || ee->ee_type != ICMP_DEST_UNREACH ||
-            ee->ee_code != ICMP_PORT_UNREACH || msg.msg_namelen != sizeof dst || dst.sin_family != AF_INET) {
+        if (!ee || (msg.msg_flags & MSG_CTRUNC) || ee->ee_origin != SO_EE_ORIGIN_ICMP ||
+            ee->ee_type != ICMP_DEST_UNREACH || ee->ee_code != ICMP_PORT_UNREACH || msg.msg_namelen != sizeof dst ||
+            dst.sin_family != AF_INET) {
+            continue;
+        }
+        // The answer quotes one of this rank's own heartbeats (the kernel
+        // hands back the datagram it refers to), and comes from the very
+        // address it was sent to: a router's or firewall's answer, or one
+        // made up around a datagram this rank never sent, is not the peer's
+        // node speaking.
+        sockaddr_in offender{};
+        std::memcpy(&offender, SO_EE_OFFENDER(ee), sizeof offender);
+        if (n != static_cast<ssize_t>(sizeof w) || w.magic != kMagic || w.token != token_ ||
+            w.from != static_cast<std::uint32_t>(self_) || offender.sin_family != AF_INET ||
+            offender.sin_addr.s_addr != dst.sin_addr.s_addr) {
             continue;
         }
         for (std::size_t i = 0; i < addrs_.size(); ++i) {

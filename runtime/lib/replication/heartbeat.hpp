@@ -23,9 +23,14 @@
 // node instead), and taken for death after a short grace (PeerWatch::
 // unreachable), long before the timeout. A node that vanishes from the
 // network (power, a hang, a cut link) answers nothing: the timeout finds it.
-// A process that exits normally (exit(), the end of main) without closing its
-// checkpointer says bye first (an exit hook), so that its peers, often still
-// finishing their last step, do not take it for dead.
+// A process that exits with status 0 (exit(0), the end of main) without
+// closing its checkpointer says bye first (an exit hook), so that its peers,
+// often still finishing their last step, do not take it for dead; one that
+// exits with another status is a failure, and says nothing. Only an answer
+// that quotes one of this rank's heartbeats and comes from the address it
+// was sent to counts (not a router's or a firewall's). A child forked
+// without exec keeps the socket open: a rank that dies before such a child
+// is found by the timeout.
 //
 // Addresses: each rank publishes its node's IPv4 addresses (up interfaces;
 // loopback only when there is nothing else) and its socket's port; a

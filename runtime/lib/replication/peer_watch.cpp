@@ -16,9 +16,9 @@ double PeerWatch::heard(int peer, double now) {
     for (std::size_t i = 0; i < peers_.size(); ++i) {
         if (peers_[i] != peer) continue;
         gap = std::max(gap, now - last_heard_[i]);
-        // A message sent after the answer, or one the worker read late:
-        // either way the peer is not judged on that answer alone.
-        if (now >= last_heard_[i]) gone_since_[i] = -1.0;
+        // Any sign of life clears an answer (a message the worker read late
+        // included: the next heartbeat draws a new answer within an interval).
+        gone_since_[i] = -1.0;
         last_heard_[i] = std::max(last_heard_[i], now);
     }
     return gap;
@@ -59,7 +59,7 @@ std::optional<PeerWatch::Silence> PeerWatch::silent(double now) const {
         const double quiet = now - last_heard_[i];
         const bool gone = gone_since_[i] >= 0 && now - gone_since_[i] >= gone_grace_ms();
         if ((quiet > timeout_ms_ || gone) && (!worst || quiet > worst->silent_ms)) {
-            worst = Silence{peers_[i], quiet, gone_since_[i] >= 0};
+            worst = Silence{peers_[i], quiet, gone};
         }
     }
     return worst;

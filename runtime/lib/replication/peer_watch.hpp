@@ -60,7 +60,7 @@ public:
     struct Silence {
         int peer;
         double silent_ms;
-        bool gone;  // its node answered that its heartbeat port is closed
+        bool gone;  // its node answered that its port is closed, and the grace passed
     };
     // The watched peer silent the longest among those over the timeout or
     // past the grace after "unreachable"; nullopt when there is none.

@@ -208,12 +208,14 @@ void Replicator::wait(int wake_fd) {
 
 void Replicator::farewell() {
     if (!watch_) return;
+    // The datagrams first: the peers' heartbeat threads read them at once,
+    // the transport's message waits for a worker that may be busy.
+    if (heartbeat_) heartbeat_->stop(true);
     TransportMsg bye{};
     bye.type = TransportMsg::bye;
     bye.from = static_cast<std::uint32_t>(job_.rank);
     for (int p : watch_->peers()) (void)transport_->send(p, bye);
     if (heartbeat_) {
-        heartbeat_->stop(true);
         log::info("rank {}: the longest silence of a watched peer was {:.0f} ms ({}={})", job_.rank,
                    heartbeat_->longest_silence_ms(), env::kPeerTimeout, heartbeat_->timeout_ms());
     }
