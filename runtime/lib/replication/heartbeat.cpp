@@ -45,8 +45,9 @@ Live &live() {
     static Live *l = new Live();
     return *l;
 }
-// The process that registered the hook: a child forked without exec
-// inherits the hook (and maybe a locked mutex), and must do nothing.
+// The process that started the newest heartbeat: a child forked without
+// exec inherits the hook (and maybe a locked mutex) and must do nothing,
+// unless it started heartbeats of its own.
 std::atomic<pid_t> g_hook_owner{0};
 // exit(status): a goodbye for status 0 only. A rank that exits with an
 // error (exit(1), Fortran's ERROR STOP) is a failure its peers must see;
@@ -58,10 +59,8 @@ void say_bye_at_exit(int status, void *) {
     for (Heartbeat *h : l.all) h->exiting();
 }
 void add_live(Heartbeat *h) {
-    static const bool hooked = [] {
-        g_hook_owner = ::getpid();
-        return ::on_exit(say_bye_at_exit, nullptr) == 0;
-    }();
+    static const bool hooked = ::on_exit(say_bye_at_exit, nullptr) == 0;  // inherited by a fork
+    g_hook_owner = ::getpid();
     if (!hooked) log::debug("heartbeat: no exit hook: a process that exits without closing is taken for dead");
     Live &l = live();
     std::lock_guard<std::mutex> lk(l.mu);
@@ -244,8 +243,18 @@ void Heartbeat::send_all(std::uint16_t type) {
     for (const auto &peer : addrs_) {
         for (const auto &sa : peer) {
             // Best effort: a full buffer or an unreachable address is
-            // silence, which is what the peer judges.
-            (void)::sendto(fd_.get(), &w, sizeof w, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&sa), sizeof sa);
+            // silence, which is what the peer judges. But an ICMP answer to
+            // an earlier datagram (IP_RECVERR) leaves an error pending on the
+            // socket, and the next send fails with it, unsent: send again,
+            // or one peer's dead address would silence the others.
+            for (int tries = 0; tries < 4; ++tries) {
+                if (::sendto(fd_.get(), &w, sizeof w, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&sa), sizeof sa) >=
+                        0 ||
+                    (errno != ECONNREFUSED && errno != EHOSTUNREACH && errno != ENETUNREACH && errno != EHOSTDOWN &&
+                     errno != EINTR)) {
+                    break;
+                }
+            }
         }
     }
 }
