@@ -151,10 +151,7 @@ Result<std::unique_ptr<Heartbeat>> Heartbeat::open() {
     return h;
 }
 
-Heartbeat::~Heartbeat() {
-    remove_live(this);
-    stop(false);
-}
+Heartbeat::~Heartbeat() { stop(false); }
 
 std::vector<std::uint8_t> Heartbeat::local_blob() const {
     std::vector<std::uint8_t> b(2);
@@ -173,7 +170,6 @@ Status Heartbeat::start(int self, const std::vector<std::vector<std::uint8_t>> &
     token_ = token;
     timeout_ms_ = timeout_ms;
     lost_ = std::move(lost);
-    watched_ = watched;
     proven_.assign(watched.size(), {});
     for (int p : watched) {
         auto a = (p >= 0 && static_cast<std::size_t>(p) < blobs.size()) ? parse_blob(blobs[static_cast<std::size_t>(p)])
@@ -193,16 +189,19 @@ void Heartbeat::exiting() {
     // not the thread: its exit must not say bye for the rank.
     if (::getpid() != pid_) return;
     if (stop_.exchange(true)) return;
-    for (int i = 0; i < kByeCopies; ++i) send_all(kBye);
+    say_bye();
     std::uint64_t one = 1;
     (void)!::write(wake_fd_.get(), &one, sizeof one);
 }
 
 int Heartbeat::watched_index(int peer) const {
-    for (std::size_t i = 0; i < watched_.size(); ++i) {
-        if (watched_[i] == peer) return static_cast<int>(i);
-    }
-    return -1;
+    const auto &peers = watch_->peers();  // fixed at start(): read without the lock
+    auto it = std::find(peers.begin(), peers.end(), peer);
+    return it == peers.end() ? -1 : static_cast<int>(it - peers.begin());
+}
+
+void Heartbeat::say_bye() {
+    for (int i = 0; i < kByeCopies; ++i) send_all(kBye);
 }
 
 void Heartbeat::heard(int peer) {
@@ -220,16 +219,14 @@ double Heartbeat::longest_silence_ms() const {
     return longest_;
 }
 
-void Heartbeat::stop(bool say_bye) {
+void Heartbeat::stop(bool say_goodbye) {
     remove_live(this);
     if (!thread_.joinable()) return;
     const bool told = stop_.exchange(true);  // the exit hook said bye already
     std::uint64_t one = 1;
     (void)!::write(wake_fd_.get(), &one, sizeof one);
     thread_.join();
-    if (say_bye && !told) {
-        for (int i = 0; i < kByeCopies; ++i) send_all(kBye);
-    }
+    if (say_goodbye && !told) say_bye();
 }
 
 void Heartbeat::send_all(std::uint16_t type) {
@@ -343,7 +340,7 @@ void Heartbeat::drain_errors(double now) {
             const auto &seen = proven_[i];
             if (!published || std::find(seen.begin(), seen.end(), dst.sin_addr.s_addr) == seen.end()) continue;
             std::lock_guard<std::mutex> lk(mu_);
-            watch_->unreachable(watched_[i], now);
+            watch_->unreachable(watch_->peers()[i], now);
         }
     }
 }

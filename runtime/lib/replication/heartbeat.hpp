@@ -93,9 +93,9 @@ public:
     void heard(int peer);
     // `peer` closed on purpose: stop watching it.
     void left(int peer);
-    // Stops the thread; say_bye: tell the watched peers first (a close on
+    // Stops the thread; say_goodbye: tell the watched peers first (a close on
     // purpose), so that they stop watching this rank.
-    void stop(bool say_bye = true);
+    void stop(bool say_goodbye = true);
 
     int timeout_ms() const { return timeout_ms_; }
     // The longest silence seen so far from any watched peer, in ms (how
@@ -113,6 +113,7 @@ private:
     void send_all(std::uint16_t type);
     void drain();
     void drain_errors(double now);
+    void say_bye();  // kByeCopies goodbye datagrams
     int watched_index(int peer) const;
 
     UniqueFd fd_;
@@ -124,7 +125,6 @@ private:
     std::uint64_t token_ = 0;
     int timeout_ms_ = 0;
     LostFn lost_;
-    std::vector<int> watched_;
     std::vector<std::vector<sockaddr_in>> addrs_;  // by watched index
     // The addresses each watched peer's heartbeats came from (network
     // order; the thread's alone): "unreachable" counts only from these.
