@@ -72,8 +72,10 @@ double wait_lost(Lost &lost, std::chrono::steady_clock::time_point t0, int limit
 }
 
 // A datagram shaped like a heartbeat from `from`, sent to the rank whose
-// blob is given (its first address).
-void forge(const std::vector<std::uint8_t> &blob, std::uint32_t from, std::uint64_t token, std::size_t size = 32) {
+// blob is given (its first address), from `fd` (a socket of its own when
+// none is given).
+void forge(const std::vector<std::uint8_t> &blob, std::uint32_t from, std::uint64_t token, std::size_t size = 32,
+           int fd = -1) {
     sockaddr_in to{};
     to.sin_family = AF_INET;
     std::memcpy(&to.sin_port, blob.data(), 2);
@@ -86,10 +88,11 @@ void forge(const std::vector<std::uint8_t> &blob, std::uint32_t from, std::uint6
     std::memcpy(w + 6, &type, 2);
     std::memcpy(w + 8, &from, 4);
     std::memcpy(w + 16, &token, 8);
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    const bool own = fd < 0;
+    if (own) fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     REQUIRE(fd >= 0);
     (void)::sendto(fd, w, size, 0, reinterpret_cast<sockaddr *>(&to), sizeof to);
-    ::close(fd);
+    if (own) ::close(fd);
 }
 
 }  // namespace
@@ -232,21 +235,25 @@ struct FakeRank {
             if (k == 32 && f == from) ++n;
         }
     }
-    void beat(const std::vector<std::uint8_t> &to, std::uint32_t from) {
-        sockaddr_in dst{};
-        dst.sin_family = AF_INET;
-        std::memcpy(&dst.sin_port, to.data(), 2);
-        std::memcpy(&dst.sin_addr.s_addr, to.data() + 2, 4);
-        unsigned char w[32] = {};
-        const std::uint32_t magic = 0x54434b48;
-        const std::uint16_t version = 1, type = 1;
-        std::memcpy(w, &magic, 4);
-        std::memcpy(w + 4, &version, 2);
-        std::memcpy(w + 6, &type, 2);
-        std::memcpy(w + 8, &from, 4);
-        std::memcpy(w + 16, &kToken, 8);
-        (void)::sendto(fd, w, sizeof w, 0, reinterpret_cast<sockaddr *>(&dst), sizeof dst);
+    void beat(const std::vector<std::uint8_t> &to, std::uint32_t from) { forge(to, from, kToken, 32, fd); }
+};
+
+// Rank 0, a real heartbeat, watching rank 1, a FakeRank on 127.0.0.1 whose
+// blob lists `ips` with its port.
+struct WatchedFake {
+    std::unique_ptr<Heartbeat> h;
+    FakeRank fake{"127.0.0.1"};
+    std::vector<std::uint8_t> mine;
+    Lost lost;
+    WatchedFake(int timeout_ms, const std::vector<const char *> &ips) {
+        auto opened = Heartbeat::open();
+        REQUIRE(opened);
+        h = std::move(*opened);
+        mine = h->local_blob();
+        REQUIRE(h->start(0, {mine, fake.blob(ips)}, {1}, timeout_ms, kToken,
+                         [this](int q, double, bool g) { lost.add(q, g); }));
     }
+    ~WatchedFake() { h->stop(); }
 };
 
 }  // namespace
@@ -256,54 +263,40 @@ TEST_CASE("'port unreachable' counts only from an address the peer's heartbeats 
     // only: 127.0.0.2 stands for an address every node has (a container
     // bridge), where nothing holds its port, and answers "unreachable" to
     // every heartbeat rank 0 sends there.
-    auto h = Heartbeat::open();
-    REQUIRE(h);
-    FakeRank fake("127.0.0.1");
-    const auto mine = (*h)->local_blob();
-    Lost lost;
     const int timeout = 2500;  // grace 1 s, interval 250 ms
-    REQUIRE((*h)->start(0, {mine, fake.blob({"127.0.0.1", "127.0.0.2"})}, {1}, timeout, kToken,
-                        [&](int q, double, bool g) { lost.add(q, g); }));
+    WatchedFake w(timeout, {"127.0.0.1", "127.0.0.2"});
     auto t0 = std::chrono::steady_clock::now();
     while (ms_since(t0) < 2 * timeout) {  // alive, as long as it beats
-        fake.beat(mine, 1);
+        w.fake.beat(w.mine, 1);
         sleep_ms(100);
     }
-    CHECK(lost.get().empty());
+    CHECK(w.lost.get().empty());
     // It falls silent, its socket still open: found by the timeout alone.
     t0 = std::chrono::steady_clock::now();
-    double ms = wait_lost(lost, t0, 3 * timeout);
-    REQUIRE(lost.get() == std::vector<int>{1});
-    CHECK(lost.get_gone() == std::vector<bool>{false});
+    double ms = wait_lost(w.lost, t0, 3 * timeout);
+    REQUIRE(w.lost.get() == std::vector<int>{1});
+    CHECK(w.lost.get_gone() == std::vector<bool>{false});
     CHECK(ms >= timeout - 300);
-    (*h)->stop();
 }
 
 TEST_CASE("'port unreachable' from the peer's proven address is believed after the grace", "[heartbeat]") {
-    auto h = Heartbeat::open();
-    REQUIRE(h);
-    FakeRank fake("127.0.0.1");
-    const auto mine = (*h)->local_blob();
-    Lost lost;
     const int timeout = 6000;  // interval 500 ms, grace 1 s
-    REQUIRE((*h)->start(0, {mine, fake.blob({"127.0.0.2", "127.0.0.1"})}, {1}, timeout, kToken,
-                        [&](int q, double, bool g) { lost.add(q, g); }));
-    (void)fake.received(0);
+    WatchedFake w(timeout, {"127.0.0.2", "127.0.0.1"});
+    (void)w.fake.received(0);
     for (int i = 0; i < 20; ++i) {
-        fake.beat(mine, 1);
+        w.fake.beat(w.mine, 1);
         sleep_ms(100);
     }
     // 127.0.0.2 answered every heartbeat sent there, and the answer fails
     // the socket's next send unless it is sent again: rank 1's own address,
     // listed after it, still got one every interval (about 4 in 2 s).
-    CHECK(fake.received(0) >= 2);
+    CHECK(w.fake.received(0) >= 2);
     auto t0 = std::chrono::steady_clock::now();
-    fake.close();  // 127.0.0.1 now answers for its port
-    const double ms = wait_lost(lost, t0, timeout - 500);
-    REQUIRE(lost.get() == std::vector<int>{1});
-    CHECK(lost.get_gone() == std::vector<bool>{true});
+    w.fake.close();  // 127.0.0.1 now answers for its port
+    const double ms = wait_lost(w.lost, t0, timeout - 500);
+    REQUIRE(w.lost.get() == std::vector<int>{1});
+    CHECK(w.lost.get_gone() == std::vector<bool>{true});
     CHECK(ms >= 1000 - 50);
-    (*h)->stop();
 }
 
 namespace {
