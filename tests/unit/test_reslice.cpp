@@ -57,8 +57,22 @@ TEST_CASE("6 saved ranks restored on 4: each new slice from the saved ones it ov
     REQUIRE(last->copies.size() == 3);
     CHECK(last->copies[0] == SliceCopy{4, 1, 50, 0, 0, 50});
     CHECK(last->copies[1] == SliceCopy{5, 1, 0, 0, 50, 100});
-    CHECK(last->copies[2] == SliceCopy{3, 0, 0, 1, 0, 8});
-    CHECK(last->shards == std::vector<std::uint32_t>{3, 4, 5});
+    // step from saved rank 4, whose shard it reads anyway (not 3 % 6: a
+    // whole shard moved and verified for 8 bytes).
+    CHECK(last->copies[2] == SliceCopy{4, 0, 0, 1, 0, 8});
+    CHECK(last->shards == std::vector<std::uint32_t>{4, 5});
+    // A rank with no slice bytes reads its replicated regions from saved
+    // rank my_rank % 6, spreading those reads.
+    auto none = plan_reslice(saved, {replicated("step", 8), slice("w", 600, 0, 600)}, 9);
+    REQUIRE(none);
+    REQUIRE(none->copies.size() == 1);
+    CHECK(none->copies[0] == SliceCopy{3, 0, 0, 0, 0, 8});
+    CHECK(none->shards == std::vector<std::uint32_t>{3});
+    // After an elastic fetch, from the fetched shard (rank 3 % 6), read for it alone.
+    auto fetched = plan_reslice(saved, {slice("w", 450, 150, 600), replicated("step", 8)}, 3, 3u);
+    REQUIRE(fetched);
+    CHECK(fetched->copies[2] == SliceCopy{3, 0, 0, 1, 0, 8});
+    CHECK(fetched->shards == std::vector<std::uint32_t>{3, 4, 5});
 }
 
 TEST_CASE("4 saved ranks restored on 6, and uneven cuts", "[reslice]") {

@@ -204,15 +204,20 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
         std::vector<std::vector<store::RegionEntry>> saved;
         Result<ReslicePlan> plan = ReslicePlan{};
         if (fetching) {
-            // The shard this rank's replicated regions would come from
-            // (plan_reslice's rule); the restore that follows plans the rest.
+            // Saved rank (rank % saved world)'s shard: the restore that
+            // follows takes the replicated regions from it (plan_reslice's
+            // replicated_from) and plans the rest.
             plan->shards = {static_cast<std::uint32_t>(job.rank) % saved_world};
         } else {
             auto manifests = gather_manifests(ctx, inv, bad, copies, version, lines, persistent_ok);
             if (!manifests) return manifests.status();
             if (!*manifests) continue;
             saved = std::move(**manifests);
-            plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank));
+            // After an elastic fetch (req.only), the replicated regions come
+            // from the fetched shard, as the program's small objects did.
+            std::optional<std::uint32_t> replicated_from;
+            if (req.only) replicated_from = static_cast<std::uint32_t>(job.rank) % saved_world;
+            plan = plan_reslice(saved, req.layout, static_cast<std::uint32_t>(job.rank), replicated_from);
             auto in_job = registered_in_job(job.comm, saved, req.layout);
             if (!in_job) return in_job.status();
             Status mine = plan ? check_nothing_left_behind(saved, *in_job) : plan.status();

@@ -27,7 +27,8 @@ struct SavedArray {
 }  // namespace
 
 Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntry>> &saved,
-                                 const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank) {
+                                 const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank,
+                                 std::optional<std::uint32_t> replicated_from) {
     // The saved layout came from manifests anyone could have written: held
     // to the rules a save checks before any byte is planned from it.
     std::vector<std::vector<store::RegionEntry>> layouts(saved.size());
@@ -56,6 +57,7 @@ Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntr
 
     ReslicePlan plan;
     std::set<std::uint32_t> shards;
+    std::vector<std::pair<std::uint32_t, const SavedArray *>> replicated;  // placed once the slices are
     for (std::uint32_t n = 0; n < mine.size(); ++n) {
         const store::RegionEntry &m = mine[n];
         if (m.layout.kind == store::RegionKind::opaque) {
@@ -78,12 +80,7 @@ Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntr
                 return error(TIERCKPT_ERR_INVALID, "replicated region '{}' was saved with {} bytes; {} are registered",
                              m.name, a.global, m.bytes);
             }
-            // check_job_layout saw it on every saved rank: one per rank, by rank.
-            const SavedSlice &s = a.slices[my_rank % a.slices.size()];
-            if (m.bytes) {
-                plan.copies.push_back({s.rank, s.region, 0, n, 0, m.bytes});
-                shards.insert(s.rank);
-            }
+            if (m.bytes) replicated.push_back({n, &a});
             continue;
         }
         if (a.global != m.layout.global_bytes) {
@@ -111,6 +108,23 @@ Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntr
             }
         }
     }
+    // A replicated region is the same in every saved shard: it comes from a
+    // shard this rank reads anyway for its slices (a whole shard is moved
+    // and verified to read any of it); a rank with no slice reads saved rank
+    // my_rank % saved ranks, to spread those reads (and so does the restore
+    // after a fetch: the program read that shard's small objects).
+    for (const auto &[n, a] : replicated) {
+        // check_job_layout saw it on every saved rank: one per rank, by rank.
+        const std::size_t from = replicated_from ? *replicated_from % a->slices.size()
+                                 : shards.empty() ? my_rank % a->slices.size()
+                                                  : *shards.begin();
+        const SavedSlice &s = a->slices[from];
+        plan.copies.push_back({s.rank, s.region, 0, n, 0, mine[n].bytes});
+        shards.insert(s.rank);
+    }
+    std::stable_sort(plan.copies.begin(), plan.copies.end(), [](const SliceCopy &x, const SliceCopy &y) {
+        return x.new_region != y.new_region ? x.new_region < y.new_region : x.to < y.to;
+    });
     plan.shards.assign(shards.begin(), shards.end());
     return plan;
 }

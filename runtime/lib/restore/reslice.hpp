@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,14 +43,20 @@ struct ReslicePlan {
 };
 
 // saved[r]: saved rank r's manifest (every region, in order); mine: this
-// rank's registered regions, in order; my_rank: this rank in the new job
-// (a replicated region is read from saved rank my_rank % saved.size(), to
-// spread the reads). TIERCKPT_ERR_INVALID when a registered region cannot
+// rank's registered regions, in order; my_rank: this rank in the new job.
+// A replicated region is read from the lowest saved rank whose shard this
+// rank reads for its slices (whole shards move and are verified, so this
+// costs no extra shard), or from saved rank my_rank % saved.size() when the
+// rank holds no slice (to spread those reads). replicated_from, when set,
+// is the saved rank they all come from instead: the restore that follows
+// an elastic fetch (tierckpt_fetch_any) takes them from the fetched shard,
+// saved rank my_rank % saved.size(), whose small objects the program read. TIERCKPT_ERR_INVALID when a registered region cannot
 // be filled (opaque, not in the checkpoint, another kind or global size);
 // TIERCKPT_ERR_CORRUPT when the saved layout itself is broken (slices that
 // overlap or leave a gap: check_job_layout's rules).
 Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntry>> &saved,
-                                 const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank);
+                                 const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank,
+                                 std::optional<std::uint32_t> replicated_from = std::nullopt);
 
 // Every region the checkpoint holds must be registered by some rank of the
 // restoring job (registered_in_job: the names any of its ranks registered;
