@@ -192,6 +192,77 @@ std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads,
     return r;
 }
 
+void PieceCrc::add(const void *data, std::size_t n, unsigned threads) {
+    const auto *p = static_cast<const unsigned char *>(data);
+    if (partial_bytes_ > 0 && n > 0) {  // finish the piece begun before
+        const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(piece_ - partial_bytes_, n));
+        partial_ = crc32c(p, k, partial_);
+        partial_bytes_ += k;
+        p += k;
+        n -= k;
+        if (partial_bytes_ == piece_) {
+            done_.push_back(partial_);
+            partial_ = 0;
+            partial_bytes_ = 0;
+        }
+    }
+    const std::size_t whole_pieces = static_cast<std::size_t>(n / piece_);
+    if (whole_pieces > 0) {
+        const std::size_t first = done_.size();
+        done_.resize(first + whole_pieces);
+        std::uint32_t *out = done_.data() + first;
+        const auto piece = static_cast<std::size_t>(piece_);
+        auto run = [out, p, piece](std::size_t from, std::size_t to) {
+            for (std::size_t i = from; i < to; ++i) out[i] = crc32c(p + i * piece, piece);
+        };
+        // As crc32c_parallel: a thread is worth it for 8 MiB or more.
+        constexpr std::uint64_t kMinPart = 8u << 20;
+        std::size_t parts = std::min<std::size_t>(std::max(threads, 1u),
+                                                  static_cast<std::size_t>(whole_pieces * piece_ / kMinPart));
+        parts = std::max<std::size_t>(1, std::min(parts, whole_pieces));
+        const std::size_t per = (whole_pieces + parts - 1) / parts;
+        std::vector<std::thread> helpers;
+        std::size_t next = per;  // this thread takes [0, per)
+        try {
+            for (; next < whole_pieces; next += per) {
+                helpers.emplace_back(run, next, std::min(whole_pieces, next + per));
+            }
+        } catch (const std::system_error &) {
+            run(next, whole_pieces);  // no thread to be had: this one does the rest
+        }
+        run(0, std::min(per, whole_pieces));
+        for (auto &t : helpers) t.join();
+        p += whole_pieces * piece;
+        n -= whole_pieces * piece;
+    }
+    if (n > 0) {
+        partial_ = crc32c(p, n, partial_);
+        partial_bytes_ += n;
+    }
+}
+
+std::vector<std::uint32_t> PieceCrc::pieces() const {
+    std::vector<std::uint32_t> out = done_;
+    if (partial_bytes_ > 0) out.push_back(partial_);
+    return out;
+}
+
+std::uint32_t PieceCrc::whole() const {
+    std::uint32_t r = 0;
+    for (std::uint32_t c : done_) r = crc32c_combine(r, c, piece_);
+    return partial_bytes_ > 0 ? crc32c_combine(r, partial_, partial_bytes_) : r;
+}
+
+std::uint32_t crc32c_join_pieces(const std::uint32_t *crcs, std::size_t count, std::uint64_t piece,
+                                 std::uint64_t total) {
+    std::uint32_t r = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::uint64_t len = i + 1 == count ? total - i * piece : piece;
+        r = crc32c_combine(r, crcs[i], len);
+    }
+    return r;
+}
+
 Result<std::uint32_t> crc32c_file(int fd, std::uint64_t off, std::uint64_t len, std::size_t piece,
                                   const std::string &shown) {
     std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min<std::uint64_t>(len, piece)));

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.hpp"
 
@@ -30,6 +31,38 @@ std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint
 // verification, the checksum behind save's copy). Falls back to fewer
 // threads when none can be started.
 std::uint32_t crc32c_parallel(const void *data, std::size_t n, unsigned threads, std::uint32_t crc = 0);
+
+// The CRC32C of every consecutive piece of `piece` bytes of a byte stream
+// fed in parts of any size (the last piece may be short), and the stream's
+// whole CRC32C joined from them with crc32c_combine: one pass over the
+// bytes gives both (a shard's per-piece checksums, tierckpt-store(5)).
+class PieceCrc {
+public:
+    explicit PieceCrc(std::uint64_t piece) : piece_(piece ? piece : 1) {}
+    // The next n bytes of the stream; whole pieces among them are spread
+    // over up to `threads` threads (this one among them) as crc32c_parallel
+    // spreads its parts.
+    void add(const void *data, std::size_t n, unsigned threads = 1);
+    // The pieces' CRCs so far, the last one partial when the stream so far
+    // does not end on a piece boundary.
+    std::vector<std::uint32_t> pieces() const;
+    // The CRC32C of the whole stream so far (0 for none).
+    std::uint32_t whole() const;
+    std::uint64_t bytes() const { return done_.size() * piece_ + partial_bytes_; }
+
+private:
+    std::uint64_t piece_;
+    std::vector<std::uint32_t> done_;
+    std::uint32_t partial_ = 0;
+    std::uint64_t partial_bytes_ = 0;
+};
+
+// Joins per-piece CRCs (pieces of `piece` bytes, the last of
+// total - (count - 1) * piece) into the CRC of the whole: what a piece
+// table is checked against. total must lie in ((count - 1) * piece,
+// count * piece]; 0 for no pieces.
+std::uint32_t crc32c_join_pieces(const std::uint32_t *crcs, std::size_t count, std::uint64_t piece,
+                                 std::uint64_t total);
 
 // CRC32C of [off, off + len) of the open file fd, read with pread in pieces
 // of `piece` bytes (one buffer of that size at most, whatever len claims).

@@ -96,7 +96,34 @@ std::string layout_problem(const RegionLayout &l, std::uint64_t bytes) {
     return "an unknown region kind";
 }
 
-std::uint64_t slot_bytes(std::uint64_t payload_bytes) { return align_up(payload_bytes, kSlotAlign); }
+std::uint64_t piece_count(std::uint64_t payload_bytes, std::uint32_t shift) {
+    return (payload_bytes >> shift) + ((payload_bytes & ((std::uint64_t{1} << shift) - 1)) != 0 ? 1 : 0);
+}
+
+std::uint64_t piece_table_offset(std::uint64_t payload_bytes) { return align_up(payload_bytes, 8); }
+
+std::uint64_t piece_table_end(std::uint64_t payload_bytes) {
+    return piece_table_offset(payload_bytes) + 4 * piece_count(payload_bytes, kPieceShift);
+}
+
+std::uint64_t piece_table_count(const SlotRecord &rec) {
+    if (rec.piece_shift < kMinPieceShift || rec.piece_shift > kMaxPieceShift || rec.payload_bytes == 0 ||
+        rec.payload_bytes > rec.capacity) {
+        return 0;
+    }
+    const std::uint64_t count = piece_count(rec.payload_bytes, rec.piece_shift);
+    const std::uint64_t at = piece_table_offset(rec.payload_bytes);
+    if (at > rec.capacity || count > (rec.capacity - at) / 4) return 0;
+    return count;
+}
+
+bool piece_table_matches(const SlotRecord &rec, const std::vector<std::uint32_t> &crcs) {
+    return !crcs.empty() && crcs.size() == piece_table_count(rec) &&
+           crc32c_join_pieces(crcs.data(), crcs.size(), std::uint64_t{1} << rec.piece_shift, rec.payload_bytes) ==
+               rec.payload_crc;
+}
+
+std::uint64_t slot_bytes(std::uint64_t payload_bytes) { return align_up(piece_table_end(payload_bytes), kSlotAlign); }
 
 Result<std::uint64_t> store_bytes_for(const std::vector<std::uint64_t> &own_payloads, unsigned own_versions,
                                       const std::vector<std::uint64_t> &replica_payloads, unsigned replica_versions) {
@@ -175,9 +202,12 @@ bool record_valid(const SlotRecord &rec) {
            rec.state <= static_cast<std::uint32_t>(SlotState::committed) && rec.payload_bytes <= rec.capacity;
 }
 
-bool record_in_store(const SlotRecord &rec, std::uint64_t size) {
-    return record_valid(rec) && rec.offset >= kDataOffset && rec.offset <= size && rec.capacity <= size - rec.offset;
+bool slot_in_store(const SlotRecord &rec, std::uint64_t size) {
+    return rec.offset >= kDataOffset && rec.offset <= size && rec.capacity <= size - rec.offset &&
+           rec.payload_bytes <= rec.capacity;
 }
+
+bool record_in_store(const SlotRecord &rec, std::uint64_t size) { return record_valid(rec) && slot_in_store(rec, size); }
 
 std::optional<PersistSettings> parse_persist_info(const PersistInfo &pi) {
     if (std::memcmp(pi.magic, kPersistMagic, sizeof pi.magic) != 0) return std::nullopt;
@@ -347,7 +377,7 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
         rec.offset = old.offset;
         rec.capacity = old.capacity;
     } else {
-        std::uint64_t cap = align_up(need, kSlotAlign);
+        std::uint64_t cap = slot_bytes(need);  // room for the piece table too
         if (used >= kMaxSlots || h.next_free > size_ || cap > size_ - h.next_free) {
             std::uint64_t free_bytes = size_ - h.next_free;
             return error(TIERCKPT_ERR_NO_MEMORY,
@@ -375,6 +405,24 @@ Result<std::uint32_t> StoreFile::allocate(std::uint32_t rank, std::uint32_t worl
     log::debug("allocate: slot {} [{}, +{}) for rank {} version {} kind {} writer {}", slot, rec.offset, rec.capacity,
                rank, version, kind, writer);
     return slot;
+}
+
+std::uint32_t StoreFile::write_piece_table(const SlotRecord &rec, const std::vector<std::uint32_t> &crcs) {
+    SlotRecord shaped = rec;
+    shaped.piece_shift = kPieceShift;
+    if (!slot_in_store(rec, size_) || crcs.size() != piece_table_count(shaped)) return 0;
+    std::uint8_t *at = base_ + rec.offset + piece_table_offset(rec.payload_bytes);
+    std::memcpy(at, crcs.data(), crcs.size() * sizeof(std::uint32_t));  // little-endian: x86-64, aarch64
+    return kPieceShift;
+}
+
+std::optional<std::vector<std::uint32_t>> StoreFile::read_piece_table(const SlotRecord &rec) const {
+    const std::uint64_t count = piece_table_count(rec);
+    if (count == 0 || !slot_in_store(rec, size_)) return std::nullopt;
+    std::vector<std::uint32_t> crcs(static_cast<std::size_t>(count));
+    std::memcpy(crcs.data(), base_ + rec.offset + piece_table_offset(rec.payload_bytes), count * sizeof(std::uint32_t));
+    if (!piece_table_matches(rec, crcs)) return std::nullopt;
+    return crcs;
 }
 
 unsigned StoreFile::free_version(std::uint64_t version, std::uint32_t writer, std::uint32_t kind) {
@@ -573,6 +621,19 @@ Status StoreReader::read(std::uint64_t offset, void *dst, std::size_t len) const
 
 Result<std::uint32_t> StoreReader::crc(std::uint64_t offset, std::uint64_t len) const {
     return crc32c_file(fd_.get(), offset, len, kReadPiece, path_);
+}
+
+Result<std::optional<std::vector<std::uint32_t>>> StoreReader::piece_table(const SlotRecord &rec) const {
+    using Table = std::optional<std::vector<std::uint32_t>>;
+    const std::uint64_t count = piece_table_count(rec);
+    // Bounded by the slot's capacity, which lies within the file: pieces of
+    // 4 KiB at least, so a record claims no more than 1/1024 of the store.
+    if (count == 0 || !slot_in_store(rec, size_)) return Table();
+    std::vector<std::uint32_t> crcs(static_cast<std::size_t>(count));
+    Status st = read(rec.offset + piece_table_offset(rec.payload_bytes), crcs.data(), crcs.size() * sizeof(std::uint32_t));
+    if (!st) return st;
+    if (!piece_table_matches(rec, crcs)) return Table();
+    return Table(std::move(crcs));
 }
 
 }  // namespace tck::store

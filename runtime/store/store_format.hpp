@@ -88,10 +88,34 @@ struct SlotRecord {
     std::uint64_t seq;            // bumped on every write of the record
     std::uint64_t job_id;
     std::uint32_t writer;         // the rank that writes this slot (the owner, or the replica's receiver)
-    std::uint8_t reserved[kRecordBytes - 80];
+    std::uint32_t piece_shift;    // the piece table's pieces are 2^piece_shift bytes; 0: no table
+    std::uint8_t reserved[kRecordBytes - 84];
     std::uint32_t record_crc;     // CRC32C of the bytes before it
 };
 static_assert(sizeof(SlotRecord) == kRecordBytes);
+
+// Per-piece checksums. Besides payload_crc, a shard's payload is
+// checksummed in pieces of 2^piece_shift bytes (the last may be short);
+// their CRC32Cs, one little-endian uint32 each, follow the payload in its
+// slot at piece_table_offset(payload_bytes). A reader that needs some
+// ranges of a shard verifies only the pieces they touch, and a damaged
+// shard says which bytes are damaged. The table is believed only when it
+// lies within the slot and its CRCs join into payload_crc (read_piece_table);
+// piece_shift 0 (older stores, a copy received without one): verify the
+// whole payload.
+inline constexpr std::uint32_t kPieceShift = 22;  // 4 MiB pieces
+inline constexpr std::uint32_t kMinPieceShift = 12, kMaxPieceShift = 30;
+// Pieces of a payload of `payload_bytes` (at least one byte) at `shift`.
+std::uint64_t piece_count(std::uint64_t payload_bytes, std::uint32_t shift);
+// From the start of the slot: the payload, rounded up to 8 bytes.
+std::uint64_t piece_table_offset(std::uint64_t payload_bytes);
+// Where the table ends (from the start of the slot) for the default kPieceShift.
+std::uint64_t piece_table_end(std::uint64_t payload_bytes);
+// The piece count of a record's table when its shape fits its slot (a
+// shift in range, a payload, the table within the capacity); 0 otherwise.
+std::uint64_t piece_table_count(const SlotRecord &rec);
+// Whether a table read for rec joins into its payload_crc.
+bool piece_table_matches(const SlotRecord &rec, const std::vector<std::uint32_t> &crcs);
 
 // Where the job flushes its checkpoints (written by the runtime when it
 // opens the store with a persistent directory), so that a flush at the end
@@ -187,8 +211,8 @@ std::size_t manifest_bytes(std::size_t nregions, bool layout = false);
 std::string layout_problem(const RegionLayout &l, std::uint64_t bytes);
 
 // Bytes a slot takes for a shard whose payload (manifest + regions) is
-// `payload_bytes`: rounded up to kSlotAlign, as StoreFile::allocate hands
-// slots out.
+// `payload_bytes`: the payload and its piece table, rounded up to
+// kSlotAlign, as StoreFile::allocate hands new slots out.
 std::uint64_t slot_bytes(std::uint64_t payload_bytes);
 
 // The smallest store that holds `own_versions` slots for each of the
@@ -230,8 +254,11 @@ Result<std::vector<RegionEntry>> parse_shard_manifest(const std::uint8_t *payloa
 bool header_valid(const Header &h, std::uint64_t size);
 // The record's own CRC, a known state, payload within capacity.
 bool record_valid(const SlotRecord &rec);
-// record_valid, and the slot [offset, offset + capacity) lies within the
-// data area of a store of `size` bytes.
+// The slot [offset, offset + capacity) lies within the data area of a
+// store of `size` bytes and holds the payload (the record's CRC unchecked:
+// for a record being written).
+bool slot_in_store(const SlotRecord &rec, std::uint64_t size);
+// record_valid and slot_in_store.
 bool record_in_store(const SlotRecord &rec, std::uint64_t size);
 
 // The job's persistent tier as recorded in the header page (nullopt: none,
@@ -319,6 +346,18 @@ public:
 
     void set_committed_hint(std::uint64_t version);
 
+    // Writes the piece table of `crcs` (pieces of 2^kPieceShift bytes of
+    // the slot's payload) after the payload and returns the piece_shift to
+    // record with it, or 0 (no table) when the count is not the payload's
+    // or the table does not fit the slot (a slot handed out for a smaller
+    // table by an older version). The writer's own slot, before its record
+    // says complete.
+    std::uint32_t write_piece_table(const SlotRecord &rec, const std::vector<std::uint32_t> &crcs);
+    // The piece table of a valid record's slot: nullopt when it has none,
+    // or when it is not believable (a shift out of range, a table beyond
+    // the slot or the store, CRCs that do not join into payload_crc).
+    std::optional<std::vector<std::uint32_t>> read_piece_table(const SlotRecord &rec) const;
+
     // Joins run `id` as one of its ranks (see SessionInfo): when no run
     // holds the store, or run `id` does, this rank holds it too from now
     // until the store is closed. When another run holds it, waits up to
@@ -379,6 +418,9 @@ public:
     Status read(std::uint64_t offset, void *dst, std::size_t len) const;
     // CRC32C of [offset, offset + len), read in pieces of kReadPiece.
     Result<std::uint32_t> crc(std::uint64_t offset, std::uint64_t len) const;
+    // The piece table of a record of this store (as StoreFile's); an error
+    // when the file ends before it.
+    Result<std::optional<std::vector<std::uint32_t>>> piece_table(const SlotRecord &rec) const;
     static constexpr std::size_t kReadPiece = 8u << 20;
 
 private:

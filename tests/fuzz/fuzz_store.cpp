@@ -63,6 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     for (const auto &s : reader->records()) {
         (void)reader->reread_record(s.slot);
         (void)reader->crc(s.rec.offset, s.rec.payload_bytes);
+        (void)reader->piece_table(s.rec);  // bounded by the slot, believed only when it joins into payload_crc
         // The manifest is read from the first bytes of the payload.
         std::size_t head = static_cast<std::size_t>(std::min<std::uint64_t>(s.rec.payload_bytes, 1u << 16));
         std::vector<std::uint8_t> buf(head);

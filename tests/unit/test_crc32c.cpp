@@ -81,3 +81,46 @@ TEST_CASE("crc32c_parallel gives the serial CRC for any thread count", "[crc32c]
     buf[(30u << 20) + 5] ^= 0x80;  // in a later part
     CHECK(tck::crc32c_parallel(buf.data(), buf.size(), 4) != serial);
 }
+
+TEST_CASE("PieceCrc gives every piece's CRC and the whole one, however the stream is fed", "[crc32c]") {
+    std::mt19937_64 rng(5);
+    const std::uint64_t piece = 1u << 20;
+    std::vector<unsigned char> buf((19u << 20) + 777);  // 19 whole pieces and a short one
+    for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
+        std::uint64_t x = rng();
+        std::memcpy(&buf[i], &x, 8);
+    }
+    std::vector<std::uint32_t> want;
+    for (std::size_t at = 0; at < buf.size(); at += piece) {
+        want.push_back(tck::crc32c_portable(buf.data() + at, std::min<std::size_t>(piece, buf.size() - at)));
+    }
+    const std::uint32_t whole = tck::crc32c_portable(buf.data(), buf.size());
+    // Fed at once, in parts that straddle pieces, byte by byte at the
+    // edges, with threads: the same pieces.
+    for (unsigned threads : {1u, 2u, 3u, 8u}) {
+        for (std::size_t part : {buf.size(), std::size_t{(3u << 20) + 5}, std::size_t{piece}, std::size_t{4099}}) {
+            INFO(threads << " threads, parts of " << part);
+            tck::PieceCrc c(piece);
+            for (std::size_t at = 0; at < buf.size(); at += part) {
+                c.add(buf.data() + at, std::min(part, buf.size() - at), threads);
+            }
+            CHECK(c.bytes() == buf.size());
+            CHECK(c.pieces() == want);
+            CHECK(c.whole() == whole);
+            CHECK(tck::crc32c_join_pieces(want.data(), want.size(), piece, buf.size()) == whole);
+        }
+    }
+    // A stream that ends on a boundary has no partial piece.
+    tck::PieceCrc exact(piece);
+    exact.add(buf.data(), 2 * piece, 2);
+    CHECK(exact.pieces() == std::vector<std::uint32_t>{want[0], want[1]});
+    CHECK(exact.whole() == tck::crc32c(buf.data(), 2 * piece));
+    CHECK(tck::PieceCrc(piece).whole() == 0);
+    // A changed byte changes its piece's CRC alone.
+    buf[(7u << 20) + 9] ^= 1;
+    tck::PieceCrc changed(piece);
+    changed.add(buf.data(), buf.size(), 4);
+    auto got = changed.pieces();
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK((got[i] == want[i]) == (i != 7));
+    CHECK(changed.whole() != whole);
+}

@@ -311,7 +311,9 @@ TEST_CASE("store_bytes_for is exactly the store the no-wait pipeline needs", "[s
     REQUIRE(need);
     CHECK(*need == kDataOffset + 10 * slot_bytes(payload));
     CHECK(slot_bytes(payload) == 12288);
-    CHECK(slot_bytes(8192) == 8192);
+    CHECK(slot_bytes(8184) == 8192);    // the payload and its one-piece table fill two pages
+    CHECK(slot_bytes(8192) == 12288);   // the table needs a page of its own
+    CHECK(slot_bytes(256ull << 20) == (256ull << 20) + 4096);  // 64 pieces: 256 bytes of table
 
     auto fill = [&](std::uint64_t size) -> bool {
         TmpStore t;
@@ -346,8 +348,8 @@ TEST_CASE("store_bytes_for is exactly the store the no-wait pipeline needs", "[s
 
 TEST_CASE("a flush's pinned version keeps its slot; the versions committed meanwhile do not pile up", "[store-format]") {
     TmpStore t;
-    const std::uint64_t shard = 8192;
-    auto f = StoreFile::open(t.path, kDataOffset + 3 * shard, true);
+    const std::uint64_t shard = 8184;  // two pages with its piece table
+    auto f = StoreFile::open(t.path, kDataOffset + 3 * slot_bytes(shard), true);
     REQUIRE(f);
     REQUIRE(f->format_if_needed(1));
     auto guard = f->lock();
@@ -390,4 +392,64 @@ TEST_CASE("free_version frees a failed version's complete slots of one writer an
     CHECK(f->read_record(filling).state == static_cast<std::uint32_t>(SlotState::writing));
     CHECK(f->read_record(other).state == static_cast<std::uint32_t>(SlotState::complete));
     CHECK(f->free_version(8, 1, kOwnShard) == 0);
+}
+
+TEST_CASE("a shard's piece table is written after its payload and believed only when it joins into its CRC",
+          "[store-format]") {
+    TmpStore t;
+    auto f = StoreFile::open(t.path, 64 << 20, true);
+    REQUIRE(f);
+    REQUIRE(f->format_if_needed(1));
+    const std::uint64_t piece = std::uint64_t{1} << kPieceShift;
+    const std::uint64_t payload = 2 * piece + 1000;  // three pieces, the last short
+    std::uint32_t slot = take(*f, 0, 1, payload, 0);
+    SlotRecord rec = f->read_record(slot);
+    CHECK(rec.piece_shift == 0);  // a fresh slot has no table
+    CHECK(rec.capacity == slot_bytes(payload));
+    for (std::uint64_t i = 0; i < payload; ++i) f->base()[rec.offset + i] = static_cast<std::uint8_t>(i * 7 + 3);
+    tck::PieceCrc crc(piece);
+    crc.add(f->base() + rec.offset, payload, 2);
+    rec.payload_crc = crc.whole();
+    CHECK(f->write_piece_table(rec, {1, 2}) == 0);  // not the payload's count of pieces
+    rec.piece_shift = f->write_piece_table(rec, crc.pieces());
+    CHECK(rec.piece_shift == kPieceShift);
+    rec.state = static_cast<std::uint32_t>(SlotState::complete);
+    f->write_record(slot, rec);
+
+    auto table = f->read_piece_table(f->read_record(slot));
+    REQUIRE(table);
+    CHECK(*table == crc.pieces());
+    // The pread reader (the tierckpt command) reads the same.
+    auto reader = StoreReader::open(t.path);
+    REQUIRE(reader);
+    auto read = reader->piece_table(f->read_record(slot));
+    REQUIRE(read);
+    REQUIRE(*read);
+    CHECK(**read == crc.pieces());
+
+    // Not believed: a changed entry (it no longer joins into payload_crc),
+    // a shift out of range, a table that would lie beyond the slot, none.
+    std::uint32_t *at = reinterpret_cast<std::uint32_t *>(f->base() + rec.offset + piece_table_offset(payload));
+    at[1] ^= 1;
+    CHECK_FALSE(f->read_piece_table(rec));
+    auto reader2 = StoreReader::open(t.path);
+    REQUIRE(reader2);
+    auto read2 = reader2->piece_table(rec);
+    REQUIRE(read2);
+    CHECK_FALSE(*read2);
+    at[1] ^= 1;
+    REQUIRE(f->read_piece_table(rec));
+    SlotRecord odd = rec;
+    odd.piece_shift = 40;
+    CHECK_FALSE(f->read_piece_table(odd));
+    CHECK(piece_table_count(odd) == 0);
+    odd.piece_shift = kMinPieceShift;  // 4 KiB pieces: more entries than the slot has room for
+    CHECK(piece_table_count(odd) == 0);
+    odd.piece_shift = 0;
+    CHECK_FALSE(f->read_piece_table(odd));
+
+    // A slot handed out for its payload alone (an older version's) gets no table.
+    SlotRecord tight = rec;
+    tight.capacity = payload;
+    CHECK(f->write_piece_table(tight, crc.pieces()) == 0);
 }
