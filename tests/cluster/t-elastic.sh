@@ -74,8 +74,10 @@ out=$(ck salloc -N3 -n6 -w n1,n2,n3 "${OPTS[@]}" bash -c "
     srun -N2 -n4 -w n1,n2 --mpi=pmix $TRAIN --state-mib 12 --steps 20" 2>&1)
 echo "$out"
 assert_match "$out" ' 0 +6 +12 +8\.0 MiB own +committed +corrupt$' "tierckpt verify finds the damaged shard"
-assert_match "$out" "saved rank 0's shard of version 12 from this node's store: checksum mismatch" \
-    "the reader catches the damage"
+assert_match "$out" 'slot [0-9]+ \(rank 0, version 12\): damaged in 4 MiB of its 8\.0 MiB \(payload bytes \[0, 4194304\)\)$' \
+    "tierckpt verify names the damaged piece (the shard's piece table)"
+assert_match "$out" "saved rank 0's shard of version 12 from this node's store: checksum mismatch in bytes \[0, 4194304\) of the shard" \
+    "the reader catches the damage in the pieces it reads"
 assert_eq "$(grep -c '^rank=[0-3] restored version=12 source=\(local\|peer\)$' <<<"$out")" 4 \
     "every rank restores version 12"
 assert_match "$out" "^final steps=20 digest=$digest$" "the digest of the straight run"

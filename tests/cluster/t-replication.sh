@@ -25,7 +25,8 @@ for transport in $TRANSPORTS; do
     OPTS=(--ckpt-mem=256M --ckpt-replicas=1 --ckpt-transport="$transport")
     step "$transport: a committed save; each store holds the previous node's shards as replicas; n2 dies; the job resumes on n1, n3, n4"
     out=$(with_failure "srun -N3 -n6 -w n1,n2,n3 --mpi=pmix $TRAIN --steps 12 | grep -v '^rank'
-                        srun -N3 -n3 -w n1,n2,n3 tierckpt ls" \
+                        srun -N3 -n3 -w n1,n2,n3 tierckpt ls
+                        srun -N1 -n1 -w n1 tierckpt ls --json | tr -d ' ' | grep '\"version\":12,'" \
                        '"$CLUSTER" kill n2' \
                        "TIERCKPT_RUN_REPORT=1 srun -N3 -n6 -w n1,n3,n4 --mpi=pmix $TRAIN --steps 20")
     echo "$out"
@@ -36,6 +37,13 @@ for transport in $TRANSPORTS; do
             "a replica of rank $r's version 12 (kept on $holder)"
     done
     assert_eq "$(grep -cE ' 6 +12 +16\.0 MiB replica ' <<<"$out")" 6 "replicas of version 12, one per rank"
+    # Shards and copies carry a piece table (checksums of 4 MiB pieces,
+    # tierckpt-store(5)): the owner's from its checksum, the copy's from
+    # the receiver's verification.
+    assert_eq "$(grep -cE '"rank":[01],.*"kind":"own",.*"piece_bytes":4194304' <<<"$out")" 2 \
+        "n1's own shards of version 12 have piece tables"
+    assert_eq "$(grep -cE '"rank":[45],.*"kind":"replica",.*"piece_bytes":4194304' <<<"$out")" 2 \
+        "n1's replicas of version 12 have piece tables"
     assert_eq "$(grep -c '^rank=[0-5] restored version=12 source=\(local\|peer\)$' <<<"$out")" 6 \
         "every rank restores version 12 although n2 is gone"
     assert_match "$out" '^rank=[23] restored version=12 source=local$' "n2's ranks, now on n3, find n3's replicas"

@@ -130,7 +130,7 @@ void Replicator::checksum_and_announce(InFlightSave &save) {
     // behind the copy while save() stages: the bytes are final once staged.
     // The shard is done only once staging has ended.
     constexpr std::uint64_t kCrcPiece = 256ull << 20;
-    std::uint32_t crc = 0;
+    PieceCrc crc(std::uint64_t{1} << store::kPieceShift);  // the piece table and the whole, in one pass
     std::uint64_t off = 0, behind = 0;  // behind: checksummed while the copy ran
     for (;;) {
         InFlightSave::Staged s = save.wait_staged(off);
@@ -149,7 +149,7 @@ void Replicator::checksum_and_announce(InFlightSave &save) {
             // training (on an H200 node the two variants finished equally
             // late: the copy and the threads share the memory's bandwidth).
             const std::uint8_t *piece = store_.base() + rec.offset + off;
-            crc = s.staging ? crc32c_parallel(piece, n, job_.crc_threads, crc) : crc32c(piece, n, crc);
+            crc.add(piece, n, s.staging ? job_.crc_threads : 1);
             off += n;
             if (s.staging) behind += n;
         } else if (!s.staging && off >= rec.payload_bytes) {
@@ -158,7 +158,8 @@ void Replicator::checksum_and_announce(InFlightSave &save) {
     }
     log::debug("version {}: {} of {} bytes checksummed while save() was copying", rec.version, behind,
                rec.payload_bytes);
-    rec.payload_crc = crc;
+    rec.payload_crc = crc.whole();
+    rec.piece_shift = store_.write_piece_table(rec, crc.pieces());
     rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
     store_.write_record(slot, rec);
     double t1 = now_ms();
@@ -336,13 +337,19 @@ void Replicator::keep_copy(const TransportMsg &m) {
     }
     if (st) {
         store::SlotRecord rec = store_.read_record(slot);
+        std::vector<std::uint32_t> pieces;
         // Verified after the transfer; a transfer that arrives damaged is
         // tried once more before the copy is given up.
         for (int attempt = 0; attempt < 2; ++attempt) {
             const double t0 = now_ms();
             st = pull(static_cast<int>(m.from), m.offset, store_.base() + rec.offset, m.bytes);
             const double t1 = now_ms();
-            const bool good = st && crc32c(store_.base() + rec.offset, m.bytes) == m.crc;
+            // The piece table comes from the copy itself, in the same pass:
+            // it is believed only because its pieces join into m.crc.
+            PieceCrc crc(std::uint64_t{1} << store::kPieceShift);
+            if (st) crc.add(store_.base() + rec.offset, m.bytes);
+            const bool good = st && crc.whole() == m.crc;
+            if (good) pieces = crc.pieces();
             log::debug("replica of rank {} version {}: {} bytes pulled in {:.1f} ms, verified in {:.1f} ms", m.owner,
                        m.version, m.bytes, t1 - t0, now_ms() - t1);
             if (st && !good) {
@@ -355,6 +362,7 @@ void Replicator::keep_copy(const TransportMsg &m) {
         }
         if (st) {
             rec.payload_crc = m.crc;
+            rec.piece_shift = store_.write_piece_table(rec, pieces);
             rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
             store_.write_record(slot, rec);
         }

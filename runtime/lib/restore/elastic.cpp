@@ -171,6 +171,25 @@ gather_manifests(TransferContext &ctx, const std::vector<InventoryEntry> &inv, s
     return std::optional<std::vector<std::vector<store::RegionEntry>>>(std::move(saved));
 }
 
+// The bytes of saved shard `manifest`'s payload that the copies read, as
+// [begin, end) ranges, its manifest first: what a local read verifies when
+// the shard has a piece table. Copies outside the manifest's regions are
+// left to copy_slices, which refuses them.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> payload_ranges(const std::vector<store::RegionEntry> &manifest,
+                                                                    const std::vector<SliceCopy> &copies) {
+    std::vector<std::uint64_t> at(manifest.size());
+    std::uint64_t off = store::manifest_bytes_for(manifest);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out{{0, off}};
+    for (std::size_t i = 0; i < manifest.size(); ++i) {
+        at[i] = off;
+        off += manifest[i].bytes;
+    }
+    for (const SliceCopy &c : copies) {
+        if (c.old_region < manifest.size()) out.emplace_back(at[c.old_region] + c.from, at[c.old_region] + c.from + c.bytes);
+    }
+    return out;
+}
+
 Source farther(Source a, Source b) { return static_cast<int>(b) > static_cast<int>(a) ? b : a; }
 
 }  // namespace
@@ -253,7 +272,16 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
             timer.lap(parts.plan_ms);
             const persist::ShardEntry pentry =
                 choice == Plan::kFromPersistent ? lines[r] : persist::ShardEntry{0, 0, false};
-            TransferOutcome moved = transfer_shard(ctx, inv, round, pentry, std::nullopt, r);
+            std::vector<SliceCopy> from_r;
+            std::vector<std::pair<std::uint64_t, std::uint64_t>> needs;
+            if (!fetching && k < mine_n) {
+                for (const SliceCopy &c : plan->copies) {
+                    if (c.old_rank == r) from_r.push_back(c);
+                }
+                needs = payload_ranges(saved[r], from_r);
+            }
+            TransferOutcome moved =
+                transfer_shard(ctx, inv, round, pentry, std::nullopt, r, needs.empty() ? nullptr : &needs);
             timer.lap(parts.move_ms);
             parts.move_ms -= moved.verify_ms;
             parts.verify_ms += moved.verify_ms;
@@ -268,10 +296,6 @@ Result<bool> restore_resliced(TransferContext &ctx, const RestoreRequest &req, c
                 if (fetching) {
                     st = req.use(moved.shard);
                 } else {
-                    std::vector<SliceCopy> from_r;
-                    for (const SliceCopy &c : plan->copies) {
-                        if (c.old_rank == r) from_r.push_back(c);
-                    }
                     st = req.place(moved.shard, from_r);
                 }
                 timer.lap(parts.copy_ms);

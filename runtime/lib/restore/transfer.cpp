@@ -59,11 +59,52 @@ Status verify(Shard &shard, const std::uint8_t *payload, std::uint64_t bytes, st
     return Status::ok();
 }
 
+// Checks the pieces of a payload that the byte ranges `needs` touch
+// against its piece table (pieces of 2^shift bytes), runs of consecutive
+// pieces spread over `threads` threads. Adds the time to ms.
+Status verify_pieces(const std::uint8_t *payload, std::uint64_t bytes, const std::vector<std::uint32_t> &table,
+                     std::uint32_t shift, const std::vector<std::pair<std::uint64_t, std::uint64_t>> &needs,
+                     unsigned threads, double &ms) {
+    const double t0 = now_ms();
+    const std::uint64_t piece = std::uint64_t{1} << shift;
+    std::vector<char> wanted(table.size(), 0);
+    for (const auto &[begin, end] : needs) {
+        if (begin >= end) continue;
+        const std::uint64_t last = std::min<std::uint64_t>(end - 1, bytes - 1) >> shift;
+        for (std::uint64_t i = begin >> shift; i <= last && i < table.size(); ++i) wanted[i] = 1;
+    }
+    Status st;
+    for (std::size_t i = 0; i < wanted.size() && st;) {
+        if (!wanted[i]) {
+            ++i;
+            continue;
+        }
+        std::size_t j = i;
+        while (j < wanted.size() && wanted[j]) ++j;
+        const std::uint64_t begin = i * piece, end = std::min<std::uint64_t>(bytes, j * piece);
+        PieceCrc run(piece);
+        run.add(payload + begin, end - begin, threads);
+        const std::vector<std::uint32_t> got = run.pieces();
+        for (std::size_t k = 0; k < got.size(); ++k) {
+            if (got[k] != table[i + k]) {
+                const std::uint64_t a = (i + k) * piece;
+                st = error(TIERCKPT_ERR_CORRUPT, "checksum mismatch in bytes [{}, {}) of the shard", a,
+                           std::min(bytes, a + piece));
+                break;
+            }
+        }
+        i = j;
+    }
+    ms += now_ms() - t0;
+    return st;
+}
+
 }  // namespace
 
 TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<InventoryEntry> &inv, const Plan &plan,
                                const persist::ShardEntry &pentry, std::optional<std::uint64_t> expect_bytes,
-                               std::optional<std::uint32_t> saved_rank) {
+                               std::optional<std::uint32_t> saved_rank,
+                               const std::vector<std::pair<std::uint64_t, std::uint64_t>> *needs) {
     const JobLayout &job = ctx.job;
     store::StoreFile &store = ctx.store;
     TransferOutcome out;
@@ -197,12 +238,12 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
     // writes into the store. The checksum runs behind the transfer, on the
     // bytes landed so far, with the threads of the checksums the
     // application waits for.
-    std::uint32_t pulled_crc = 0;
+    PieceCrc pulled_crc(std::uint64_t{1} << store::kPieceShift);  // and the copy's piece table
     std::uint64_t checked = 0;
     auto check_upto = [&](std::uint64_t upto) {
         if (upto <= checked) return;
         const double t0 = now_ms();
-        pulled_crc = crc32c_parallel(pull_dst + checked, upto - checked, job.crc_threads, pulled_crc);
+        pulled_crc.add(pull_dst + checked, upto - checked, job.crc_threads);
         out.verify_ms += now_ms() - t0;
         checked = upto;
     };
@@ -214,7 +255,7 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
         }
         pulled = ctx.worker.wait_task();
         if (pulled) check_upto(mine.payload_bytes);
-        if (pulled && pulled_crc != mine.crc) pulled = error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
+        if (pulled && pulled_crc.whole() != mine.crc) pulled = error(TIERCKPT_ERR_CORRUPT, "checksum mismatch");
     }
     const double t_moved = now_ms();
     if (rc != MPI_SUCCESS) {
@@ -267,8 +308,21 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
         if (!store::StoreFile::record_valid(rec) || rec.version != mine.version || rec.rank != mine.rank) {
             st = error(TIERCKPT_ERR_CORRUPT, "the slot changed under restore");
         } else {
-            st = verify(out.shard, store.base() + rec.offset, mine.payload_bytes, mine.crc, false, job.crc_threads,
-                        out.verify_ms);
+            // Part of the shard needed, and a believable piece table (its
+            // pieces join into the checksum the inventory listed): only the
+            // pieces that part touches are checked.
+            std::optional<std::vector<std::uint32_t>> table;
+            if (needs && rec.payload_crc == mine.crc) table = store.read_piece_table(rec);
+            bool checked_here = false;
+            if (table) {
+                st = verify_pieces(store.base() + rec.offset, mine.payload_bytes, *table, rec.piece_shift, *needs,
+                                   job.crc_threads, out.verify_ms);
+                checked_here = st.is_ok();
+            }
+            if (st) {
+                st = verify(out.shard, store.base() + rec.offset, mine.payload_bytes, mine.crc, checked_here,
+                            job.crc_threads, out.verify_ms);
+            }
             if (st) out.shard.slot = HeldSlot{mine.slot, mine.version, mine.rank};
         }
     } else if (pull_slot) {
@@ -281,6 +335,7 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
             out.shard.slot = HeldSlot{*pull_slot, mine.version, mine.rank};
             store::SlotRecord rec = store.read_record(*pull_slot);
             rec.payload_crc = mine.crc;
+            rec.piece_shift = store.write_piece_table(rec, pulled_crc.pieces());
             rec.state = static_cast<std::uint32_t>(store::SlotState::complete);
             store.write_record(*pull_slot, rec);
         }

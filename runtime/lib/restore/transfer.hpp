@@ -51,9 +51,14 @@ struct TransferOutcome {
 // from the persistent tier of another size is refused before it is read);
 // nullopt in a fetch, which takes whatever the checkpoint holds. A rank
 // whose plan entry is Plan::kFromPersistent reads the shard of saved_rank
-// (default: its own rank) described by pentry.
+// (default: its own rank) described by pentry. needs: the byte ranges of
+// the payload this rank will use ([begin, end), manifest included), when
+// it uses only part of it (elastic restore): a shard read from this node's
+// store with a piece table is then verified only in the pieces those
+// ranges touch (tierckpt-store(5)); a shard that moves is verified whole.
 TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<InventoryEntry> &inv, const Plan &plan,
                                const persist::ShardEntry &pentry, std::optional<std::uint64_t> expect_bytes,
-                               std::optional<std::uint32_t> saved_rank = std::nullopt);
+                               std::optional<std::uint32_t> saved_rank = std::nullopt,
+                               const std::vector<std::pair<std::uint64_t, std::uint64_t>> *needs = nullptr);
 
 }  // namespace tck
