@@ -370,17 +370,21 @@ TEST_CASE("a process that exits without closing says bye; one that dies does not
     Lost clean;
     CHECK(parent_rank(End::exit, clean, 2500) == 0);
     CHECK(clean.get().empty());  // the exit hook's bye: not taken for dead
+    // The reports come about 1.7 s after the end (the grace, then the
+    // probe's "port unreachable"); waited for up to 4.5 s, under the 5 s
+    // timeout, as this machine kind pauses for seconds now and then (a 2.5 s
+    // wait once failed in make check, not reproduced in 8 runs under load).
     Lost failed;  // exit(1): a failure its peers must see, no bye
-    CHECK(parent_rank(End::exit_error, failed, 2500) == 1);
+    CHECK(parent_rank(End::exit_error, failed, 4500) == 1);
     CHECK(failed.get() == std::vector<int>{1});
     CHECK(failed.get_gone() == std::vector<bool>{true});
     Lost crashed;
-    CHECK(parent_rank(End::crash, crashed, 2500) == 0);
+    CHECK(parent_rank(End::crash, crashed, 4500) == 0);
     CHECK(crashed.get() == std::vector<int>{1});
     CHECK(crashed.get_gone() == std::vector<bool>{true});
     // The rank's own child exited first: no bye was said for the rank.
     Lost forked;
-    CHECK(parent_rank(End::crash_after_fork, forked, 2500) == 0);
+    CHECK(parent_rank(End::crash_after_fork, forked, 4500) == 0);
     CHECK(forked.get() == std::vector<int>{1});
 }
 
