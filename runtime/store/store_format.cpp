@@ -123,6 +123,44 @@ bool piece_table_matches(const SlotRecord &rec, const std::vector<std::uint32_t>
                rec.payload_crc;
 }
 
+Status check_pieces(const std::uint8_t *payload, std::uint64_t bytes, const std::vector<std::uint32_t> &table,
+                    std::uint32_t shift, const std::vector<std::pair<std::uint64_t, std::uint64_t>> &needs,
+                    unsigned threads) {
+    if (shift < kMinPieceShift || shift > kMaxPieceShift || bytes == 0 || table.size() != piece_count(bytes, shift)) {
+        return error(TIERCKPT_ERR_INVALID, "a piece table of {} pieces of 2^{} bytes for {} bytes", table.size(), shift,
+                     bytes);
+    }
+    const std::uint64_t piece = std::uint64_t{1} << shift;
+    std::vector<char> wanted(table.size(), 0);
+    for (const auto &[begin, end] : needs) {
+        if (begin >= end || begin >= bytes) continue;
+        const std::uint64_t last = (std::min(end, bytes) - 1) >> shift;
+        for (std::uint64_t i = begin >> shift; i <= last; ++i) wanted[i] = 1;
+    }
+    for (std::size_t i = 0; i < wanted.size();) {
+        if (!wanted[i]) {
+            ++i;
+            continue;
+        }
+        std::size_t j = i;
+        while (j < wanted.size() && wanted[j]) ++j;
+        // A run of consecutive pieces: one PieceCrc spreads it over the threads.
+        const std::uint64_t begin = i * piece, end = std::min<std::uint64_t>(bytes, j * piece);
+        PieceCrc run(piece);
+        run.add(payload + begin, end - begin, threads);
+        const std::vector<std::uint32_t> got = run.pieces();
+        for (std::size_t k = 0; k < got.size(); ++k) {
+            if (got[k] != table[i + k]) {
+                const std::uint64_t a = (i + k) * piece;
+                return error(TIERCKPT_ERR_CORRUPT, "checksum mismatch in bytes [{}, {}) of the shard", a,
+                             std::min(bytes, a + piece));
+            }
+        }
+        i = j;
+    }
+    return Status::ok();
+}
+
 std::uint64_t slot_bytes(std::uint64_t payload_bytes) { return align_up(piece_table_end(payload_bytes), kSlotAlign); }
 
 Result<std::uint64_t> store_bytes_for(const std::vector<std::uint64_t> &own_payloads, unsigned own_versions,

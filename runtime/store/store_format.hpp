@@ -28,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -116,6 +117,15 @@ std::uint64_t piece_table_end(std::uint64_t payload_bytes);
 std::uint64_t piece_table_count(const SlotRecord &rec);
 // Whether a table read for rec joins into its payload_crc.
 bool piece_table_matches(const SlotRecord &rec, const std::vector<std::uint32_t> &crcs);
+// Checks the pieces of a payload of `bytes` bytes that the [begin, end)
+// ranges `needs` touch (ranges beyond the payload are cut at its end)
+// against `table` (pieces of 2^shift bytes), runs of consecutive pieces
+// spread over up to `threads` threads. TIERCKPT_ERR_CORRUPT naming the
+// first damaged piece's bytes; TIERCKPT_ERR_INVALID for a table that is not
+// the payload's (a count or shift that does not fit it).
+Status check_pieces(const std::uint8_t *payload, std::uint64_t bytes, const std::vector<std::uint32_t> &table,
+                    std::uint32_t shift, const std::vector<std::pair<std::uint64_t, std::uint64_t>> &needs,
+                    unsigned threads);
 
 // Where the job flushes its checkpoints (written by the runtime when it
 // opens the store with a persistent directory), so that a flush at the end

@@ -184,3 +184,15 @@ TEST_CASE("an elastic restore reads each saved shard's copies, its own node's fi
     CHECK(saved_copies(inv, bad, 12, 3)[2].empty());  // rank 2's shard has no good copy: the version is out
     CHECK(pick_copy(inv, {}, 0, 0) == -1);
 }
+
+TEST_CASE("payload_ranges: the manifest, then each planned copy's bytes in the saved payload", "[reslice]") {
+    // Saved shard: "step" (8 bytes, replicated) then "w" (100 bytes, a slice).
+    const std::vector<RegionEntry> manifest{replicated("step", 8), slice("w", 100, 100, 600)};
+    const std::uint64_t m = tck::store::manifest_bytes_for(manifest);
+    CHECK(m == 16 + 2 * 88);  // the second form: 88 bytes a region
+    std::vector<SliceCopy> copies{{1, 1, 50, 0, 0, 50}, {1, 0, 0, 1, 0, 8}};
+    using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+    CHECK(payload_ranges(manifest, copies) == Ranges{{0, m}, {m + 8 + 50, m + 8 + 100}, {m, m + 8}});
+    // A copy naming a region the manifest lacks adds nothing.
+    CHECK(payload_ranges(manifest, {{1, 7, 0, 0, 0, 5}}) == Ranges{{0, m}});
+}

@@ -453,3 +453,41 @@ TEST_CASE("a shard's piece table is written after its payload and believed only 
     tight.capacity = payload;
     CHECK(f->write_piece_table(tight, crc.pieces()) == 0);
 }
+
+TEST_CASE("check_pieces checks only the pieces the ranges touch, and names the damaged one", "[store-format]") {
+    const std::uint32_t shift = kMinPieceShift;  // 4 KiB pieces
+    const std::uint64_t piece = std::uint64_t{1} << shift;
+    std::vector<std::uint8_t> payload(5 * piece + 100);  // six pieces, the last of 100 bytes
+    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>(i * 13 + 1);
+    tck::PieceCrc crc(piece);
+    crc.add(payload.data(), payload.size());
+    const std::vector<std::uint32_t> table = crc.pieces();
+    REQUIRE(table.size() == 6);
+    using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+    auto check = [&](const Ranges &needs, unsigned threads = 1) {
+        return check_pieces(payload.data(), payload.size(), table, shift, needs, threads);
+    };
+    CHECK(check({{0, payload.size()}}, 3));
+    payload[2 * piece + 7] ^= 0x40;  // piece 2 damaged
+    // Ranges that stay out of piece 2 pass: they never read it.
+    CHECK(check({{0, 2 * piece}, {3 * piece, payload.size()}}));
+    CHECK(check({{2 * piece - 1, 2 * piece}}));    // its last byte before
+    CHECK(check({{3 * piece, 3 * piece + 1}}));    // the first byte after
+    CHECK(check({{2 * piece + 5, 2 * piece + 5}})); // empty
+    // Any byte of it is caught, with its piece's bytes named.
+    for (const Ranges &needs : {Ranges{{2 * piece, 2 * piece + 1}}, Ranges{{0, 1}, {3 * piece - 1, 4 * piece}},
+                                Ranges{{0, payload.size()}}}) {
+        Status st = check(needs, 2);
+        REQUIRE_FALSE(st);
+        CHECK(st.code() == TIERCKPT_ERR_CORRUPT);
+        CHECK(st.message() == "checksum mismatch in bytes [8192, 12288) of the shard");
+    }
+    payload[2 * piece + 7] ^= 0x40;
+    payload[payload.size() - 1] ^= 1;  // the short last piece
+    Status last = check({{payload.size() - 1, payload.size() + 50}});  // cut at the payload's end
+    REQUIRE_FALSE(last);
+    CHECK(last.message() == "checksum mismatch in bytes [20480, 20580) of the shard");
+    // A table that is not this payload's is refused, not half-used.
+    CHECK(check_pieces(payload.data(), payload.size(), {1, 2}, shift, {{0, 1}}, 1).code() == TIERCKPT_ERR_INVALID);
+    CHECK(check_pieces(payload.data(), payload.size(), table, 50, {{0, 1}}, 1).code() == TIERCKPT_ERR_INVALID);
+}

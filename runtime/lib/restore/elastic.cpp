@@ -171,25 +171,6 @@ gather_manifests(TransferContext &ctx, const std::vector<InventoryEntry> &inv, s
     return std::optional<std::vector<std::vector<store::RegionEntry>>>(std::move(saved));
 }
 
-// The bytes of saved shard `manifest`'s payload that the copies read, as
-// [begin, end) ranges, its manifest first: what a local read verifies when
-// the shard has a piece table. Copies outside the manifest's regions are
-// left to copy_slices, which refuses them.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> payload_ranges(const std::vector<store::RegionEntry> &manifest,
-                                                                    const std::vector<SliceCopy> &copies) {
-    std::vector<std::uint64_t> at(manifest.size());
-    std::uint64_t off = store::manifest_bytes_for(manifest);
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> out{{0, off}};
-    for (std::size_t i = 0; i < manifest.size(); ++i) {
-        at[i] = off;
-        off += manifest[i].bytes;
-    }
-    for (const SliceCopy &c : copies) {
-        if (c.old_region < manifest.size()) out.emplace_back(at[c.old_region] + c.from, at[c.old_region] + c.from + c.bytes);
-    }
-    return out;
-}
-
 Source farther(Source a, Source b) { return static_cast<int>(b) > static_cast<int>(a) ? b : a; }
 
 }  // namespace

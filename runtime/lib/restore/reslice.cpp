@@ -129,6 +129,21 @@ Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntr
     return plan;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> payload_ranges(const std::vector<store::RegionEntry> &manifest,
+                                                                    const std::vector<SliceCopy> &copies) {
+    std::vector<std::uint64_t> at(manifest.size());
+    std::uint64_t off = store::manifest_bytes_for(manifest);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out{{0, off}};
+    for (std::size_t i = 0; i < manifest.size(); ++i) {
+        at[i] = off;
+        off += manifest[i].bytes;
+    }
+    for (const SliceCopy &c : copies) {
+        if (c.old_region < manifest.size()) out.emplace_back(at[c.old_region] + c.from, at[c.old_region] + c.from + c.bytes);
+    }
+    return out;
+}
+
 Status check_nothing_left_behind(const std::vector<std::vector<store::RegionEntry>> &saved,
                                  const std::set<std::string> &registered_in_job) {
     for (std::uint32_t r = 0; r < saved.size(); ++r) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -57,6 +58,14 @@ struct ReslicePlan {
 Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntry>> &saved,
                                  const std::vector<store::RegionEntry> &mine, std::uint32_t my_rank,
                                  std::optional<std::uint32_t> replicated_from = std::nullopt);
+
+// The byte ranges [begin, end) of a saved shard's payload (whose manifest
+// is `manifest`) that `copies` (this rank's copies from that shard) read,
+// the manifest itself first: what a read of part of the shard checks
+// against its piece table (store::check_pieces). A copy naming a region the
+// manifest lacks adds nothing (RegionSet::copy_slices refuses it).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> payload_ranges(const std::vector<store::RegionEntry> &manifest,
+                                                                    const std::vector<SliceCopy> &copies);
 
 // Every region the checkpoint holds must be registered by some rank of the
 // restoring job (registered_in_job: the names any of its ranks registered;

@@ -59,46 +59,6 @@ Status verify(Shard &shard, const std::uint8_t *payload, std::uint64_t bytes, st
     return Status::ok();
 }
 
-// Checks the pieces of a payload that the byte ranges `needs` touch
-// against its piece table (pieces of 2^shift bytes), runs of consecutive
-// pieces spread over `threads` threads. Adds the time to ms.
-Status verify_pieces(const std::uint8_t *payload, std::uint64_t bytes, const std::vector<std::uint32_t> &table,
-                     std::uint32_t shift, const std::vector<std::pair<std::uint64_t, std::uint64_t>> &needs,
-                     unsigned threads, double &ms) {
-    const double t0 = now_ms();
-    const std::uint64_t piece = std::uint64_t{1} << shift;
-    std::vector<char> wanted(table.size(), 0);
-    for (const auto &[begin, end] : needs) {
-        if (begin >= end) continue;
-        const std::uint64_t last = std::min<std::uint64_t>(end - 1, bytes - 1) >> shift;
-        for (std::uint64_t i = begin >> shift; i <= last && i < table.size(); ++i) wanted[i] = 1;
-    }
-    Status st;
-    for (std::size_t i = 0; i < wanted.size() && st;) {
-        if (!wanted[i]) {
-            ++i;
-            continue;
-        }
-        std::size_t j = i;
-        while (j < wanted.size() && wanted[j]) ++j;
-        const std::uint64_t begin = i * piece, end = std::min<std::uint64_t>(bytes, j * piece);
-        PieceCrc run(piece);
-        run.add(payload + begin, end - begin, threads);
-        const std::vector<std::uint32_t> got = run.pieces();
-        for (std::size_t k = 0; k < got.size(); ++k) {
-            if (got[k] != table[i + k]) {
-                const std::uint64_t a = (i + k) * piece;
-                st = error(TIERCKPT_ERR_CORRUPT, "checksum mismatch in bytes [{}, {}) of the shard", a,
-                           std::min(bytes, a + piece));
-                break;
-            }
-        }
-        i = j;
-    }
-    ms += now_ms() - t0;
-    return st;
-}
-
 }  // namespace
 
 TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<InventoryEntry> &inv, const Plan &plan,
@@ -315,8 +275,10 @@ TransferOutcome transfer_shard(TransferContext &ctx, const std::vector<Inventory
             if (needs && rec.payload_crc == mine.crc) table = store.read_piece_table(rec);
             bool checked_here = false;
             if (table) {
-                st = verify_pieces(store.base() + rec.offset, mine.payload_bytes, *table, rec.piece_shift, *needs,
-                                   job.crc_threads, out.verify_ms);
+                const double t0 = now_ms();
+                st = store::check_pieces(store.base() + rec.offset, mine.payload_bytes, *table, rec.piece_shift,
+                                         *needs, job.crc_threads);
+                out.verify_ms += now_ms() - t0;
                 checked_here = st.is_ok();
             }
             if (st) {
