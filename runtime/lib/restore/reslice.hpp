@@ -51,8 +51,9 @@ struct ReslicePlan {
 // rank holds no slice (to spread those reads). replicated_from, when set,
 // is the saved rank they all come from instead: the restore that follows
 // an elastic fetch (tierckpt_fetch_any) takes them from the fetched shard,
-// saved rank my_rank % saved.size(), whose small objects the program read. TIERCKPT_ERR_INVALID when a registered region cannot
-// be filled (opaque, not in the checkpoint, another kind or global size);
+// saved rank my_rank % saved.size(), whose small objects the program read.
+// TIERCKPT_ERR_INVALID when a registered region cannot be filled (opaque,
+// not in the checkpoint, another kind or global size);
 // TIERCKPT_ERR_CORRUPT when the saved layout itself is broken (slices that
 // overlap or leave a gap: check_job_layout's rules).
 Result<ReslicePlan> plan_reslice(const std::vector<std::vector<store::RegionEntry>> &saved,
