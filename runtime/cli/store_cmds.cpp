@@ -26,42 +26,55 @@ namespace {
 
 using Range = std::pair<std::uint64_t, std::uint64_t>;
 
-// The damaged byte ranges of a shard's payload: with a piece table
-// (tierckpt-store(5)), the pieces whose CRC differs, read in one pass;
-// without one, the whole payload or nothing. Empty: intact.
-Result<std::vector<Range>> damaged_ranges(const store::StoreReader &f, const store::SlotRecord &rec) {
+// What is damaged in a shard's payload. With a piece table
+// (tierckpt-store(5)): the pieces whose CRC differs, merged into ranges
+// (located). Without one: the whole payload or nothing (not located).
+// Empty ranges: intact.
+struct Damage {
+    bool located = false;
+    std::vector<Range> ranges;
+};
+
+Result<Damage> find_damage(const store::StoreReader &f, const store::SlotRecord &rec) {
     auto table = f.piece_table(rec);
     if (!table) return table.status();
     if (!*table) {
         auto crc = f.crc(rec.offset, rec.payload_bytes);
         if (!crc) return crc.status();
-        return *crc == rec.payload_crc ? std::vector<Range>{} : std::vector<Range>{{0, rec.payload_bytes}};
+        return Damage{false, *crc == rec.payload_crc ? std::vector<Range>{} : std::vector<Range>{{0, rec.payload_bytes}}};
     }
+    // One pass, one buffer: PieceCrc cuts what is read into the table's pieces.
     const std::uint64_t piece = std::uint64_t{1} << rec.piece_shift;
-    std::vector<Range> out;
-    for (std::size_t i = 0; i < (*table)->size(); ++i) {
-        const std::uint64_t at = i * piece, len = std::min(piece, rec.payload_bytes - at);
-        auto crc = crc32c_file(f.fd(), rec.offset + at, len, store::StoreReader::kReadPiece, f.path());
-        if (!crc) return crc.status();
-        if (*crc != (**table)[i]) {
-            if (!out.empty() && out.back().second == at) out.back().second = at + len;
-            else out.emplace_back(at, at + len);
-        }
+    PieceCrc crc(piece);
+    std::vector<std::uint8_t> buf(
+        static_cast<std::size_t>(std::min<std::uint64_t>(rec.payload_bytes, store::StoreReader::kReadPiece)));
+    for (std::uint64_t done = 0; done < rec.payload_bytes;) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), rec.payload_bytes - done));
+        Status st = f.read(rec.offset + done, buf.data(), n);
+        if (!st) return st;
+        crc.add(buf.data(), n);
+        done += n;
+    }
+    const std::vector<std::uint32_t> got = crc.pieces();
+    Damage out{true, {}};
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        if (got[i] == (**table)[i]) continue;
+        const std::uint64_t at = i * piece, end = std::min(rec.payload_bytes, at + piece);
+        if (!out.ranges.empty() && out.ranges.back().second == at) out.ranges.back().second = end;
+        else out.ranges.emplace_back(at, end);
     }
     return out;
 }
 
-std::string describe_damage(const std::vector<Range> &ranges, std::uint64_t payload_bytes) {
-    if (ranges.size() == 1 && ranges[0] == Range{0, payload_bytes}) {
-        return "its checksum does not match (no piece table: the damage cannot be located)";
-    }
+std::string describe_damage(const Damage &d, std::uint64_t payload_bytes) {
+    if (!d.located) return "its checksum does not match (no piece table: the damage cannot be located)";
     std::uint64_t bytes = 0;
     std::string list;
-    for (std::size_t i = 0; i < ranges.size(); ++i) {
-        bytes += ranges[i].second - ranges[i].first;
-        if (i < 8) list += fmt::format("{}[{}, {})", i ? ", " : "", ranges[i].first, ranges[i].second);
+    for (std::size_t i = 0; i < d.ranges.size(); ++i) {
+        bytes += d.ranges[i].second - d.ranges[i].first;
+        if (i < 8) list += fmt::format("{}[{}, {})", i ? ", " : "", d.ranges[i].first, d.ranges[i].second);
     }
-    if (ranges.size() > 8) list += fmt::format(" and {} more", ranges.size() - 8);
+    if (d.ranges.size() > 8) list += fmt::format(" and {} more", d.ranges.size() - 8);
     return fmt::format("damaged in {} of its {} (payload bytes {})", format_size(bytes), format_size(payload_bytes),
                        list);
 }
@@ -173,8 +186,8 @@ int cmd_store(const std::vector<std::string> &args, bool verify) {
                 Row r{file, s.slot, s.rec, ""};
                 if (verify && (s.rec.state == static_cast<std::uint32_t>(store::SlotState::complete) ||
                                s.rec.state == static_cast<std::uint32_t>(store::SlotState::committed))) {
-                    auto damaged = damaged_ranges(*f, s.rec);
-                    bool ok = damaged && damaged->empty();
+                    auto damaged = find_damage(*f, s.rec);
+                    bool ok = damaged && damaged->ranges.empty();
                     r.check = ok ? "ok" : "corrupt";
                     if (!damaged) {
                         fmt::print(stderr, "tierckpt {}: {}\n", name, damaged.status().message());

@@ -248,9 +248,8 @@ std::vector<std::uint32_t> PieceCrc::pieces() const {
 }
 
 std::uint32_t PieceCrc::whole() const {
-    std::uint32_t r = 0;
-    for (std::uint32_t c : done_) r = crc32c_combine(r, c, piece_);
-    return partial_bytes_ > 0 ? crc32c_combine(r, partial_, partial_bytes_) : r;
+    const std::vector<std::uint32_t> p = pieces();
+    return crc32c_join_pieces(p.data(), p.size(), piece_, bytes());
 }
 
 std::uint32_t crc32c_join_pieces(const std::uint32_t *crcs, std::size_t count, std::uint64_t piece,
